@@ -1,0 +1,171 @@
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void common_defaults(common_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->device = "auto";
+    o->simd = "auto";
+}
+
+int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer) {
+    specs[n++] = (arg_spec){"model", 'm', ARG_STRING, &o->model, "FILE",
+                            "model checkpoint (llama2.c .bin); default: stories15M.bin, else "
+                            "tiny-gutenberg-15M.bin, from the model search path"};
+    if (with_tokenizer)
+        specs[n++] = (arg_spec){"tokenizer", 'z', ARG_STRING, &o->tokenizer, "FILE",
+                                "tokenizer.bin; default: tokenizer.bin beside the model, then the "
+                                "search path"};
+    return n;
+}
+
+int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
+    specs[n++] = (arg_spec){"threads", 0, ARG_INT, &o->threads, "N", "CPU threads (default: all cores)"};
+    specs[n++] = (arg_spec){"ctx", 'c', ARG_INT, &o->ctx, "N",
+                            "context length in positions (default: the model's)"};
+    specs[n++] = (arg_spec){"batch", 0, ARG_INT, &o->batch, "N",
+                            "most prompt tokens per forward pass (default: 512)"};
+    specs[n++] = (arg_spec){"device", 0, ARG_STRING, &o->device, "D", "auto, cpu or cuda (default: auto)"};
+    specs[n++] = (arg_spec){"simd", 0, ARG_STRING, &o->simd, "S",
+                            "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};
+    specs[n++] = (arg_spec){"chunk", 0, ARG_INT, &o->chunk, "ROWS",
+                            "matrix rows per CPU work item when decoding (default: 64, measured)"};
+    return n;
+}
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The model search path: $LLAMAC_MODELS, ./models, ../shared/models. */
+static bool find_in_search_path(const char *name, char *out, size_t cap) {
+    const char *dirs[] = {getenv("LLAMAC_MODELS"), "models", "../shared/models"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (!dirs[i] || !*dirs[i]) continue;
+        if (snprintf(out, cap, "%s/%s", dirs[i], name) < (int)cap && is_file(out)) return true;
+    }
+    return false;
+}
+
+/* A path as given when it names a file; else a bare name found on the search path. */
+static void resolve(const char *given, char *out, size_t cap) {
+    if (is_file(given) || strchr(given, '/') || !find_in_search_path(given, out, cap))
+        snprintf(out, cap, "%s", given);
+}
+
+int open_model(common_opts *o, lc_model **model) {
+    if (o->model) {
+        resolve(o->model, o->model_path, sizeof o->model_path);
+    } else if (!find_in_search_path("stories15M.bin", o->model_path, sizeof o->model_path) &&
+               !find_in_search_path("tiny-gutenberg-15M.bin", o->model_path,
+                                    sizeof o->model_path)) {
+        fprintf(stderr,
+                "llamac: no model given and none found: looked for stories15M.bin and "
+                "tiny-gutenberg-15M.bin in $LLAMAC_MODELS, ./models and ../shared/models.\n"
+                "Download the public TinyStories model with `make models`, or by hand:\n"
+                "  mkdir -p models\n"
+                "  curl -L -o models/stories15M.bin "
+                "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin\n"
+                "  curl -L -o models/tokenizer.bin "
+                "https://github.com/karpathy/llama2.c/raw/master/tokenizer.bin\n");
+        return 1;
+    }
+    lc_error err;
+    if (lc_model_load(o->model_path, model, &err)) return report(NULL, &err);
+    return 0;
+}
+
+int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
+    if (o->tokenizer) {
+        resolve(o->tokenizer, o->tokenizer_path, sizeof o->tokenizer_path);
+    } else {
+        /* tokenizer.bin beside the model, then on the search path */
+        const char *slash = strrchr(o->model_path, '/');
+        int dir_len = slash ? (int)(slash - o->model_path + 1) : 0;
+        snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%.*stokenizer.bin", dir_len,
+                 o->model_path);
+        if (!is_file(o->tokenizer_path))
+            resolve("tokenizer.bin", o->tokenizer_path, sizeof o->tokenizer_path);
+    }
+    lc_error err;
+    if (lc_tokenizer_load(o->tokenizer_path, tok, &err)) return report(NULL, &err);
+    if (model) {
+        int32_t want = lc_model_config(model)->vocab_size, have = lc_tokenizer_vocab_size(*tok);
+        if (want != have) {
+            fprintf(stderr, "llamac: %s: the tokenizer has %d tokens but the model %s has %d; "
+                    "pass the tokenizer the model was trained with (-z)\n", o->tokenizer_path,
+                    have, o->model_path, want);
+            lc_tokenizer_free(*tok);
+            *tok = NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine) {
+    lc_engine_options opts = {.device = o->device, .n_threads = o->threads, .n_ctx = o->ctx,
+                              .n_seq = n_seq, .n_batch = o->batch, .simd = o->simd,
+                              .chunk_rows = o->chunk};
+    lc_error err;
+    if (lc_engine_create(model, &opts, engine, &err)) return report(NULL, &err);
+    return 0;
+}
+
+char *read_text_file(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *bigger = realloc(buf, 2 * cap + 1);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    bool failed = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf || failed) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int report(const char *context, const lc_error *err) {
+    if (context)
+        fprintf(stderr, "llamac: %s: %s\n", context, err->msg);
+    else
+        fprintf(stderr, "llamac: %s\n", err->msg);
+    return 1;
+}
+
+static const char *stop_name(lc_stop_reason r) {
+    switch (r) {
+    case LC_STOP_TOKEN: return "end of text";
+    case LC_STOP_LENGTH: return "token limit";
+    case LC_STOP_CONTEXT: return "context full";
+    case LC_STOP_CALLER: return "stopped";
+    }
+    return "?";
+}
+
+void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s) {
+    double bytes = (double)lc_model_bytes_per_token(model);
+    double pp = s->prompt_seconds > 0 ? s->n_prompt / s->prompt_seconds : 0;
+    double tg = s->decode_seconds > 0 ? s->n_decoded / s->decode_seconds : 0;
+    fprintf(f, "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s, %.1f GB/s "
+            "(%.1f MB of weights per token) | stop: %s\n", s->n_prompt, pp, s->n_generated, tg,
+            tg * bytes / 1e9, bytes / 1e6, stop_name(s->stop));
+}

@@ -1,0 +1,41 @@
+/* What the subcommands share: finding model files, loading the model and
+ * tokenizer, the engine flags, and printing errors and statistics. */
+#ifndef LLAMAC_CLI_COMMON_H
+#define LLAMAC_CLI_COMMON_H
+
+#include <stdio.h>
+
+#include "args.h"
+#include "llamac.h"
+
+#define MAX_SPECS 40
+#define PATH_CAP 4096
+
+typedef struct common_opts {
+    const char *model;     /* -m */
+    const char *tokenizer; /* -z */
+    const char *device;
+    const char *simd;
+    int threads, ctx, batch, chunk;
+    char model_path[PATH_CAP], tokenizer_path[PATH_CAP]; /* resolved */
+} common_opts;
+
+void common_defaults(common_opts *o);
+/* Appends the -m/-z flags (when with_tokenizer, also -z) to specs at n; returns the new n. */
+int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer);
+/* Appends --threads, --ctx, --batch, --device, --simd, --chunk. */
+int common_engine_specs(common_opts *o, arg_spec *specs, int n);
+static inline void specs_end(arg_spec *specs, int n) { specs[n] = (arg_spec){0}; }
+
+/* Each returns 0 on success or prints a one-line error and returns 1. */
+int open_model(common_opts *o, lc_model **model);
+int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok);
+int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine);
+
+/* Reads a whole file ("-" for stdin) into a NUL-terminated buffer. */
+char *read_text_file(const char *path, size_t *len);
+
+int report(const char *context, const lc_error *err); /* prints "llamac: ...", returns 1 */
+void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s);
+
+#endif

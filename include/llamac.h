@@ -1,0 +1,252 @@
+/* llamac — inference for Llama-family language models.
+ *
+ * The public API, in the order data flows through it:
+ *   model file ──► lc_model (config + weights, mmap'd)
+ *   text       ──► lc_tokenizer ──► token ids
+ *   ids        ──► lc_engine (a backend's batched forward + KV cache) ──► logits
+ *   logits     ──► lc_sampler ──► next token id ──► lc_detokenize ──► text
+ *
+ * Conventions: every function that can fail returns an lc_status and, when
+ * `err` is non-NULL, fills it with a one-line message naming the file, flag or
+ * value at fault. Library code never prints to stdout and never exits.
+ * Nothing here keeps global mutable state; every object is independent.
+ */
+#ifndef LLAMAC_H
+#define LLAMAC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef enum lc_status {
+    LC_OK = 0,
+    LC_ERR_IO,          /* a file could not be opened, read, written or mapped */
+    LC_ERR_FORMAT,      /* a file is malformed, truncated or inconsistent */
+    LC_ERR_ARG,         /* a caller passed an invalid argument */
+    LC_ERR_NOMEM,       /* an allocation failed */
+    LC_ERR_CONTEXT,     /* a sequence would grow past the context length */
+    LC_ERR_UNSUPPORTED, /* valid, but not something this build can do */
+} lc_status;
+
+typedef struct lc_error {
+    lc_status status;
+    char msg[512];
+} lc_error;
+
+const char *lc_status_name(lc_status status);
+
+/* ---- tokens and dtypes -------------------------------------------------- */
+
+typedef int32_t lc_token; /* an index into the tokenizer's vocabulary */
+
+typedef enum lc_dtype {
+    LC_DTYPE_F32 = 0,
+    LC_DTYPE_F16,
+    LC_DTYPE_BF16,
+    LC_DTYPE_COUNT,
+} lc_dtype;
+
+const char *lc_dtype_name(lc_dtype dtype);
+
+/* ---- model -------------------------------------------------------------- */
+
+typedef struct lc_config {
+    int32_t dim;        /* residual stream width */
+    int32_t hidden_dim; /* SwiGLU inner width */
+    int32_t n_layers;
+    int32_t n_heads;    /* query heads */
+    int32_t n_kv_heads; /* key/value heads; < n_heads means grouped-query attention */
+    int32_t head_dim;   /* dim / n_heads */
+    int32_t vocab_size;
+    int32_t seq_len;    /* context length the model was trained for */
+    float rope_theta;   /* RoPE base, 10000 for Llama 2 */
+    float norm_eps;     /* RMSNorm epsilon */
+    bool shared_classifier; /* output projection is the embedding table */
+} lc_config;
+
+typedef struct lc_model lc_model;
+
+/* Loads a model file (llama2.c legacy or version-1 checkpoint). The file stays
+ * memory-mapped until lc_model_free; weights point into the mapping. */
+lc_status lc_model_load(const char *path, lc_model **out, lc_error *err);
+void lc_model_free(lc_model *model);
+const lc_config *lc_model_config(const lc_model *model);
+/* A short description of the file format, e.g. "llama2.c legacy (fp32)". */
+const char *lc_model_format(const lc_model *model);
+/* Bytes of weights one decoding step reads: every matrix and norm once
+ * (the embedding table only when it doubles as the classifier). */
+uint64_t lc_model_bytes_per_token(const lc_model *model);
+uint64_t lc_model_n_params(const lc_model *model);
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+typedef struct lc_tokenizer lc_tokenizer;
+
+/* Loads a tokenizer in llama2.c's tokenizer.bin layout (SentencePiece BPE). */
+lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err);
+void lc_tokenizer_free(lc_tokenizer *tok);
+int32_t lc_tokenizer_vocab_size(const lc_tokenizer *tok);
+lc_token lc_tokenizer_bos(const lc_tokenizer *tok);
+lc_token lc_tokenizer_eos(const lc_tokenizer *tok);
+
+/* Encodes `len` bytes of UTF-8 text exactly as SentencePiece does. On success
+ * *out is a malloc'd array of *n_out ids that the caller frees. Invalid UTF-8
+ * is an LC_ERR_ARG error. */
+lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len,
+                              bool add_bos, bool add_eos, lc_token **out, size_t *n_out,
+                              lc_error *err);
+
+/* The raw vocabulary entry of `id` (NULL when out of range). */
+const char *lc_tokenizer_piece(const lc_tokenizer *tok, lc_token id, size_t *len);
+
+/* Streaming decoder: turns ids into printable UTF-8. It drops the space a
+ * piece starts with right after BOS, turns byte tokens <0xXX> into bytes,
+ * holds back an incomplete UTF-8 sequence until it completes, and never emits
+ * control bytes other than tab and newline. */
+typedef struct lc_detokenizer {
+    lc_token prev;
+    unsigned char pending[4];
+    int n_pending;
+} lc_detokenizer;
+
+void lc_detokenizer_init(lc_detokenizer *dt);
+/* Writes at most `cap` bytes and returns how many; a buffer of
+ * LC_DETOKENIZE_BUF bytes always holds one call's output. */
+#define LC_MAX_PIECE_BYTES 4096
+#define LC_DETOKENIZE_BUF (LC_MAX_PIECE_BYTES + 8)
+size_t lc_detokenize(const lc_tokenizer *tok, lc_detokenizer *dt, lc_token id, char *out,
+                     size_t cap);
+
+/* ---- engine: a backend running batched forwards over KV-cache slots ---- */
+
+typedef struct lc_engine_options {
+    const char *device;  /* "auto" (default), "cpu" */
+    int n_threads;       /* 0: every online core */
+    int n_ctx;           /* positions per sequence; 0: the model's seq_len */
+    int n_seq;           /* KV-cache slots (independent sequences); 0: 1 */
+    int n_batch;         /* most entries one forward call takes; 0: 256 */
+    const char *simd;    /* CPU kernels: "auto" (default), "scalar", "avx2", "avx512" */
+    int chunk_rows;      /* CPU matrix rows per work item; 0: the measured default */
+} lc_engine_options;
+
+/* One entry of a forward batch: `token` at position `pos` of sequence `seq`.
+ * Entries of one sequence must appear in increasing position order; an entry
+ * attends to positions 0..pos of its own sequence's KV-cache slot. */
+typedef struct lc_batch {
+    int32_t n;
+    const lc_token *token;  /* (n) */
+    const int32_t *pos;     /* (n) */
+    const int32_t *seq;     /* (n) */
+    const uint8_t *logits;  /* (n) nonzero: produce this entry's logits; NULL: last entry only */
+} lc_batch;
+
+typedef struct lc_engine lc_engine;
+
+lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
+                           lc_engine **out, lc_error *err);
+void lc_engine_free(lc_engine *engine);
+/* "cpu (avx512, 2 threads)" — what actually runs. */
+const char *lc_engine_describe(const lc_engine *engine);
+int lc_engine_n_ctx(const lc_engine *engine);
+int lc_engine_n_batch(const lc_engine *engine);
+
+/* The forward contract shared by every backend: runs the batch (up to
+ * lc_engine_n_batch entries) and writes one row of vocab_size logits per
+ * requested entry, in batch order, to `logits`. */
+lc_status lc_engine_forward(lc_engine *engine, const lc_batch *batch, float *logits,
+                            lc_error *err);
+
+/* Sequences: the engine tracks how many positions each slot holds. */
+int lc_engine_seq_pos(const lc_engine *engine, int seq);
+void lc_engine_seq_reset(lc_engine *engine, int seq);
+
+/* Appends tokens to a sequence (split into batches as needed) and returns the
+ * logits after the last one; the row stays valid until the next call. */
+lc_status lc_engine_prefill(lc_engine *engine, int seq, const lc_token *tokens, size_t n,
+                            const float **logits, lc_error *err);
+
+/* ---- sampler ------------------------------------------------------------ */
+
+typedef struct lc_sampler_params {
+    float temperature; /* 0: greedy (argmax) */
+    float top_p;       /* nucleus mass in (0, 1]; 1 disables */
+    int top_k;         /* keep the k most likely; 0 disables */
+    uint64_t seed;
+} lc_sampler_params;
+
+typedef struct lc_sampler lc_sampler;
+
+lc_status lc_sampler_create(const lc_sampler_params *params, int32_t vocab_size,
+                            lc_sampler **out, lc_error *err);
+void lc_sampler_free(lc_sampler *sampler);
+/* Picks a token from raw logits; the logits buffer is used as scratch. */
+lc_token lc_sampler_sample(lc_sampler *sampler, float *logits);
+
+/* ---- generation: prefill + decode loop shared by every front end ------- */
+
+typedef enum lc_stop_reason {
+    LC_STOP_TOKEN,    /* a stop token (EOS, or BOS for llama2.c models) was sampled */
+    LC_STOP_LENGTH,   /* max_new_tokens were generated */
+    LC_STOP_CONTEXT,  /* the sequence reached the context length */
+    LC_STOP_CALLER,   /* the token callback asked to stop */
+} lc_stop_reason;
+
+/* Called with each generated token; return false to stop. */
+typedef bool (*lc_token_fn)(void *user, lc_token token);
+
+typedef struct lc_generate_params {
+    int max_new_tokens;        /* < 0: until a stop token or the context is full */
+    const lc_token *stop;      /* tokens that end generation (not passed to on_token) */
+    int n_stop;
+} lc_generate_params;
+
+typedef struct lc_generate_stats {
+    int n_prompt;           /* tokens prefilled by this call */
+    int n_generated;        /* tokens sampled and passed to on_token */
+    int n_decoded;          /* single-token forward steps run */
+    double prompt_seconds;  /* the prefill */
+    double decode_seconds;  /* the single-token forward steps */
+    lc_stop_reason stop;
+    /* The last sampled token when it is not in the sequence yet (a stop
+     * token, or the last one before a limit), else -1: a chat appends it
+     * with the next turn. */
+    lc_token pending;
+} lc_generate_stats;
+
+/* Appends `prompt` to sequence `seq`, then samples tokens, passing each to
+ * on_token and appending it, until a stop condition. A prompt that does not
+ * fit the context is LC_ERR_CONTEXT. */
+lc_status lc_generate(lc_engine *engine, int seq, const lc_token *prompt, size_t n_prompt,
+                      const lc_generate_params *params, lc_sampler *sampler,
+                      lc_token_fn on_token, void *user, lc_generate_stats *stats,
+                      lc_error *err);
+
+/* ---- tools -------------------------------------------------------------- */
+
+/* Writes a llama2.c legacy checkpoint with normal(0, 0.02) matrices and unit
+ * norms for one of the named shapes: stories260K, stories15M, stories42M,
+ * stories110M, llama2-7b. */
+typedef void (*lc_progress_fn)(void *user, double fraction_done);
+lc_status lc_mkmodel(const char *shape, const char *path, uint64_t seed, lc_progress_fn progress,
+                     void *user, lc_error *err);
+/* The i-th shape lc_mkmodel knows, NULL past the last. */
+const char *lc_mkmodel_shape(int i);
+
+/* Multi-threaded streaming read of a `bytes`-sized buffer; returns GB/s of
+ * the fastest of `repeats` passes in *best and the median in *median. */
+lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, double *best,
+                   lc_error *err);
+
+double lc_time_seconds(void); /* monotonic clock */
+int lc_n_cores(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LLAMAC_H */

@@ -1,0 +1,115 @@
+/* Creating and destroying the CPU backend: kernels, threads, buffers, KV cache. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+
+/* Rows per decode work item: the sweep in docs/performance.md picked this. */
+#define DEFAULT_CHUNK_ROWS 64
+
+static void cpu_destroy(backend *b) {
+    cpu_backend *cb = (cpu_backend *)b;
+    if (!cb) return;
+    threadpool_free(cb->pool);
+    float *buffers[] = {cb->x,  cb->xb,  cb->xb2,    cb->q,      cb->k,       cb->v,    cb->att,
+                        cb->hb, cb->hb2, cb->xpack, cb->scores, cb->key_cache, cb->value_cache,
+                        cb->rope};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    free(cb->logit_rows);
+    free(cb);
+}
+
+static const backend_ops CPU_OPS = {.forward = cpu_forward, .destroy = cpu_destroy};
+
+/* A zeroed buffer of n floats, or NULL with a message. calloc maps large
+ * buffers lazily, so an unused KV cache costs no memory. */
+static float *alloc_floats(uint64_t n, const char *what, lc_error *err) {
+    float *p = n && n < UINT64_MAX / 8 ? calloc((size_t)n, sizeof(float)) : NULL;
+    if (!p)
+        lc_fail(err, LC_ERR_NOMEM, "out of memory: the %s needs %.2f GiB", what,
+                (double)n * sizeof(float) / (1u << 30));
+    return p;
+}
+
+static void fill_rope_table(float *rope, const lc_config *c, int n_ctx) {
+    const int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* Computed in float, as llama2.c and transformers do. */
+        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        for (int p = 0; p < n_ctx; p++) {
+            float angle = (float)p * freq;
+            rope[((int64_t)p * half + i) * 2] = cosf(angle);
+            rope[((int64_t)p * half + i) * 2 + 1] = sinf(angle);
+        }
+    }
+}
+
+lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opts, backend **out,
+                             lc_error *err) {
+    *out = NULL;
+    const lc_config *c = lc_model_config(model);
+    const cpu_kernels *kern = cpu_kernels_select(opts->simd);
+    if (!kern)
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "--simd %s: not supported by this CPU or build "
+                       "(try auto, scalar, avx2 or avx512)", opts->simd);
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    cb->base.ops = &CPU_OPS;
+    cb->base.model = model;
+    cb->base.n_ctx = opts->n_ctx;
+    cb->base.n_seq = opts->n_seq;
+    cb->base.n_batch = opts->n_batch;
+    cb->cfg = c;
+    cb->w = &model->weights;
+    cb->kern = kern;
+    cb->n_threads = opts->n_threads;
+    cb->chunk_rows = opts->chunk_rows > 0 ? opts->chunk_rows : DEFAULT_CHUNK_ROWS;
+
+    lc_status st = threadpool_create(opts->n_threads, &cb->pool, err);
+    if (st) goto fail;
+
+    const uint64_t nb = (uint64_t)opts->n_batch, dim = (uint64_t)c->dim;
+    const uint64_t q_dim = (uint64_t)c->n_heads * (uint64_t)c->head_dim;
+    const uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim;
+    const uint64_t hidden = (uint64_t)c->hidden_dim;
+    uint64_t widest = dim > hidden ? dim : hidden;
+    widest = widest > q_dim ? widest : q_dim;
+    const uint64_t blocks = (nb + (uint64_t)kern->gemm_tokens - 1) / (uint64_t)kern->gemm_tokens;
+    const uint64_t cache = (uint64_t)c->n_layers * (uint64_t)opts->n_seq *
+                           (uint64_t)opts->n_ctx * kv_dim;
+    st = LC_ERR_NOMEM;
+    if (!(cb->x = alloc_floats(nb * dim, "residual stream", err)) ||
+        !(cb->xb = alloc_floats(nb * dim, "activations", err)) ||
+        !(cb->xb2 = alloc_floats(nb * dim, "activations", err)) ||
+        !(cb->q = alloc_floats(nb * q_dim, "activations", err)) ||
+        !(cb->k = alloc_floats(nb * kv_dim, "activations", err)) ||
+        !(cb->v = alloc_floats(nb * kv_dim, "activations", err)) ||
+        !(cb->att = alloc_floats(nb * q_dim, "activations", err)) ||
+        !(cb->hb = alloc_floats(nb * hidden, "activations", err)) ||
+        !(cb->hb2 = alloc_floats(nb * hidden, "activations", err)) ||
+        !(cb->xpack = alloc_floats(blocks * (uint64_t)kern->gemm_tokens * widest, "GEMM buffer",
+                                   err)) ||
+        !(cb->scores = alloc_floats((uint64_t)opts->n_threads * (uint64_t)opts->n_ctx,
+                                    "attention buffer", err)) ||
+        !(cb->key_cache = alloc_floats(cache, "KV cache", err)) ||
+        !(cb->value_cache = alloc_floats(cache, "KV cache", err)) ||
+        !(cb->rope = alloc_floats((uint64_t)opts->n_ctx * (uint64_t)c->head_dim, "RoPE table",
+                                  err)))
+        goto fail;
+    cb->logit_rows = calloc(nb, sizeof *cb->logit_rows);
+    if (!cb->logit_rows) {
+        lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    fill_rope_table(cb->rope, c, opts->n_ctx);
+    snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s)",
+             kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s");
+    *out = &cb->base;
+    return LC_OK;
+fail:
+    cpu_destroy(&cb->base);
+    return st;
+}

@@ -1,0 +1,55 @@
+/* State of the CPU backend: the thread pool, the kernels in use, activation
+ * buffers for one batch, and the KV cache. */
+#ifndef LLAMAC_BACKEND_CPU_CPU_BACKEND_H
+#define LLAMAC_BACKEND_CPU_CPU_BACKEND_H
+
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/threadpool.h"
+#include "model/model.h"
+
+typedef struct cpu_backend {
+    backend base;
+    const lc_config *cfg;
+    const model_weights *w;
+    const cpu_kernels *kern;
+    threadpool *pool;
+    int n_threads;
+    int chunk_rows; /* matrix rows per work item when decoding */
+
+    /* Activations for up to n_batch entries, one row per entry. */
+    float *x;     /* (n_batch, dim) residual stream */
+    float *xb;    /* (n_batch, dim) normalized input of a sublayer */
+    float *xb2;   /* (n_batch, dim) output of a sublayer, before the residual add */
+    float *q;     /* (n_batch, n_heads * head_dim) */
+    float *k;     /* (n_batch, n_kv_heads * head_dim) */
+    float *v;     /* (n_batch, n_kv_heads * head_dim) */
+    float *att;   /* (n_batch, n_heads * head_dim) attention output */
+    float *hb;    /* (n_batch, hidden_dim) SwiGLU gate, then gate * up */
+    float *hb2;   /* (n_batch, hidden_dim) SwiGLU up */
+    float *xpack; /* GEMM input packed in token blocks: (n_batch rounded up, max width) */
+    float *scores; /* (n_threads, n_ctx) attention weights, one row per thread */
+    int32_t *logit_rows; /* (n_batch) batch index of each entry that wants logits */
+
+    float *key_cache;   /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
+    float *value_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
+    float *rope;        /* (n_ctx, head_dim / 2, 2): cos and sin per position and pair */
+} cpu_backend;
+
+/* One matrix product of a multi-product call: out (n_tok, w->rows) = x W^T. */
+typedef struct matmul_job {
+    const weight *w;
+    float *out;
+} matmul_job;
+
+/* Runs every job over the same input x (n_tok, K), K = each w->cols, on all
+ * threads: a row-parallel matvec for a few tokens, a packed GEMM for more. */
+void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job *jobs,
+                int n_jobs);
+
+/* Tokens at which matrix products switch from matvec passes to the GEMM. */
+#define GEMM_MIN_TOKENS 5
+
+lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
+
+#endif

@@ -1,0 +1,34 @@
+#include <stdbool.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+const cpu_kernels *cpu_kernels_select(const char *simd) {
+    if (!simd || !*simd) simd = "auto";
+    if (strcmp(simd, "scalar") == 0) return &cpu_kernels_scalar;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq");
+    if (strcmp(simd, "avx512") == 0) return has_avx512 ? &cpu_kernels_avx512 : NULL;
+    if (strcmp(simd, "avx2") == 0) return has_avx2 ? &cpu_kernels_avx2 : NULL;
+    if (strcmp(simd, "auto") == 0)
+        return has_avx512 ? &cpu_kernels_avx512 : has_avx2 ? &cpu_kernels_avx2 : &cpu_kernels_scalar;
+#else
+    if (strcmp(simd, "auto") == 0) return &cpu_kernels_scalar;
+#endif
+    return NULL;
+}
+
+void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t n_tok, int64_t k, int64_t t0,
+                    float *block) {
+    const int nt = kern->gemm_tokens;
+    int64_t have = n_tok - t0 < nt ? n_tok - t0 : nt;
+    if (have < nt) memset(block, 0, (size_t)(k * nt) * sizeof *block);
+    for (int64_t t = 0; t < have; t++) {
+        const float *row = x + (t0 + t) * k;
+        for (int64_t i = 0; i < k; i++) block[i * nt + t] = row[i];
+    }
+}

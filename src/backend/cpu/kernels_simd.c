@@ -1,0 +1,152 @@
+/* SIMD kernels, written once with GCC/Clang vector extensions and compiled
+ * once per instruction set (the Makefile passes -DSIMD_ISA_avx2 or
+ * -DSIMD_ISA_avx512 with the matching -m flags). Row and token counts are
+ * compile-time constants inside, so every accumulator stays in a register. */
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+#if defined(SIMD_ISA_avx512)
+#define VL 16        /* floats per vector */
+#define GEMM_ROWS 12 /* 12 rows x 2 vectors = 24 accumulators of 32 zmm */
+#define TABLE cpu_kernels_avx512
+#define NAME "avx512"
+#elif defined(SIMD_ISA_avx2)
+#define VL 8
+#define GEMM_ROWS 6 /* 6 rows x 2 vectors = 12 accumulators of 16 ymm */
+#define TABLE cpu_kernels_avx2
+#define NAME "avx2"
+#else
+#error "compile with -DSIMD_ISA_avx2 or -DSIMD_ISA_avx512"
+#endif
+#define GEMM_TOKENS (2 * VL)
+#define MATVEC_ROWS 4
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+
+INLINE vf vload(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v); /* an unaligned load */
+    return v;
+}
+
+INLINE vf vsplat(float s) { return (vf){0} + s; }
+
+/* Horizontal sum as a tree of half-width adds. */
+INLINE float vsum(vf v) {
+#if VL == 16
+    typedef float v8 __attribute__((vector_size(32)));
+    v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+    typedef float v8 __attribute__((vector_size(32)));
+    v8 h = v;
+#endif
+    typedef float v4 __attribute__((vector_size(16)));
+    v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+static float dot_simd(const float *a, const float *b, int64_t n) {
+    vf acc0 = {0}, acc1 = {0};
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 += vload(a + i) * vload(b + i);
+        acc1 += vload(a + i + VL) * vload(b + i + VL);
+    }
+    for (; i + VL <= n; i += VL) acc0 += vload(a + i) * vload(b + i);
+    float sum = vsum(acc0 + acc1);
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void axpy_simd(float *y, float a, const float *x, int64_t n) {
+    vf av = vsplat(a);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf r = vload(y + i) + av * vload(x + i);
+        memcpy(y + i, &r, sizeof r);
+    }
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* R rows x NT tokens: each weight vector is loaded once and used NT times,
+ * and the R rows stream side by side. */
+INLINE void matvec_block(const float *w, int64_t k, const float *x, float *out, int64_t os,
+                         const int R, const int NT) {
+    vf acc[MATVEC_ROWS][MATVEC_MAX_TOKENS] = {{{0}}};
+    int64_t i = 0;
+    for (; i + VL <= k; i += VL) {
+        vf xv[MATVEC_MAX_TOKENS];
+        for (int t = 0; t < NT; t++) xv[t] = vload(x + t * k + i);
+        for (int r = 0; r < R; r++) {
+            vf wv = vload(w + r * k + i);
+            for (int t = 0; t < NT; t++) acc[r][t] += wv * xv[t];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) {
+            float sum = vsum(acc[r][t]);
+            for (int64_t j = i; j < k; j++) sum += w[r * k + j] * x[t * k + j];
+            out[t * os + r] = sum;
+        }
+}
+
+INLINE void matvec_tokens(const float *w, int64_t k, int64_t rows, const float *x, float *out,
+                          int64_t os, const int NT) {
+    int64_t r = 0;
+    for (; r + MATVEC_ROWS <= rows; r += MATVEC_ROWS)
+        matvec_block(w + r * k, k, x, out + r, os, MATVEC_ROWS, NT);
+    for (; r < rows; r++) matvec_block(w + r * k, k, x, out + r, os, 1, NT);
+}
+
+static void matvec_simd(const float *w, int64_t k, int64_t rows, const float *x, int n_tok,
+                        float *out, int64_t os) {
+    switch (n_tok) {
+    case 1: matvec_tokens(w, k, rows, x, out, os, 1); break;
+    case 2: matvec_tokens(w, k, rows, x, out, os, 2); break;
+    case 3: matvec_tokens(w, k, rows, x, out, os, 3); break;
+    case 4: matvec_tokens(w, k, rows, x, out, os, 4); break;
+    }
+}
+
+/* R weight rows x GEMM_TOKENS packed tokens: per k, two token vectors are
+ * loaded and each row's weight is broadcast into them. */
+INLINE void gemm_block(const float *w, int64_t k, const float *xp, int n_tok, float *out,
+                       int64_t os, const int R) {
+    vf acc[GEMM_ROWS][2] = {{{0}}};
+    for (int64_t i = 0; i < k; i++) {
+        vf x0 = vload(xp + i * GEMM_TOKENS), x1 = vload(xp + i * GEMM_TOKENS + VL);
+        for (int r = 0; r < R; r++) {
+            vf b = vsplat(w[r * k + i]);
+            acc[r][0] += b * x0;
+            acc[r][1] += b * x1;
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < n_tok; t++) out[t * os + r] = acc[r][t / VL][t % VL];
+}
+
+static void gemm_tile_simd(const float *w, int64_t k, int rows, const float *xp, int n_tok,
+                           float *out, int64_t os) {
+    switch (rows) {
+#define CASE(R) \
+    case R: gemm_block(w, k, xp, n_tok, out, os, R); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+#if GEMM_ROWS == 12
+        CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
+#endif
+#undef CASE
+    }
+}
+
+const cpu_kernels TABLE = {
+    .name = NAME,
+    .matvec = matvec_simd,
+    .gemm_tile = gemm_tile_simd,
+    .gemm_rows = GEMM_ROWS,
+    .gemm_tokens = GEMM_TOKENS,
+    .dot = dot_simd,
+    .axpy = axpy_simd,
+};

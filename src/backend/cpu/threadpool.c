@@ -1,0 +1,145 @@
+#include "backend/cpu/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* Spins before sleeping: long enough to cover the gap between the jobs of a
+ * forward pass and between decode steps, short enough not to burn a core
+ * while a chat waits for input. */
+#define SPIN_ROUNDS 200000
+
+typedef struct worker {
+    threadpool *pool;
+    int index;
+    pthread_t thread;
+} worker;
+
+struct threadpool {
+    int n_threads;
+    worker *workers; /* (n_threads - 1) */
+
+    /* The current job; written by the caller before bumping `generation`. */
+    task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    _Atomic int64_t next_task;
+    _Atomic int busy; /* workers still on the current job */
+
+    _Atomic unsigned generation; /* bumped once per job; workers wait for a change */
+    _Atomic int n_sleeping;
+    _Atomic bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+};
+
+static void run_tasks(threadpool *p, int thread) {
+    for (;;) {
+        int64_t task = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
+        if (task >= p->n_tasks) break;
+        p->fn(p->ctx, task, thread);
+    }
+}
+
+static unsigned wait_for_job(threadpool *p, unsigned seen) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        unsigned g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (g != seen) return g;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->n_sleeping, 1);
+    unsigned g;
+    while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->wake, &p->lock);
+    atomic_fetch_sub(&p->n_sleeping, 1);
+    pthread_mutex_unlock(&p->lock);
+    return g;
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    threadpool *p = w->pool;
+    unsigned seen = 0;
+    for (;;) {
+        seen = wait_for_job(p, seen);
+        if (atomic_load(&p->stop)) return NULL;
+        run_tasks(p, w->index);
+        atomic_fetch_sub_explicit(&p->busy, 1, memory_order_release);
+    }
+}
+
+static void publish(threadpool *p) {
+    atomic_fetch_add(&p->generation, 1); /* seq_cst: pairs with n_sleeping below */
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+void threadpool_run(threadpool *p, int64_t n_tasks, task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (p->n_threads == 1 || n_tasks == 1) {
+        for (int64_t i = 0; i < n_tasks; i++) fn(ctx, i, 0);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->busy, p->n_threads - 1, memory_order_relaxed);
+    publish(p);
+    run_tasks(p, 0);
+    while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) cpu_relax();
+}
+
+lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024)
+        return lc_fail(err, LC_ERR_ARG, "thread count %d is out of range [1, 1024]", n_threads);
+    threadpool *p = calloc(1, sizeof *p);
+    if (!p) return lc_fail(err, LC_ERR_NOMEM, "out of memory for the thread pool");
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (!p->workers) {
+        threadpool_free(p);
+        return lc_fail(err, LC_ERR_NOMEM, "out of memory for the thread pool");
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker *w = &p->workers[i - 1];
+        w->pool = p;
+        w->index = i;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            p->n_threads = i; /* only the started workers get joined */
+            threadpool_free(p);
+            return lc_fail(err, LC_ERR_NOMEM, "cannot start worker thread %d of %d", i, n_threads);
+        }
+    }
+    *out = p;
+    return LC_OK;
+}
+
+void threadpool_free(threadpool *p) {
+    if (!p) return;
+    atomic_store(&p->stop, true);
+    publish(p);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1].thread, NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    free(p->workers);
+    free(p);
+}
+
+int threadpool_size(const threadpool *p) { return p->n_threads; }

@@ -1,0 +1,179 @@
+#include "engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model.h"
+
+#define DEFAULT_N_BATCH 512
+
+static lc_status resolve_options(const lc_config *c, const lc_engine_options *in,
+                                 lc_engine_options *o, lc_error *err) {
+    *o = in ? *in : (lc_engine_options){0};
+    if (!o->device) o->device = "auto";
+    if (!o->simd) o->simd = "auto";
+    if (o->n_threads == 0) o->n_threads = lc_n_cores();
+    if (o->n_ctx == 0) o->n_ctx = c->seq_len;
+    if (o->n_seq == 0) o->n_seq = 1;
+    if (o->n_batch == 0) o->n_batch = o->n_ctx < DEFAULT_N_BATCH ? o->n_ctx : DEFAULT_N_BATCH;
+    if (o->n_threads < 1 || o->n_threads > 1024)
+        return lc_fail(err, LC_ERR_ARG, "--threads %d: must be 1 to 1024", o->n_threads);
+    if (o->n_ctx < 1 || o->n_ctx > c->seq_len)
+        return lc_fail(err, LC_ERR_ARG, "--ctx %d: must be 1 to the model's context length %d",
+                       o->n_ctx, c->seq_len);
+    if (o->n_seq < 1 || o->n_seq > 4096)
+        return lc_fail(err, LC_ERR_ARG, "n_seq %d: must be 1 to 4096", o->n_seq);
+    if (o->n_batch < 1 || o->n_batch > 65536)
+        return lc_fail(err, LC_ERR_ARG, "--batch %d: must be 1 to 65536", o->n_batch);
+    if (o->chunk_rows < 0 || o->chunk_rows > (1 << 20))
+        return lc_fail(err, LC_ERR_ARG, "--chunk %d: must be 1 to %d", o->chunk_rows, 1 << 20);
+    return LC_OK;
+}
+
+lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts, lc_engine **out,
+                           lc_error *err) {
+    *out = NULL;
+    const lc_config *c = lc_model_config(model);
+    lc_engine_options o;
+    lc_status st = resolve_options(c, opts, &o, err);
+    if (st) return st;
+    lc_engine *e = calloc(1, sizeof *e);
+    if (!e) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    e->model = model;
+    e->n_ctx = o.n_ctx;
+    e->n_seq = o.n_seq;
+    e->n_batch = o.n_batch;
+    if (strcmp(o.device, "auto") == 0 || strcmp(o.device, "cpu") == 0) {
+        st = cpu_backend_create(model, &o, &e->backend, err);
+    } else if (strcmp(o.device, "cuda") == 0) {
+        st = lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: this build has no CUDA backend");
+    } else {
+        st = lc_fail(err, LC_ERR_ARG, "--device %s: unknown device (expected auto, cpu or cuda)",
+                     o.device);
+    }
+    if (st) goto fail;
+    e->seq_len = calloc((size_t)e->n_seq, sizeof *e->seq_len);
+    e->batch_next = calloc((size_t)e->n_seq, sizeof *e->batch_next);
+    e->tokens = calloc((size_t)e->n_batch, sizeof *e->tokens);
+    e->pos = calloc((size_t)e->n_batch, sizeof *e->pos);
+    e->seq = calloc((size_t)e->n_batch, sizeof *e->seq);
+    e->no_logits = calloc((size_t)e->n_batch, 1);
+    e->logits = calloc((size_t)c->vocab_size, sizeof *e->logits);
+    e->sample_scratch = calloc((size_t)c->vocab_size, sizeof *e->sample_scratch);
+    if (!e->sample_scratch || !e->seq_len || !e->batch_next || !e->tokens || !e->pos || !e->seq || !e->no_logits ||
+        !e->logits) {
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int s = 0; s < e->n_seq; s++) e->batch_next[s] = -1;
+    *out = e;
+    return LC_OK;
+fail:
+    lc_engine_free(e);
+    return st;
+}
+
+void lc_engine_free(lc_engine *e) {
+    if (!e) return;
+    if (e->backend) e->backend->ops->destroy(e->backend);
+    free(e->seq_len);
+    free(e->batch_next);
+    free(e->tokens);
+    free(e->pos);
+    free(e->seq);
+    free(e->no_logits);
+    free(e->logits);
+    free(e->sample_scratch);
+    free(e);
+}
+
+const char *lc_engine_describe(const lc_engine *e) { return e->backend->description; }
+int lc_engine_n_ctx(const lc_engine *e) { return e->n_ctx; }
+int lc_engine_n_batch(const lc_engine *e) { return e->n_batch; }
+
+int lc_engine_seq_pos(const lc_engine *e, int seq) {
+    return seq >= 0 && seq < e->n_seq ? e->seq_len[seq] : -1;
+}
+
+void lc_engine_seq_reset(lc_engine *e, int seq) {
+    if (seq >= 0 && seq < e->n_seq) e->seq_len[seq] = 0;
+}
+
+/* Every entry must be in range, and the entries of a sequence must continue
+ * it: consecutive positions starting at most at its current length (earlier
+ * rewinds it). Checked here once, so no backend reads outside its cache. */
+static lc_status check_batch(lc_engine *e, const lc_batch *b, lc_error *err) {
+    const int32_t vocab = lc_model_config(e->model)->vocab_size;
+    if (!b || b->n < 1 || b->n > e->n_batch || !b->token || !b->pos || !b->seq)
+        return lc_fail(err, LC_ERR_ARG, "batch of %d entries: must be 1 to %d with tokens, "
+                       "positions and sequences", b ? b->n : 0, e->n_batch);
+    lc_status st = LC_OK;
+    int32_t i = 0;
+    for (; i < b->n; i++) {
+        const lc_token tok = b->token[i];
+        const int32_t pos = b->pos[i], seq = b->seq[i];
+        if (tok < 0 || tok >= vocab) {
+            st = lc_fail(err, LC_ERR_ARG, "token %d is outside the vocabulary [0, %d)", tok, vocab);
+            break;
+        }
+        if (seq < 0 || seq >= e->n_seq) {
+            st = lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
+            break;
+        }
+        if (pos < 0 || pos >= e->n_ctx) {
+            st = lc_fail(err, LC_ERR_CONTEXT, "position %d is outside the context of %d", pos,
+                         e->n_ctx);
+            break;
+        }
+        int32_t expected = e->batch_next[seq];
+        if (expected < 0 ? pos > e->seq_len[seq] : pos != expected) {
+            st = lc_fail(err, LC_ERR_ARG, "sequence %d: position %d does not continue it (next "
+                         "is %d)", seq, pos, expected < 0 ? e->seq_len[seq] : expected);
+            break;
+        }
+        e->batch_next[seq] = pos + 1;
+    }
+    /* Commit the new lengths only for a valid batch; always clear the scratch. */
+    for (int32_t j = 0; j < i; j++) {
+        int32_t seq = b->seq[j];
+        if (e->batch_next[seq] < 0) continue;
+        if (st == LC_OK) e->seq_len[seq] = e->batch_next[seq];
+        e->batch_next[seq] = -1;
+    }
+    return st;
+}
+
+lc_status lc_engine_forward(lc_engine *e, const lc_batch *batch, float *logits, lc_error *err) {
+    lc_status st = check_batch(e, batch, err);
+    if (st) return st;
+    return e->backend->ops->forward(e->backend, batch, logits, err);
+}
+
+lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,
+                            const float **logits, lc_error *err) {
+    *logits = NULL;
+    if (seq < 0 || seq >= e->n_seq)
+        return lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
+    if (n == 0) return lc_fail(err, LC_ERR_ARG, "nothing to prefill: no tokens");
+    const int32_t start = e->seq_len[seq];
+    if (n > (size_t)(e->n_ctx - start))
+        return lc_fail(err, LC_ERR_CONTEXT, "%zu tokens do not fit: the context holds %d "
+                       "positions and %d are used", n, e->n_ctx, start);
+    for (size_t done = 0; done < n;) {
+        int32_t count = n - done < (size_t)e->n_batch ? (int32_t)(n - done) : e->n_batch;
+        for (int32_t i = 0; i < count; i++) {
+            e->tokens[i] = tokens[done + (size_t)i];
+            e->pos[i] = start + (int32_t)done + i;
+            e->seq[i] = seq;
+        }
+        /* Only the final entry's logits are wanted; earlier chunks skip the classifier. */
+        bool last_chunk = done + (size_t)count == n;
+        lc_batch b = {count, e->tokens, e->pos, e->seq, last_chunk ? NULL : e->no_logits};
+        lc_status st = lc_engine_forward(e, &b, e->logits, err);
+        if (st) return st;
+        done += (size_t)count;
+    }
+    *logits = e->logits;
+    return LC_OK;
+}

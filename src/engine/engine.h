@@ -1,0 +1,23 @@
+/* The engine: one backend, its KV-cache slots, and the bookkeeping of how
+ * far each sequence has been filled. */
+#ifndef LLAMAC_ENGINE_ENGINE_H
+#define LLAMAC_ENGINE_ENGINE_H
+
+#include "backend/backend.h"
+#include "llamac.h"
+
+struct lc_engine {
+    const lc_model *model;
+    backend *backend;
+    int n_ctx, n_seq, n_batch;
+    int32_t *seq_len;    /* (n_seq) positions filled per sequence */
+    int32_t *batch_next; /* (n_seq) validation scratch: next position expected in a batch */
+    /* A batch built by lc_engine_prefill. */
+    lc_token *tokens;    /* (n_batch) */
+    int32_t *pos, *seq;  /* (n_batch) */
+    uint8_t *no_logits;  /* (n_batch) all zero: a batch that wants no logits */
+    float *logits;       /* (vocab_size) the last row lc_engine_prefill produced */
+    float *sample_scratch; /* (vocab_size) what the sampler may overwrite */
+};
+
+#endif

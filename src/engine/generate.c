@@ -1,0 +1,59 @@
+/* The prefill + decode loop every front end shares. */
+#include <string.h>
+
+#include "core/error.h"
+#include "engine/engine.h"
+#include "model/model.h"
+
+static bool is_stop(const lc_generate_params *p, lc_token tok) {
+    for (int i = 0; i < p->n_stop; i++)
+        if (p->stop[i] == tok) return true;
+    return false;
+}
+
+lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_prompt,
+                      const lc_generate_params *params, lc_sampler *sampler, lc_token_fn on_token,
+                      void *user, lc_generate_stats *stats, lc_error *err) {
+    memset(stats, 0, sizeof *stats);
+    stats->pending = -1;
+    const int32_t vocab = lc_model_config(e->model)->vocab_size;
+    const float *logits;
+    double t0 = lc_time_seconds();
+    lc_status st = lc_engine_prefill(e, seq, prompt, n_prompt, &logits, err);
+    if (st) return st;
+    stats->n_prompt = (int)n_prompt;
+    stats->prompt_seconds = lc_time_seconds() - t0;
+
+    /* The sampler scribbles on its input; the engine's row must stay intact. */
+    float *scratch = e->sample_scratch;
+    for (;;) {
+        if (params->max_new_tokens >= 0 && stats->n_generated >= params->max_new_tokens) {
+            stats->stop = LC_STOP_LENGTH;
+            break;
+        }
+        memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);
+        lc_token next = lc_sampler_sample(sampler, scratch);
+        if (is_stop(params, next)) {
+            stats->stop = LC_STOP_TOKEN;
+            stats->pending = next;
+            break;
+        }
+        stats->n_generated++;
+        if (on_token && !on_token(user, next)) {
+            stats->stop = LC_STOP_CALLER;
+            stats->pending = next;
+            break;
+        }
+        if (lc_engine_seq_pos(e, seq) >= e->n_ctx) {
+            stats->stop = LC_STOP_CONTEXT;
+            stats->pending = next;
+            break;
+        }
+        double t = lc_time_seconds();
+        st = lc_engine_prefill(e, seq, &next, 1, &logits, err);
+        if (st) return st;
+        stats->decode_seconds += lc_time_seconds() - t;
+        stats->n_decoded++;
+    }
+    return LC_OK;
+}

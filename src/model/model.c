@@ -1,0 +1,124 @@
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "formats/llama2c.h"
+
+typedef struct binder {
+    const tensor_table *tensors;
+    lc_dtype dtype;
+    lc_error *err;
+} binder;
+
+/* Looks up `name` with the expected {rows, cols} (cols 0 for a vector). */
+static lc_status bind(const binder *b, weight *w, const char *name, int64_t rows, int64_t cols) {
+    int64_t shape[2] = {rows, cols};
+    const tensor *t = tensor_table_get(b->tensors, name, b->dtype, cols ? 2 : 1, shape, b->err);
+    if (!t) return b->err ? b->err->status : LC_ERR_FORMAT;
+    w->data = t->data;
+    w->dtype = t->dtype;
+    w->rows = rows;
+    w->cols = cols ? cols : 1;
+    return LC_OK;
+}
+
+static lc_status bind_layer(const binder *b, weight *w, int layer, const char *suffix, int64_t rows,
+                            int64_t cols) {
+    char name[TENSOR_NAME_MAX];
+    snprintf(name, sizeof name, "blk.%d.%s", layer, suffix);
+    return bind(b, w, name, rows, cols);
+}
+
+static lc_status bind_weights(lc_model *m, lc_error *err) {
+    const lc_config *c = &m->config;
+    const int64_t dim = c->dim, hidden = c->hidden_dim, vocab = c->vocab_size;
+    const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    binder b = {&m->tensors, LC_DTYPE_F32, err};
+    model_weights *w = &m->weights;
+    w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
+    if (!w->layers) return lc_fail(err, LC_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
+    lc_status st;
+#define B(call) \
+    if ((st = (call)) != LC_OK) return st
+    B(bind(&b, &w->token_embd, "token_embd.weight", vocab, dim));
+    B(bind(&b, &w->output_norm, "output_norm.weight", dim, 0));
+    if (c->shared_classifier)
+        w->output = w->token_embd;
+    else
+        B(bind(&b, &w->output, "output.weight", vocab, dim));
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_weights *L = &w->layers[l];
+        B(bind_layer(&b, &L->attn_norm, l, "attn_norm.weight", dim, 0));
+        B(bind_layer(&b, &L->wq, l, "attn_q.weight", q_dim, dim));
+        B(bind_layer(&b, &L->wk, l, "attn_k.weight", kv_dim, dim));
+        B(bind_layer(&b, &L->wv, l, "attn_v.weight", kv_dim, dim));
+        B(bind_layer(&b, &L->wo, l, "attn_output.weight", dim, q_dim));
+        B(bind_layer(&b, &L->ffn_norm, l, "ffn_norm.weight", dim, 0));
+        B(bind_layer(&b, &L->w_gate, l, "ffn_gate.weight", hidden, dim));
+        B(bind_layer(&b, &L->w_up, l, "ffn_up.weight", hidden, dim));
+        B(bind_layer(&b, &L->w_down, l, "ffn_down.weight", dim, hidden));
+    }
+#undef B
+    return LC_OK;
+}
+
+lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
+    *out = NULL;
+    lc_model *m = calloc(1, sizeof *m);
+    if (!m) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    lc_status st = mapped_file_open(&m->file, path, err);
+    if (st) goto fail;
+    llama2c_version version;
+    st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
+    if (st) goto fail;
+    snprintf(m->format, sizeof m->format, "llama2.c %s (fp32)",
+             version == LLAMA2C_V1 ? "version 1" : "legacy");
+    st = bind_weights(m, err);
+    if (st) {
+        lc_fail_prefix(err, path);
+        goto fail;
+    }
+    *out = m;
+    return LC_OK;
+fail:
+    lc_model_free(m);
+    return st;
+}
+
+void lc_model_free(lc_model *m) {
+    if (!m) return;
+    free(m->weights.layers);
+    tensor_table_free(&m->tensors);
+    mapped_file_close(&m->file); /* last: the weights pointed into it */
+    free(m);
+}
+
+const lc_config *lc_model_config(const lc_model *m) { return &m->config; }
+
+const char *lc_model_format(const lc_model *m) { return m->format; }
+
+static uint64_t weight_bytes(const weight *w) {
+    return (uint64_t)w->rows * (uint64_t)w->cols * dtype_info(w->dtype)->bytes;
+}
+
+uint64_t lc_model_bytes_per_token(const lc_model *m) {
+    const model_weights *w = &m->weights;
+    uint64_t total = weight_bytes(&w->output_norm) + weight_bytes(&w->output);
+    for (int l = 0; l < m->config.n_layers; l++) {
+        const layer_weights *L = &w->layers[l];
+        const weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                               &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) total += weight_bytes(all[i]);
+    }
+    return total;
+}
+
+uint64_t lc_model_n_params(const lc_model *m) {
+    uint64_t n = 0;
+    for (int i = 0; i < m->tensors.count; i++) n += (uint64_t)tensor_n_elements(&m->tensors.items[i]);
+    return n;
+}

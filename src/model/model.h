@@ -1,0 +1,46 @@
+/* The model description every backend runs: the config plus one pointer per
+ * weight, each looked up by name with its expected shape and dtype. Backends
+ * read this struct; only model.c fills it. */
+#ifndef LLAMAC_MODEL_MODEL_H
+#define LLAMAC_MODEL_MODEL_H
+
+#include "formats/mapped_file.h"
+#include "formats/tensor.h"
+#include "llamac.h"
+
+/* A weight: where it lives and how it is stored. Shapes are {rows, cols}
+ * for matrices (a matrix multiplies as out[rows] = W x[cols]), {n, 1} for vectors. */
+typedef struct weight {
+    const void *data;
+    lc_dtype dtype;
+    int64_t rows, cols;
+} weight;
+
+typedef struct layer_weights {
+    weight attn_norm; /* (dim) */
+    weight wq;        /* (n_heads * head_dim, dim) */
+    weight wk;        /* (n_kv_heads * head_dim, dim) */
+    weight wv;        /* (n_kv_heads * head_dim, dim) */
+    weight wo;        /* (dim, n_heads * head_dim) */
+    weight ffn_norm;  /* (dim) */
+    weight w_gate;    /* w1 (hidden_dim, dim) */
+    weight w_up;      /* w3 (hidden_dim, dim) */
+    weight w_down;    /* w2 (dim, hidden_dim) */
+} layer_weights;
+
+typedef struct model_weights {
+    weight token_embd;  /* (vocab_size, dim) */
+    layer_weights *layers; /* (n_layers) */
+    weight output_norm; /* (dim) */
+    weight output;      /* (vocab_size, dim); the embedding table when shared */
+} model_weights;
+
+struct lc_model {
+    lc_config config;
+    model_weights weights;
+    mapped_file file;     /* kept mapped while weights point into it */
+    tensor_table tensors;
+    char format[64];
+};
+
+#endif
