@@ -47,3 +47,13 @@ $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test: test-plain test-sanitize
+
+test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
+	tests/run.sh $(BUILD)
+
+test-sanitize:
+	$(MAKE) --no-print-directory BUILD=build-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" test-plain

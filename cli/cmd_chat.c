@@ -71,12 +71,15 @@ int cmd_chat(int argc, char **argv) {
     sampling_defaults(&so);
     const char *system = NULL, *first_message = NULL;
     int max_reply = -1;
+    bool verbose = false;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
     specs[n++] = (arg_spec){"system", 0, ARG_STRING, &system, "TEXT", "system prompt"};
     specs[n++] = (arg_spec){"prompt", 'p', ARG_STRING, &first_message, "TEXT", "first user message"};
     specs[n++] = (arg_spec){"n-predict", 'n', ARG_INT, &max_reply, "N",
                             "most tokens per reply; -1: until the end of the reply (default)"};
+    specs[n++] = (arg_spec){"verbose", 'v', ARG_FLAG, &verbose, NULL,
+                            "after each reply, print its speed and the context used to stderr"};
     n = sampling_specs(&so, specs, n);
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);
@@ -150,6 +153,11 @@ int cmd_chat(int argc, char **argv) {
             goto done;
         }
         pending = stats.pending;
+        if (verbose)
+            fprintf(stderr, "llamac: turn %d: %d prompt + %d reply tokens, %.1f tok/s; context %d/%d "
+                    "used\n", turn + 1, stats.n_prompt, stats.n_generated,
+                    stats.decode_seconds > 0 ? stats.n_decoded / stats.decode_seconds : 0.0,
+                    lc_engine_seq_pos(engine, 0), n_ctx);
         if (stats.stop == LC_STOP_CONTEXT) {
             fprintf(stderr, "llamac: context full (%d positions) in the middle of a reply; the chat "
                     "ends here\n", n_ctx);

@@ -26,27 +26,29 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
 
     /* The sampler scribbles on its input; the engine's row must stay intact. */
     float *scratch = e->sample_scratch;
+    if (params->max_new_tokens == 0) {
+        stats->stop = LC_STOP_LENGTH;
+        return LC_OK;
+    }
     for (;;) {
-        if (params->max_new_tokens >= 0 && stats->n_generated >= params->max_new_tokens) {
-            stats->stop = LC_STOP_LENGTH;
-            break;
-        }
         memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);
         lc_token next = lc_sampler_sample(sampler, scratch);
+        stats->pending = next; /* until it is fed back below */
         if (is_stop(params, next)) {
             stats->stop = LC_STOP_TOKEN;
-            stats->pending = next;
             break;
         }
         stats->n_generated++;
         if (on_token && !on_token(user, next)) {
             stats->stop = LC_STOP_CALLER;
-            stats->pending = next;
+            break;
+        }
+        if (params->max_new_tokens > 0 && stats->n_generated >= params->max_new_tokens) {
+            stats->stop = LC_STOP_LENGTH;
             break;
         }
         if (lc_engine_seq_pos(e, seq) >= e->n_ctx) {
             stats->stop = LC_STOP_CONTEXT;
-            stats->pending = next;
             break;
         }
         double t = lc_time_seconds();
@@ -54,6 +56,7 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
         if (st) return st;
         stats->decode_seconds += lc_time_seconds() - t;
         stats->n_decoded++;
+        stats->pending = -1;
     }
     return LC_OK;
 }

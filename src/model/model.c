@@ -72,6 +72,11 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
     if (!m) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     lc_status st = mapped_file_open(&m->file, path, err);
     if (st) goto fail;
+    if (m->file.size >= 4 && memcmp(m->file.data, "GGUF", 4) == 0) {
+        st = lc_fail(err, LC_ERR_UNSUPPORTED, "%s: a GGUF file; this build reads llama2.c "
+                     "checkpoints only", path);
+        goto fail;
+    }
     llama2c_version version;
     st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
     if (st) goto fail;

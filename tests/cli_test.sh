@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# End-to-end tests of the llamac command line: golden text from llama2.c,
+# reproducible seeds, and a clear one-line error with a non-zero exit for
+# every kind of bad input. Usage: tests/cli_test.sh BUILD_DIR
+set -u
+BUILD=${1:-build}
+LLAMAC="$BUILD/llamac"
+SHARED=${LLAMAC_SHARED:-../shared}
+M="$SHARED/models"
+G="$SHARED/golden"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; shift; for line in "$@"; do echo "     $line"; done; }
+
+# expect_ok NAME CMD...: exit 0
+expect_ok() {
+    local name=$1; shift
+    if "$@" >"$TMP/out" 2>"$TMP/err"; then pass "$name"; else fail "$name" "exit $?" "$(head -c 300 "$TMP/err")"; fi
+}
+
+# expect_error NAME PATTERN CMD...: a non-zero exit that is not a crash, and
+# exactly one stderr line matching PATTERN.
+expect_error() {
+    local name=$1 pattern=$2; shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    local rc=$?
+    local lines
+    lines=$(wc -l <"$TMP/err")
+    if [ "$rc" -eq 0 ]; then fail "$name" "exit 0, expected an error"
+    elif [ "$rc" -ge 128 ]; then fail "$name" "crashed (exit $rc)" "$(head -c 300 "$TMP/err")"
+    elif ! grep -qE -- "$pattern" "$TMP/err"; then fail "$name" "stderr lacks /$pattern/:" "$(head -c 300 "$TMP/err")"
+    elif [ "$lines" -ne 1 ]; then fail "$name" "expected a one-line error, got $lines lines:" "$(head -c 300 "$TMP/err")"
+    else pass "$name"; fi
+}
+
+# expect_same NAME FILE CMD...: stdout, without its final newline, equals FILE
+expect_same() {
+    local name=$1 want=$2; shift 2
+    if ! "$@" >"$TMP/out" 2>"$TMP/err"; then fail "$name" "exit $?" "$(head -c 300 "$TMP/err")"; return; fi
+    if cmp -s <(head -c -1 "$TMP/out") "$want"; then pass "$name"
+    else fail "$name" "output differs from $want:" "$(diff <(head -c -1 "$TMP/out") "$want" | head -5)"; fi
+}
+
+# --- llama2.c's own greedy output, byte for byte (run.c's -n counts the prompt:
+#     -n 200 with BOS alone generates 200 tokens; with "The king" (3 tokens), 98).
+for simd in scalar auto; do
+    expect_same "golden stories260K ($simd)" "$G/stories260K.t0.n200.txt" \
+        "$LLAMAC" generate -q --simd $simd -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n 200
+    expect_same "golden tiny-gutenberg-15M 'The king' ($simd)" "$G/tiny-gutenberg-15M.t0.n100.the-king.txt" \
+        "$LLAMAC" generate -q --simd $simd -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 98 -p "The king"
+done
+expect_same "golden stories260K from the version-1 file" "$G/stories260K.t0.n200.txt" \
+    "$LLAMAC" generate -q -m "$M/stories260K_v1.bin" -z "$M/tok512.bin" -t 0 -n 200
+expect_same "golden stories260K on 1 thread, batch 1" "$G/stories260K.t0.n200.txt" \
+    "$LLAMAC" generate -q --threads 1 --batch 1 -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n 200
+
+# --- sampling is reproducible with a seed
+"$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s1" 2>/dev/null
+"$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s2" 2>/dev/null
+"$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 8 -n 60 >"$TMP/s3" 2>/dev/null
+if cmp -s "$TMP/s1" "$TMP/s2" && [ -s "$TMP/s1" ]; then pass "same seed, same text"; else fail "same seed, same text"; fi
+if ! cmp -s "$TMP/s1" "$TMP/s3"; then pass "different seed, different text"; else fail "different seed, different text"; fi
+
+# --- tokenize
+out=$("$LLAMAC" tokenize -z "$M/tokenizer.bin" "I believe the meaning of life is" 2>&1)
+if [ "$out" = "1 306 4658 278 6593 310 2834 338" ]; then pass "tokenize: Llama 2 ids"; else fail "tokenize: Llama 2 ids" "$out"; fi
+out=$(printf 'Hello world' | "$LLAMAC" tokenize -z "$M/tokenizer.bin" --no-bos -f - 2>&1)
+if [ "$out" = "15043 3186" ]; then pass "tokenize: stdin, no BOS"; else fail "tokenize: stdin, no BOS" "$out"; fi
+
+# --- the other subcommands run and produce what they claim
+expect_ok "logits writes rows x vocab" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,403,407 --out "$TMP/l.f32"
+size=$(stat -c %s "$TMP/l.f32" 2>/dev/null || echo 0)
+if [ "$size" -eq $((3 * 512 * 4)) ]; then pass "logits file size"; else fail "logits file size" "$size bytes"; fi
+expect_ok "bench --json" "$LLAMAC" bench -m "$M/stories260K.bin" -p 32 -n 16 -r 2 --json
+if grep -q '"test": "pp32"' "$TMP/out" && grep -q '"test": "tg16"' "$TMP/out"; then pass "bench reports pp and tg"; else fail "bench reports pp and tg" "$(cat "$TMP/out")"; fi
+expect_ok "mkmodel stories260K" "$LLAMAC" mkmodel --shape stories260K --out "$TMP/rand.bin"
+expect_ok "info on the random model" "$LLAMAC" info -m "$TMP/rand.bin"
+if grep -q "dim 64, hidden 172, layers 5, heads 8, kv heads 4" "$TMP/out"; then pass "mkmodel shape"; else fail "mkmodel shape" "$(cat "$TMP/out")"; fi
+for cmd in generate chat tokenize bench logits mkmodel membw info; do
+    if "$LLAMAC" $cmd --help 2>&1 | grep -q "usage: llamac $cmd"; then pass "$cmd --help"; else fail "$cmd --help"; fi
+done
+
+# --- context limits: generation stops cleanly; a prompt that cannot fit is an error
+"$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n -1 --ctx 16 >"$TMP/out" 2>"$TMP/err"
+if [ $? -eq 0 ] && grep -q "context full" "$TMP/err"; then pass "generation stops at a full context"; else fail "generation stops at a full context" "$(cat "$TMP/err")"; fi
+
+# --- chat keeps the conversation and says when the context is full
+# Turn 2 must extend turn 1's sequence: its context count is turn 1's plus its
+# own tokens. A reply's last token joins the cache with the next turn, so each
+# count may be one short.
+printf 'Hello there.\nWhat is your name?\n' | "$LLAMAC" chat -v -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" \
+    --system "You are terse." -t 0 -n 12 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+read -r p1 r1 c1 p2 r2 c2 <<<"$(sed -nE 's/.*: ([0-9]+) prompt \+ ([0-9]+) reply tokens.*context ([0-9]+)\/.*/\1 \2 \3/p' "$TMP/err" | tr '\n' ' ')"
+if [ $rc -eq 0 ] && [ -n "${c2:-}" ] && [ "$c1" -ge $((p1 + r1 - 1)) ] && [ "$c1" -le $((p1 + r1)) ] && [ "$c2" -ge $((c1 + p2 + r2 - 1)) ] && [ "$c2" -le $((c1 + p2 + r2)) ]; then
+    pass "chat: the second turn continues the first in the KV cache"
+else fail "chat: the second turn continues the first in the KV cache" "$(cat "$TMP/err")"; fi
+printf 'one\ntwo\nthree\nfour\nfive\nsix\n' | "$LLAMAC" chat -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" \
+    -t 0 -n 10 --ctx 48 >"$TMP/out" 2>"$TMP/err"
+if [ $? -eq 0 ] && grep -q "context full" "$TMP/err"; then pass "chat: full context is reported"; else fail "chat: full context is reported" "$(cat "$TMP/err")"; fi
+
+# --- bad input: a one-line error naming the culprit, a non-zero exit, no crash
+head -c 100000 "$M/stories260K.bin" >"$TMP/truncated.bin"
+cat "$M/stories260K.bin" "$M/tok512.bin" >"$TMP/oversized.bin"
+printf 'garbage that is not a model at all, just text' >"$TMP/garbage.bin"
+python3 -c "
+import struct,sys
+d=open('$M/stories260K.bin','rb').read()
+h=list(struct.unpack('<7i',d[:28])); h[3]=7
+open('$TMP/baddims.bin','wb').write(struct.pack('<7i',*h)+d[28:])
+h[3]=8; h[0]=1<<29
+open('$TMP/absurd.bin','wb').write(struct.pack('<7i',*h)+d[28:])"
+A=(-z "$M/tok512.bin" -n 4)
+expect_error "truncated model" "truncated.bin.*truncated" "$LLAMAC" generate -m "$TMP/truncated.bin" "${A[@]}"
+expect_error "oversized model" "oversized.bin.*size" "$LLAMAC" generate -m "$TMP/oversized.bin" "${A[@]}"
+expect_error "not a model" "garbage.bin" "$LLAMAC" generate -m "$TMP/garbage.bin" "${A[@]}"
+expect_error "dimensions that disagree" "baddims.bin.*n_heads" "$LLAMAC" generate -m "$TMP/baddims.bin" "${A[@]}"
+expect_error "absurd dimensions" "absurd.bin.*dim" "$LLAMAC" generate -m "$TMP/absurd.bin" "${A[@]}"
+expect_error "GGUF is named" "GGUF" "$LLAMAC" generate -m "$M/llama-2-tiny-random.gguf" "${A[@]}"
+expect_error "int8 export is named" "version 2" "$LLAMAC" generate -m "$M/stories260K_q80.bin" "${A[@]}"
+expect_error "missing model" "nope.bin.*cannot open" "$LLAMAC" generate -m "$TMP/nope.bin" "${A[@]}"
+expect_error "wrong tokenizer" "tokenizer.bin.*32000 tokens.*512" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tokenizer.bin"
+expect_error "a model as tokenizer" "stories260K.bin" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/stories260K.bin"
+expect_error "prompt longer than the context" "context holds 8" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --ctx 8 -p "Once upon a time there was a little girl named Lily"
+expect_error "non-UTF-8 prompt" "-p.*UTF-8" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -p $'abc\xff'
+expect_error "unknown flag" "unknown flag '--bogus'" "$LLAMAC" generate --bogus
+expect_error "missing flag value" "-n needs a value" "$LLAMAC" generate -m "$M/stories260K.bin" -n
+expect_error "non-numeric -n" "-n: invalid value 'abc'" "$LLAMAC" generate -n abc
+expect_error "non-numeric temperature" "invalid value 'hot'" "$LLAMAC" generate -t hot
+expect_error "top-p out of range" "top-p 2" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --top-p 2
+expect_error "negative temperature" "temperature -1" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -t -1
+expect_error "context beyond the model" "--ctx 4096" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --ctx 4096
+expect_error "unknown device" "--device tpu" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device tpu
+expect_error "cuda without a CUDA build" "no CUDA" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device cuda
+expect_error "unknown simd" "--simd neon" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --simd neon
+expect_error "unknown command" "unknown command 'fly'" "$LLAMAC" fly
+expect_error "bad --ids" "--ids" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,x,3 --out "$TMP/x.f32"
+expect_error "token id past the vocabulary" "token 999 is outside" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,999 --out "$TMP/x.f32"
+expect_error "unknown mkmodel shape" "--shape gpt5" "$LLAMAC" mkmodel --shape gpt5 --out "$TMP/x.bin"
+(cd "$TMP" && LLAMAC_MODELS=/nonexistent "$OLDPWD/$LLAMAC" generate -n 4 >"$TMP/out" 2>"$TMP/err")
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "stories15M.bin" "$TMP/err"; then pass "no model: says how to download one"; else fail "no model: says how to download one" "exit $rc" "$(cat "$TMP/err")"; fi
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

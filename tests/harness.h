@@ -1,0 +1,36 @@
+/* A minimal test harness: each test records failures through CHECK and the
+ * runner prints one line per test and a final "N passed, N failed". */
+#ifndef LLAMAC_TESTS_HARNESS_H
+#define LLAMAC_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct test_ctx {
+    const char *name;
+    int failures;
+    char first[512]; /* the first failure's message */
+} test_ctx;
+
+void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define CHECK(t, cond, ...)                                           \
+    do {                                                              \
+        if (!(cond)) test_fail((t), __FILE__, __LINE__, __VA_ARGS__); \
+    } while (0)
+
+/* Where ../shared lives: $LLAMAC_SHARED, else ../shared. Writes dir/rel into buf. */
+const char *shared_path(char *buf, size_t cap, const char *rel);
+/* A scratch file path unique to this process. */
+const char *temp_path(char *buf, size_t cap, const char *name);
+/* Reads a whole file; NULL when it cannot. */
+char *read_file(const char *path, size_t *len);
+
+typedef void (*test_fn)(test_ctx *t);
+typedef struct test_case {
+    const char *name;
+    test_fn fn;
+} test_case;
+
+#endif

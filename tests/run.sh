@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the unit tests and the command-line tests against one build directory
+# and prints the combined "N passed, N failed". Usage: tests/run.sh BUILD_DIR
+set -u
+BUILD=${1:-build}
+total_pass=0
+total_fail=0
+for suite in "$BUILD/test_llamac" "tests/cli_test.sh $BUILD"; do
+    out=$($suite 2>&1)
+    echo "$out"
+    summary=$(echo "$out" | grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
+    if [ -z "$summary" ]; then
+        echo "FAIL $suite ended without a summary (crashed?)"
+        total_fail=$((total_fail + 1))
+        continue
+    fi
+    total_pass=$((total_pass + $(echo "$summary" | sed -E 's/.*: ([0-9]+) passed.*/\1/')))
+    total_fail=$((total_fail + $(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')))
+done
+echo "$BUILD: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,193 @@
+/* The forward contract and the generation loop: batch validation, sequence
+ * isolation in one batch, rewinding, context limits, reproducible sampling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "llamac.h"
+
+typedef struct fixture {
+    lc_model *model;
+    lc_engine *engine;
+    int32_t vocab;
+} fixture;
+
+static bool setup(test_ctx *t, fixture *f, int n_ctx, int n_seq, int n_batch) {
+    char path[1024];
+    lc_error err;
+    memset(f, 0, sizeof *f);
+    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &f->model, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        return false;
+    }
+    lc_engine_options o = {.n_ctx = n_ctx, .n_seq = n_seq, .n_batch = n_batch};
+    if (lc_engine_create(f->model, &o, &f->engine, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        lc_model_free(f->model);
+        return false;
+    }
+    f->vocab = lc_model_config(f->model)->vocab_size;
+    return true;
+}
+
+static void teardown(fixture *f) {
+    lc_engine_free(f->engine);
+    lc_model_free(f->model);
+}
+
+static float max_diff(const float *a, const float *b, int n) {
+    float worst = 0;
+    for (int i = 0; i < n; i++) worst = fmaxf(worst, fabsf(a[i] - b[i]));
+    return worst;
+}
+
+void test_engine_rejects_bad_batches(test_ctx *t) {
+    fixture f;
+    if (!setup(t, &f, 16, 2, 4)) return;
+    lc_token tok[5] = {1, 2, 3, 4, 5};
+    int32_t pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0, 0, 0, 0, 0};
+    float logits[512 * 5];
+    lc_error err;
+    struct { lc_batch b; const char *what; } bad[] = {
+        {{5, tok, pos, seq, NULL}, "more entries than n_batch"},
+        {{0, tok, pos, seq, NULL}, "an empty batch"},
+        {{1, (lc_token[]){512}, pos, seq, NULL}, "a token past the vocabulary"},
+        {{1, (lc_token[]){-1}, pos, seq, NULL}, "a negative token"},
+        {{1, tok, pos, (int32_t[]){2}, NULL}, "a sequence past n_seq"},
+        {{1, tok, (int32_t[]){3}, seq, NULL}, "a gap before the position"},
+        {{2, tok, (int32_t[]){0, 2}, seq, NULL}, "a gap inside the batch"},
+        {{2, tok, (int32_t[]){0, 0}, seq, NULL}, "a repeated position"},
+        {{1, tok, (int32_t[]){16}, seq, NULL}, "a position past the context"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(t, lc_engine_forward(f.engine, &bad[i].b, logits, &err) != LC_OK, "accepted %s", bad[i].what);
+        CHECK(t, lc_engine_seq_pos(f.engine, 0) == 0, "%s changed the sequence length", bad[i].what);
+    }
+    lc_batch ok = {3, tok, pos, seq, NULL};
+    CHECK(t, lc_engine_forward(f.engine, &ok, logits, &err) == LC_OK, "valid batch: %s", err.msg);
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 3, "length %d after 3 tokens", lc_engine_seq_pos(f.engine, 0));
+    teardown(&f);
+}
+
+/* Two sequences interleaved in one batch must not see each other's cache. */
+void test_engine_sequences_are_isolated(test_ctx *t) {
+    fixture f;
+    if (!setup(t, &f, 32, 2, 16)) return;
+    const lc_token a[4] = {1, 403, 407, 261}, b[4] = {1, 274, 287, 269};
+    lc_token tok[8];
+    int32_t pos[8], seq[8];
+    uint8_t want[8];
+    for (int i = 0; i < 4; i++) { /* a0 b0 a1 b1 ... */
+        tok[2 * i] = a[i], pos[2 * i] = i, seq[2 * i] = 0, want[2 * i] = i == 3;
+        tok[2 * i + 1] = b[i], pos[2 * i + 1] = i, seq[2 * i + 1] = 1, want[2 * i + 1] = i == 3;
+    }
+    float *both = malloc(2 * (size_t)f.vocab * sizeof *both);
+    lc_error err;
+    lc_batch batch = {8, tok, pos, seq, want};
+    CHECK(t, lc_engine_forward(f.engine, &batch, both, &err) == LC_OK, "%s", err.msg);
+    const float *alone;
+    lc_engine_seq_reset(f.engine, 0);
+    CHECK(t, lc_engine_prefill(f.engine, 0, a, 4, &alone, &err) == LC_OK, "%s", err.msg);
+    CHECK(t, max_diff(both, alone, f.vocab) < 1e-4f, "sequence 0 differs when batched with 1");
+    lc_engine_seq_reset(f.engine, 0);
+    CHECK(t, lc_engine_prefill(f.engine, 0, b, 4, &alone, &err) == LC_OK, "%s", err.msg);
+    CHECK(t, max_diff(both + f.vocab, alone, f.vocab) < 1e-4f, "sequence 1 differs when batched with 0");
+    free(both);
+    teardown(&f);
+}
+
+/* Writing at an earlier position rewinds the sequence: the result equals a fresh run. */
+void test_engine_rewind(test_ctx *t) {
+    fixture f;
+    if (!setup(t, &f, 32, 1, 8)) return;
+    const lc_token first[5] = {1, 403, 407, 261, 378}, second[4] = {1, 403, 300, 301};
+    const float *logits;
+    lc_error err;
+    float *rewound = malloc((size_t)f.vocab * sizeof *rewound);
+    CHECK(t, lc_engine_prefill(f.engine, 0, first, 5, &logits, &err) == LC_OK, "%s", err.msg);
+    int32_t pos[2] = {2, 3}, seq[2] = {0, 0};
+    lc_batch b = {2, second + 2, pos, seq, NULL};
+    CHECK(t, lc_engine_forward(f.engine, &b, rewound, &err) == LC_OK, "rewind: %s", err.msg);
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 4, "length after rewind is %d", lc_engine_seq_pos(f.engine, 0));
+    lc_engine_seq_reset(f.engine, 0);
+    CHECK(t, lc_engine_prefill(f.engine, 0, second, 4, &logits, &err) == LC_OK, "%s", err.msg);
+    CHECK(t, max_diff(rewound, logits, f.vocab) < 1e-4f, "rewound run differs from a fresh one");
+    free(rewound);
+    teardown(&f);
+}
+
+static bool collect(void *user, lc_token tok) {
+    lc_token *out = user;
+    out[++out[0]] = tok;
+    return true;
+}
+
+void test_engine_generation_limits(test_ctx *t) {
+    fixture f;
+    if (!setup(t, &f, 8, 1, 8)) return;
+    lc_sampler *s;
+    lc_error err;
+    lc_sampler_params sp = {0.9f, 0.9f, 0, 77};
+    CHECK(t, lc_sampler_create(&sp, f.vocab, &s, &err) == LC_OK, "%s", err.msg);
+    const lc_token prompt[3] = {1, 403, 407};
+    lc_generate_params gp = {-1, NULL, 0};
+    lc_generate_stats st;
+    lc_token got[64] = {0};
+    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, s, collect, got, &st, &err) == LC_OK, "%s", err.msg);
+    /* 8 positions: 3 prompt + 5 fed back, and the 6th sampled token has no room. */
+    CHECK(t, st.stop == LC_STOP_CONTEXT && st.n_generated == 6 && got[0] == 6,
+          "stop %d after %d tokens", st.stop, st.n_generated);
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 8, "sequence holds %d", lc_engine_seq_pos(f.engine, 0));
+
+    lc_engine_seq_reset(f.engine, 0);
+    const lc_token long_prompt[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(t, lc_generate(f.engine, 0, long_prompt, 9, &gp, s, collect, got, &st, &err) == LC_ERR_CONTEXT,
+          "a prompt longer than the context was accepted");
+
+    lc_engine_seq_reset(f.engine, 0);
+    gp.max_new_tokens = 2;
+    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, s, NULL, NULL, &st, &err) == LC_OK &&
+                 st.stop == LC_STOP_LENGTH && st.n_generated == 2 && st.pending >= 0,
+          "max_new_tokens 2: stop %d, %d tokens", st.stop, st.n_generated);
+    lc_sampler_free(s);
+    teardown(&f);
+}
+
+void test_engine_seed_reproducible(test_ctx *t) {
+    fixture f;
+    if (!setup(t, &f, 64, 1, 16)) return;
+    lc_token runs[3][64];
+    const uint64_t seeds[3] = {42, 42, 43};
+    for (int r = 0; r < 3; r++) {
+        lc_sampler *s;
+        lc_error err;
+        lc_sampler_params sp = {1.0f, 0.95f, 0, seeds[r]};
+        lc_sampler_create(&sp, f.vocab, &s, &err);
+        memset(runs[r], 0, sizeof runs[r]);
+        lc_engine_seq_reset(f.engine, 0);
+        const lc_token bos = 1;
+        lc_generate_params gp = {40, NULL, 0};
+        lc_generate_stats st;
+        CHECK(t, lc_generate(f.engine, 0, &bos, 1, &gp, s, collect, runs[r], &st, &err) == LC_OK, "%s", err.msg);
+        lc_sampler_free(s);
+    }
+    CHECK(t, memcmp(runs[0], runs[1], sizeof runs[0]) == 0, "seed 42 twice gave different text");
+    CHECK(t, memcmp(runs[0], runs[2], sizeof runs[0]) != 0, "seeds 42 and 43 gave the same 40 tokens");
+    teardown(&f);
+}
+
+void test_engine_bad_options(test_ctx *t) {
+    char path[1024];
+    lc_model *m;
+    lc_error err;
+    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &m, &err)) return;
+    lc_engine_options bad[] = {{.n_ctx = 513}, {.n_ctx = -1}, {.n_threads = -2}, {.n_batch = -1},
+                               {.device = "tpu"}, {.simd = "neon9"}, {.n_seq = 100000}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lc_engine *e = NULL;
+        CHECK(t, lc_engine_create(m, &bad[i], &e, &err) != LC_OK, "bad option set %zu accepted", i);
+        lc_engine_free(e);
+    }
+    lc_model_free(m);
+}

@@ -1,0 +1,112 @@
+/* Every SIMD kernel against the scalar reference, on odd sizes that exercise
+ * the vector tails, and the whole CPU matmul path (matvec and GEMM) against
+ * a double-precision product. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "harness.h"
+
+static float *random_floats(size_t n, uint64_t *state) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (float)((double)(*state >> 40) / (double)(1ull << 24) - 0.5);
+    }
+    return p;
+}
+
+/* Relative to the size of the terms: sums of k products differ in rounding. */
+static bool close_enough(float a, float b, int64_t k) {
+    return fabsf(a - b) <= 1e-5f * (float)k * 0.25f + 1e-6f;
+}
+
+static void check_table(test_ctx *t, const cpu_kernels *simd) {
+    const cpu_kernels *ref = &cpu_kernels_scalar;
+    uint64_t rng = 42;
+    static const int64_t ks[] = {1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 172, 288};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const int64_t k = ks[ki];
+        const int64_t rows = 13; /* not a multiple of any row tile */
+        float *w = random_floats((size_t)(rows * k), &rng);
+        float *x = random_floats((size_t)(64 * k), &rng);
+        float a[64 * 13], b[64 * 13];
+
+        CHECK(t, close_enough(simd->dot(w, x, k), ref->dot(w, x, k), k), "%s dot k=%lld", simd->name,
+              (long long)k);
+        float y1[300], y2[300];
+        memcpy(y1, x, (size_t)k * sizeof(float));
+        memcpy(y2, x, (size_t)k * sizeof(float));
+        simd->axpy(y1, 0.37f, w, k);
+        ref->axpy(y2, 0.37f, w, k);
+        for (int64_t i = 0; i < k; i++)
+            CHECK(t, close_enough(y1[i], y2[i], 1), "%s axpy k=%lld i=%lld", simd->name, (long long)k,
+                  (long long)i);
+
+        for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
+            simd->matvec(w, k, rows, x, nt, a, rows);
+            ref->matvec(w, k, rows, x, nt, b, rows);
+            for (int i = 0; i < nt * rows; i++)
+                CHECK(t, close_enough(a[i], b[i], k), "%s matvec k=%lld tokens=%d i=%d: %g vs %g",
+                      simd->name, (long long)k, nt, i, a[i], b[i]);
+        }
+
+        /* GEMM tiles: every row count up to the tile, a partial token block. */
+        const int nt = simd->gemm_tokens - 3;
+        float *block = malloc((size_t)(simd->gemm_tokens * k) * sizeof *block);
+        cpu_pack_block(simd, x, nt, k, 0, block);
+        for (int r = 1; r <= simd->gemm_rows; r++) {
+            memset(a, 0, sizeof a);
+            simd->gemm_tile(w, k, r, block, nt, a, rows);
+            ref->matvec(w, k, r, x, 1, b, rows); /* token 0 */
+            for (int row = 0; row < r; row++)
+                CHECK(t, close_enough(a[row], b[row], k), "%s gemm k=%lld rows=%d row=%d", simd->name,
+                      (long long)k, r, row);
+            for (int tok = 0; tok < nt; tok++) { /* every token of the last row */
+                float want = ref->dot(w + (r - 1) * k, x + tok * k, k);
+                CHECK(t, close_enough(a[tok * rows + r - 1], want, k), "%s gemm k=%lld rows=%d token=%d",
+                      simd->name, (long long)k, r, tok);
+            }
+            CHECK(t, a[nt * rows] == 0.0f, "%s gemm wrote past its %d tokens", simd->name, nt);
+        }
+        free(block);
+        free(w);
+        free(x);
+    }
+}
+
+void test_kernels_simd_match_scalar(test_ctx *t) {
+    int tested = 0;
+    static const char *const names[] = {"avx2", "avx512"};
+    for (size_t i = 0; i < 2; i++) {
+        const cpu_kernels *k = cpu_kernels_select(names[i]);
+        if (!k) continue; /* this CPU lacks it */
+        check_table(t, k);
+        tested++;
+    }
+    CHECK(t, cpu_kernels_select("auto") != NULL, "no kernels for auto");
+    CHECK(t, cpu_kernels_select("scalar") == &cpu_kernels_scalar, "scalar must always exist");
+    CHECK(t, cpu_kernels_select("sse9") == NULL, "unknown kernel name accepted");
+    (void)tested;
+}
+
+void test_kernels_scalar_gemm(test_ctx *t) {
+    /* The scalar GEMM tile too, since the SIMD tests lean on scalar matvec. */
+    uint64_t rng = 7;
+    const int64_t k = 19;
+    const cpu_kernels *s = &cpu_kernels_scalar;
+    float *w = random_floats((size_t)(s->gemm_rows * k), &rng), *x = random_floats((size_t)(8 * k), &rng);
+    float *block = malloc((size_t)(s->gemm_tokens * k) * sizeof *block), out[64];
+    cpu_pack_block(s, x, 5, k, 0, block);
+    s->gemm_tile(w, k, s->gemm_rows, block, 5, out, s->gemm_rows);
+    for (int tok = 0; tok < 5; tok++)
+        for (int r = 0; r < s->gemm_rows; r++) {
+            double want = 0;
+            for (int64_t i = 0; i < k; i++) want += (double)w[r * k + i] * x[tok * k + i];
+            CHECK(t, fabs(out[tok * s->gemm_rows + r] - want) < 1e-5, "scalar gemm r=%d t=%d", r, tok);
+        }
+    free(w);
+    free(x);
+    free(block);
+}

@@ -1,0 +1,157 @@
+/* Logits against Hugging Face transformers (float32) for the golden sequences:
+ * every row within 1e-3 absolute, argmax equal at every position. Each run
+ * goes through the batched prefill and through one-token batches, on every
+ * kernel set this machine has, so the batch contract is checked too. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "json.h"
+#include "llamac.h"
+
+#define TOLERANCE 1e-3f
+
+typedef struct golden_seq {
+    lc_token *ids;
+    int n_ids;
+    int first_position, rows;
+    int *argmax; /* (n_ids) */
+    float *ref;  /* (rows, vocab) */
+} golden_seq;
+
+static int read_ints(const json *arr, int **out) {
+    if (!arr || arr->type != JSON_ARRAY) return -1;
+    *out = malloc((arr->count + 1) * sizeof **out);
+    for (size_t i = 0; i < arr->count; i++) (*out)[i] = (int)arr->items[i]->number;
+    return (int)arr->count;
+}
+
+static bool load_seq(test_ctx *t, const json *seq, int32_t vocab, golden_seq *g) {
+    char rel[512], path[1024];
+    memset(g, 0, sizeof *g);
+    const json *shape = json_get(seq, "shape"), *file = json_get(seq, "file"),
+               *first = json_get(seq, "first_position");
+    g->n_ids = read_ints(json_get(seq, "ids"), &g->ids);
+    int n_argmax = read_ints(json_get(seq, "argmax"), &g->argmax);
+    if (g->n_ids < 1 || n_argmax != g->n_ids || !shape || shape->count != 2 || !file || !first) {
+        CHECK(t, false, "malformed golden JSON");
+        return false;
+    }
+    g->rows = (int)shape->items[0]->number;
+    g->first_position = (int)first->number;
+    CHECK(t, (int)shape->items[1]->number == vocab, "golden vocab %d vs model %d",
+          (int)shape->items[1]->number, vocab);
+    size_t len;
+    snprintf(rel, sizeof rel, "golden/logits/%s", file->string);
+    g->ref = (float *)read_file(shared_path(path, sizeof path, rel), &len);
+    CHECK(t, g->ref && len == (size_t)g->rows * (size_t)vocab * sizeof(float),
+          "%s: missing or wrong size", path);
+    return g->ref && len == (size_t)g->rows * (size_t)vocab * sizeof(float) &&
+           g->first_position + g->rows <= g->n_ids;
+}
+
+static void free_seq(golden_seq *g) {
+    free(g->ids);
+    free(g->argmax);
+    free(g->ref);
+}
+
+/* Runs the sequence with batches of n_batch entries, all rows requested. */
+static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g, const char *simd,
+                         int n_batch) {
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_engine_options o = {.simd = simd, .n_batch = n_batch, .n_threads = 2};
+    lc_engine *e;
+    lc_error err;
+    if (lc_engine_create(m, &o, &e, &err)) {
+        CHECK(t, false, "engine (%s): %s", simd, err.msg);
+        return NULL;
+    }
+    float *logits = malloc((size_t)g->n_ids * (size_t)vocab * sizeof *logits);
+    int32_t *pos = malloc((size_t)g->n_ids * sizeof *pos), *seq = calloc((size_t)g->n_ids, sizeof *seq);
+    uint8_t *want = malloc((size_t)g->n_ids);
+    memset(want, 1, (size_t)g->n_ids);
+    for (int i = 0; i < g->n_ids; i++) pos[i] = i;
+    for (int done = 0; done < g->n_ids;) {
+        int n = g->n_ids - done < n_batch ? g->n_ids - done : n_batch;
+        lc_batch b = {n, g->ids + done, pos + done, seq + done, want + done};
+        if (lc_engine_forward(e, &b, logits + (size_t)done * (size_t)vocab, &err)) {
+            CHECK(t, false, "forward: %s", err.msg);
+            free(logits);
+            logits = NULL;
+            break;
+        }
+        done += n;
+    }
+    free(pos);
+    free(seq);
+    free(want);
+    lc_engine_free(e);
+    return logits;
+}
+
+static void check_model(test_ctx *t, const char *model_file, const char *golden_name) {
+    char path[1024];
+    lc_model *m;
+    lc_error err;
+    if (lc_model_load(shared_path(path, sizeof path, model_file), &m, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        return;
+    }
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/logits/%s.json", golden_name);
+    char *text = read_file(shared_path(path, sizeof path, rel), NULL);
+    json *root = text ? json_parse(text) : NULL;
+    const json *seqs = json_get(root, "seqs");
+    CHECK(t, seqs && seqs->count > 0, "%s: unreadable", path);
+    static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+    for (size_t s = 0; seqs && s < seqs->count; s++) {
+        golden_seq g;
+        if (!load_seq(t, seqs->items[s], vocab, &g)) {
+            free_seq(&g);
+            continue;
+        }
+        for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+            lc_engine_options probe = {.simd = kernels[k]};
+            lc_engine *e;
+            if (lc_engine_create(m, &probe, &e, &err)) continue; /* not on this CPU */
+            lc_engine_free(e);
+            for (int n_batch = 1; n_batch <= 512; n_batch += 511) {
+                float *ours = run_logits(t, m, &g, kernels[k], n_batch);
+                if (!ours) continue;
+                float worst = 0.0f;
+                for (int r = 0; r < g.rows; r++)
+                    for (int32_t v = 0; v < vocab; v++) {
+                        float d = fabsf(ours[((size_t)(g.first_position + r)) * (size_t)vocab + (size_t)v] -
+                                        g.ref[(size_t)r * (size_t)vocab + (size_t)v]);
+                        if (!(d <= worst)) worst = d; /* NaN counts as worst */
+                    }
+                CHECK(t, worst <= TOLERANCE, "%s %s %s batch %d: max |diff| %g > %g", model_file,
+                      seqs->keys[s], kernels[k], n_batch, worst, TOLERANCE);
+                for (int p = 0; p < g.n_ids; p++) {
+                    const float *row = ours + (size_t)p * (size_t)vocab;
+                    int best = 0;
+                    for (int32_t v = 1; v < vocab; v++) best = row[v] > row[best] ? v : best;
+                    CHECK(t, best == g.argmax[p], "%s %s %s batch %d: argmax at %d is %d, want %d",
+                          model_file, seqs->keys[s], kernels[k], n_batch, p, best, g.argmax[p]);
+                }
+                free(ours);
+            }
+        }
+        free_seq(&g);
+    }
+    json_free(root);
+    free(text);
+    lc_model_free(m);
+}
+
+void test_logits_stories260k(test_ctx *t) { check_model(t, "models/stories260K.bin", "stories260K"); }
+void test_logits_stories260k_v1(test_ctx *t) { check_model(t, "models/stories260K_v1.bin", "stories260K"); }
+void test_logits_llama2xs(test_ctx *t) {
+    check_model(t, "models/llama2xs-tinystories.bin", "llama2xs-tinystories");
+}
+void test_logits_gutenberg15m(test_ctx *t) {
+    check_model(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M");
+}
