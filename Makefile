@@ -25,6 +25,8 @@ LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
+# No built-in suffix rules: every rule is written here.
+.SUFFIXES:
 .PHONY: all test test-plain test-sanitize bench run clean format models
 all: $(BUILD)/llamac
 
@@ -46,7 +48,7 @@ $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -8,6 +8,7 @@ void common_defaults(common_opts *o) {
     memset(o, 0, sizeof *o);
     o->device = "auto";
     o->simd = "auto";
+    o->weights = "auto";
 }
 
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer) {
@@ -30,8 +31,12 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
     specs[n++] = (arg_spec){"device", 0, ARG_STRING, &o->device, "D", "auto, cpu or cuda (default: auto)"};
     specs[n++] = (arg_spec){"simd", 0, ARG_STRING, &o->simd, "S",
                             "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};
+    specs[n++] = (arg_spec){"weights", 0, ARG_STRING, &o->weights, "MODE",
+                            "where the CPU reads weights: auto (an aligned copy if it fits\n"
+                            "                               in half the free memory), mmap or copy"};
     specs[n++] = (arg_spec){"chunk", 0, ARG_INT, &o->chunk, "ROWS",
-                            "matrix rows per CPU work item when decoding (default: 64, measured)"};
+                            "matrix rows per CPU work item when decoding (default: 0,\n"
+                            "                               one contiguous range per thread)"};
     return n;
 }
 
@@ -108,7 +113,7 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
 
 int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine) {
     lc_engine_options opts = {.device = o->device, .n_threads = o->threads, .n_ctx = o->ctx,
-                              .n_seq = n_seq, .n_batch = o->batch, .simd = o->simd,
+                              .n_seq = n_seq, .n_batch = o->batch, .simd = o->simd, .weights = o->weights,
                               .chunk_rows = o->chunk};
     lc_error err;
     if (lc_engine_create(model, &opts, engine, &err)) return report(NULL, &err);

@@ -16,6 +16,7 @@ typedef struct common_opts {
     const char *tokenizer; /* -z */
     const char *device;
     const char *simd;
+    const char *weights;
     int threads, ctx, batch, chunk;
     char model_path[PATH_CAP], tokenizer_path[PATH_CAP]; /* resolved */
 } common_opts;

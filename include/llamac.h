@@ -132,7 +132,9 @@ typedef struct lc_engine_options {
     int n_seq;           /* KV-cache slots (independent sequences); 0: 1 */
     int n_batch;         /* most entries one forward call takes; 0: 256 */
     const char *simd;    /* CPU kernels: "auto" (default), "scalar", "avx2", "avx512" */
-    int chunk_rows;      /* CPU matrix rows per work item; 0: the measured default */
+    int chunk_rows;      /* CPU rows per decode work item; 0: one range per thread (measured best) */
+    const char *weights; /* CPU: "auto" (default: an aligned huge-page copy when it takes at most
+                            half the free memory, else the file mapping), "mmap", "copy" */
 } lc_engine_options;
 
 /* One entry of a forward batch: `token` at position `pos` of sequence `seq`.

@@ -57,6 +57,10 @@ expect_same "golden stories260K from the version-1 file" "$G/stories260K.t0.n200
     "$LLAMAC" generate -q -m "$M/stories260K_v1.bin" -z "$M/tok512.bin" -t 0 -n 200
 expect_same "golden stories260K on 1 thread, batch 1" "$G/stories260K.t0.n200.txt" \
     "$LLAMAC" generate -q --threads 1 --batch 1 -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n 200
+for w in mmap copy; do
+    expect_same "golden tiny-gutenberg-15M, --weights $w" "$G/tiny-gutenberg-15M.t0.n100.the-king.txt" \
+        "$LLAMAC" generate -q --weights $w -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 98 -p "The king"
+done
 
 # --- sampling is reproducible with a seed
 "$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s1" 2>/dev/null
@@ -136,6 +140,7 @@ expect_error "negative temperature" "temperature -1" "$LLAMAC" generate -m "$M/s
 expect_error "context beyond the model" "--ctx 4096" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --ctx 4096
 expect_error "unknown device" "--device tpu" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device tpu
 expect_error "cuda without a CUDA build" "no CUDA" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device cuda
+expect_error "unknown weight placement" "--weights disk" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --weights disk
 expect_error "unknown simd" "--simd neon" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --simd neon
 expect_error "unknown command" "unknown command 'fly'" "$LLAMAC" fly
 expect_error "bad --ids" "--ids" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,x,3 --out "$TMP/x.f32"

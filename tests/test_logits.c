@@ -61,7 +61,9 @@ static void free_seq(golden_seq *g) {
 static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g, const char *simd,
                          int n_batch) {
     const int32_t vocab = lc_model_config(m)->vocab_size;
-    lc_engine_options o = {.simd = simd, .n_batch = n_batch, .n_threads = 2};
+    /* Batch 1 also reads the weights in place from the file mapping. */
+    lc_engine_options o = {.simd = simd, .n_batch = n_batch, .n_threads = 2,
+                           .weights = n_batch == 1 ? "mmap" : "copy"};
     lc_engine *e;
     lc_error err;
     if (lc_engine_create(m, &o, &e, &err)) {

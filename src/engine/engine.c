@@ -13,6 +13,7 @@ static lc_status resolve_options(const lc_config *c, const lc_engine_options *in
     *o = in ? *in : (lc_engine_options){0};
     if (!o->device) o->device = "auto";
     if (!o->simd) o->simd = "auto";
+    if (!o->weights) o->weights = "auto";
     if (o->n_threads == 0) o->n_threads = lc_n_cores();
     if (o->n_ctx == 0) o->n_ctx = c->seq_len;
     if (o->n_seq == 0) o->n_seq = 1;

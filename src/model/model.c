@@ -106,19 +106,49 @@ const lc_config *lc_model_config(const lc_model *m) { return &m->config; }
 
 const char *lc_model_format(const lc_model *m) { return m->format; }
 
-static uint64_t weight_bytes(const weight *w) {
+int model_weight_list(const model_weights *w, int n_layers, weight **out, int cap) {
+    int n = 0;
+#define ADD(x) \
+    do { \
+        if (n < cap) out[n] = (weight *)(x); \
+        n++; \
+    } while (0)
+    ADD(&w->token_embd);
+    ADD(&w->output_norm);
+    if (w->output.data != w->token_embd.data) ADD(&w->output);
+    for (int l = 0; l < n_layers; l++) {
+        const layer_weights *L = &w->layers[l];
+        ADD(&L->attn_norm);
+        ADD(&L->wq);
+        ADD(&L->wk);
+        ADD(&L->wv);
+        ADD(&L->wo);
+        ADD(&L->ffn_norm);
+        ADD(&L->w_gate);
+        ADD(&L->w_up);
+        ADD(&L->w_down);
+    }
+#undef ADD
+    return n;
+}
+
+uint64_t weight_bytes(const weight *w) {
     return (uint64_t)w->rows * (uint64_t)w->cols * dtype_info(w->dtype)->bytes;
 }
 
 uint64_t lc_model_bytes_per_token(const lc_model *m) {
+    /* Every weight once; the embedding table only as the classifier (a
+     * decoding step reads one row of it for the lookup, which we ignore). */
     const model_weights *w = &m->weights;
-    uint64_t total = weight_bytes(&w->output_norm) + weight_bytes(&w->output);
-    for (int l = 0; l < m->config.n_layers; l++) {
-        const layer_weights *L = &w->layers[l];
-        const weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                               &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) total += weight_bytes(all[i]);
-    }
+    int n = model_weight_list(w, m->config.n_layers, NULL, 0);
+    weight **list = malloc((size_t)n * sizeof *list);
+    if (!list) return 0;
+    model_weight_list(w, m->config.n_layers, list, n);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (list[i] != &w->token_embd || w->output.data == w->token_embd.data)
+            total += weight_bytes(list[i]);
+    free(list);
     return total;
 }
 

@@ -45,7 +45,7 @@ lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, dou
         goto done;
     }
     if ((st = threadpool_create(n_threads, &pool, err))) goto done;
-    memset(buf, 1, bytes); /* fault every page in before timing */
+    for (size_t i = 0; i < bytes / sizeof(float); i++) buf[i] = 1.0f; /* faults every page in */
     *p = (pass){.buf = buf, .n = (int64_t)(bytes / sizeof(float)), .kern = cpu_kernels_select("auto")};
     const int64_t n_tasks = (p->n + SLICE_FLOATS - 1) / SLICE_FLOATS;
     threadpool_run(pool, n_tasks, read_slice, p); /* warm-up */

@@ -7,13 +7,11 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 
-/* Rows per decode work item: the sweep in docs/performance.md picked this. */
-#define DEFAULT_CHUNK_ROWS 64
-
 static void cpu_destroy(backend *b) {
     cpu_backend *cb = (cpu_backend *)b;
     if (!cb) return;
     threadpool_free(cb->pool);
+    weight_store_free(&cb->weights);
     float *buffers[] = {cb->x,  cb->xb,  cb->xb2,    cb->q,      cb->k,       cb->v,    cb->att,
                         cb->hb, cb->hb2, cb->xpack, cb->scores, cb->key_cache, cb->value_cache,
                         cb->rope};
@@ -63,12 +61,14 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     cb->base.n_seq = opts->n_seq;
     cb->base.n_batch = opts->n_batch;
     cb->cfg = c;
-    cb->w = &model->weights;
     cb->kern = kern;
     cb->n_threads = opts->n_threads;
-    cb->chunk_rows = opts->chunk_rows > 0 ? opts->chunk_rows : DEFAULT_CHUNK_ROWS;
+    cb->chunk_rows = opts->chunk_rows; /* 0: one range per thread */
 
-    lc_status st = threadpool_create(opts->n_threads, &cb->pool, err);
+    lc_status st = weight_store_init(&cb->weights, model, opts->weights, err);
+    if (st) goto fail;
+    cb->w = &cb->weights.view;
+    st = threadpool_create(opts->n_threads, &cb->pool, err);
     if (st) goto fail;
 
     const uint64_t nb = (uint64_t)opts->n_batch, dim = (uint64_t)c->dim;
@@ -105,8 +105,9 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         goto fail;
     }
     fill_rope_table(cb->rope, c, opts->n_ctx);
-    snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s)",
-             kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s");
+    snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s, %s)",
+             kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s",
+             cb->weights.buffer ? "aligned weight copy" : "weights read from the file mapping");
     *out = &cb->base;
     return LC_OK;
 fail:

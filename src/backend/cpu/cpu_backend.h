@@ -6,16 +6,18 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/threadpool.h"
+#include "backend/cpu/weight_store.h"
 #include "model/model.h"
 
 typedef struct cpu_backend {
     backend base;
     const lc_config *cfg;
-    const model_weights *w;
+    weight_store weights;
+    const model_weights *w; /* &weights.view */
     const cpu_kernels *kern;
     threadpool *pool;
     int n_threads;
-    int chunk_rows; /* matrix rows per work item when decoding */
+    int chunk_rows; /* matrix rows per work item when decoding; 0: one range per thread */
 
     /* Activations for up to n_batch entries, one row per entry. */
     float *x;     /* (n_batch, dim) residual stream */

@@ -79,8 +79,12 @@ void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job
         /* Enough items to balance the threads, each a whole number of row tiles. */
         int64_t tile = cb->kern->gemm_rows;
         c.rows_per_task = ceil_div(ceil_div(max_rows, 4 * (int64_t)cb->n_threads), tile) * tile;
-    } else {
+    } else if (cb->chunk_rows > 0) {
         c.rows_per_task = cb->chunk_rows;
+    } else {
+        /* One contiguous range per thread: each thread then streams one long
+         * run of memory, which measured fastest (docs/performance.md). */
+        c.rows_per_task = ceil_div(ceil_div(max_rows, cb->n_threads), 16) * 16;
     }
     for (int j = 0; j < n_jobs; j++)
         c.tasks_before[j + 1] = c.tasks_before[j] + ceil_div(jobs[j].w->rows, c.rows_per_task);
