@@ -20,6 +20,7 @@
 #error "compile with -DSIMD_ISA_avx2 or -DSIMD_ISA_avx512"
 #endif
 #define GEMM_TOKENS (2 * VL)
+#define PREFETCH_FLOATS 2048 /* how far ahead the matvec prefetches weights */
 #define INLINE static inline __attribute__((always_inline))
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
@@ -86,6 +87,10 @@ INLINE void matvec_row(const float *w, int64_t k, const float *x, float *out, in
     vf acc[MATVEC_MAX_TOKENS][2] = {{{0}}};
     int64_t i = 0;
     for (; i + 2 * VL <= k; i += 2 * VL) {
+        /* Both cache lines 8 KiB ahead: +16% decode on the stories15M shape,
+         * +7% on stories42M, neutral on stories110M (alternating runs). */
+        __builtin_prefetch(w + i + PREFETCH_FLOATS, 0, 3);
+        __builtin_prefetch(w + i + PREFETCH_FLOATS + 16, 0, 3);
         vf w0 = vload(w + i), w1 = vload(w + i + VL);
         for (int t = 0; t < NT; t++) {
             acc[t][0] += w0 * vload(x + t * k + i);
