@@ -31,7 +31,15 @@ INLINE vf vload(const float *p) {
     return v;
 }
 
-INLINE vf vsplat(float s) { return (vf){0} + s; }
+/* A broadcast. Not (vf){0} + s: that is a real add (0 + -0 is +0), which GCC
+ * keeps as a vaddss in front of every broadcast in the GEMM loop. */
+INLINE vf vsplat(float s) {
+#if VL == 16
+    return (vf){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+#else
+    return (vf){s, s, s, s, s, s, s, s};
+#endif
+}
 
 /* Horizontal sum as a tree of half-width adds. */
 INLINE float vsum(vf v) {
