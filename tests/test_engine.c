@@ -191,3 +191,45 @@ void test_engine_bad_options(test_ctx *t) {
     }
     lc_model_free(m);
 }
+
+/* A long prompt in one batch (blocked GEMM attention over several query
+ * blocks) must give the logits that one-token steps give, on every kernel set. */
+void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
+    char path[1024];
+    lc_model *m;
+    lc_error err;
+    if (lc_model_load(shared_path(path, sizeof path, "models/tiny-gutenberg-15M.bin"), &m, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        return;
+    }
+    enum { N = 150 };
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_token tok[N];
+    int32_t pos[N], seq[N] = {0};
+    uint8_t want[N];
+    for (int i = 0; i < N; i++) tok[i] = (lc_token)(1 + (i * 7919) % 31000), pos[i] = i, want[i] = 1;
+    float *batched = malloc((size_t)N * (size_t)vocab * sizeof *batched);
+    float *stepwise = malloc((size_t)N * (size_t)vocab * sizeof *stepwise);
+    static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+    for (size_t k = 0; k < 3; k++) {
+        lc_engine *big = NULL, *one = NULL;
+        lc_engine_options ob = {.simd = kernels[k], .n_batch = N}, o1 = {.simd = kernels[k], .n_batch = 1};
+        if (lc_engine_create(m, &ob, &big, &err) || lc_engine_create(m, &o1, &one, &err)) {
+            lc_engine_free(big);
+            continue; /* this CPU lacks the kernel set */
+        }
+        lc_batch b = {N, tok, pos, seq, want};
+        CHECK(t, lc_engine_forward(big, &b, batched, &err) == LC_OK, "%s", err.msg);
+        for (int i = 0; i < N; i++) {
+            lc_batch s = {1, tok + i, pos + i, seq, want};
+            CHECK(t, lc_engine_forward(one, &s, stepwise + (size_t)i * (size_t)vocab, &err) == LC_OK, "%s", err.msg);
+        }
+        float worst = max_diff(batched, stepwise, N * vocab);
+        CHECK(t, worst < 1e-3f, "%s: batched and stepwise logits differ by %g", kernels[k], worst);
+        lc_engine_free(big);
+        lc_engine_free(one);
+    }
+    free(batched);
+    free(stepwise);
+    lc_model_free(m);
+}

@@ -55,10 +55,10 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
         /* GEMM tiles: every row count up to the tile, a partial token block. */
         const int nt = simd->gemm_tokens - 3;
         float *block = malloc((size_t)(simd->gemm_tokens * k) * sizeof *block);
-        cpu_pack_block(simd, x, nt, k, 0, block);
+        cpu_pack_block(simd, x, k, nt, k, 0, block);
         for (int r = 1; r <= simd->gemm_rows; r++) {
             memset(a, 0, sizeof a);
-            simd->gemm_tile(w, k, r, block, nt, a, rows);
+            simd->gemm_tile(w, k, k, r, block, simd->gemm_tokens, nt, a, 1, rows);
             ref->matvec(w, k, r, x, 1, b, rows); /* token 0 */
             for (int row = 0; row < r; row++)
                 CHECK(t, close_enough(a[row], b[row], k), "%s gemm k=%lld rows=%d row=%d", simd->name,
@@ -76,6 +76,27 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
     }
 }
 
+/* The tile as attention uses it: strided B rows, rows of C contiguous. */
+static void check_strided_tile(test_ctx *t, const cpu_kernels *k) {
+    uint64_t rng = 99;
+    const int64_t depth = 37, a_stride = 41, b_stride = k->gemm_tokens + 5, rows = k->gemm_rows;
+    float *a = random_floats((size_t)(rows * a_stride), &rng);
+    float *b = random_floats((size_t)(depth * b_stride), &rng);
+    for (int lanes = k->gemm_tokens; lanes >= 1; lanes -= k->gemm_tokens - 1) {
+        float got[16 * 64] = {0}, want[16 * 64] = {0};
+        const int64_t c_row = 70;
+        k->gemm_tile(a, a_stride, depth, (int)rows, b, b_stride, lanes, got, c_row, 1);
+        cpu_kernels_scalar.gemm_tile(a, a_stride, depth, (int)rows, b, b_stride, lanes, want, c_row, 1);
+        for (int64_t r = 0; r < rows; r++)
+            for (int l = 0; l < 70; l++)
+                CHECK(t, close_enough(got[r * c_row + l], want[r * c_row + l], depth),
+                      "%s strided tile: lanes %d, row %lld, lane %d: %g vs %g", k->name, lanes,
+                      (long long)r, l, got[r * c_row + l], want[r * c_row + l]);
+    }
+    free(a);
+    free(b);
+}
+
 void test_kernels_simd_match_scalar(test_ctx *t) {
     int tested = 0;
     static const char *const names[] = {"avx2", "avx512"};
@@ -83,6 +104,7 @@ void test_kernels_simd_match_scalar(test_ctx *t) {
         const cpu_kernels *k = cpu_kernels_select(names[i]);
         if (!k) continue; /* this CPU lacks it */
         check_table(t, k);
+        check_strided_tile(t, k);
         tested++;
     }
     CHECK(t, cpu_kernels_select("auto") != NULL, "no kernels for auto");
@@ -98,8 +120,8 @@ void test_kernels_scalar_gemm(test_ctx *t) {
     const cpu_kernels *s = &cpu_kernels_scalar;
     float *w = random_floats((size_t)(s->gemm_rows * k), &rng), *x = random_floats((size_t)(8 * k), &rng);
     float *block = malloc((size_t)(s->gemm_tokens * k) * sizeof *block), out[64];
-    cpu_pack_block(s, x, 5, k, 0, block);
-    s->gemm_tile(w, k, s->gemm_rows, block, 5, out, s->gemm_rows);
+    cpu_pack_block(s, x, k, 5, k, 0, block);
+    s->gemm_tile(w, k, k, s->gemm_rows, block, s->gemm_tokens, 5, out, 1, s->gemm_rows);
     for (int tok = 0; tok < 5; tok++)
         for (int r = 0; r < s->gemm_rows; r++) {
             double want = 0;

@@ -12,10 +12,18 @@ static void cpu_destroy(backend *b) {
     if (!cb) return;
     threadpool_free(cb->pool);
     weight_store_free(&cb->weights);
-    float *buffers[] = {cb->x,  cb->xb,  cb->xb2,    cb->q,      cb->k,       cb->v,    cb->att,
-                        cb->hb, cb->hb2, cb->xpack, cb->scores, cb->key_cache, cb->value_cache,
+    float *buffers[] = {cb->x,  cb->xb,  cb->xb2,   cb->q,         cb->k,           cb->v,
+                        cb->att, cb->hb, cb->hb2,  cb->xpack,     cb->key_cache, cb->value_cache,
                         cb->rope};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    for (int t = 0; cb->attn_scratch && t < cb->n_threads; t++) {
+        attention_scratch *s = &cb->attn_scratch[t];
+        free(s->scores);
+        free(s->vpack);
+        free(s->qpack);
+    }
+    free(cb->attn_scratch);
+    free(cb->attn_items);
     free(cb->logit_rows);
     free(cb);
 }
@@ -92,15 +100,25 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         !(cb->hb2 = alloc_floats(nb * hidden, "activations", err)) ||
         !(cb->xpack = alloc_floats(blocks * (uint64_t)kern->gemm_tokens * widest, "GEMM buffer",
                                    err)) ||
-        !(cb->scores = alloc_floats((uint64_t)opts->n_threads * (uint64_t)opts->n_ctx,
-                                    "attention buffer", err)) ||
         !(cb->key_cache = alloc_floats(cache, "KV cache", err)) ||
         !(cb->value_cache = alloc_floats(cache, "KV cache", err)) ||
         !(cb->rope = alloc_floats((uint64_t)opts->n_ctx * (uint64_t)c->head_dim, "RoPE table",
                                   err)))
         goto fail;
+    const uint64_t nt = (uint64_t)kern->gemm_tokens, ctx = (uint64_t)opts->n_ctx,
+                   hd = (uint64_t)c->head_dim;
+    cb->attn_scratch = calloc((size_t)opts->n_threads, sizeof *cb->attn_scratch);
+    if (!cb->attn_scratch) goto fail;
+    for (int t = 0; t < opts->n_threads; t++) {
+        attention_scratch *s = &cb->attn_scratch[t];
+        if (!(s->scores = alloc_floats(nt * ctx, "attention buffer", err)) ||
+            !(s->vpack = alloc_floats((hd + nt - 1) / nt * nt * ctx, "attention buffer", err)) ||
+            !(s->qpack = alloc_floats(hd * nt, "attention buffer", err)))
+            goto fail;
+    }
+    cb->attn_items = calloc(nb * (uint64_t)c->n_heads, sizeof *cb->attn_items);
     cb->logit_rows = calloc(nb, sizeof *cb->logit_rows);
-    if (!cb->logit_rows) {
+    if (!cb->logit_rows || !cb->attn_items) {
         lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }

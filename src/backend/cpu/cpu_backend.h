@@ -9,6 +9,20 @@
 #include "backend/cpu/weight_store.h"
 #include "model/model.h"
 
+/* Attention work item: entries [first, first + count) of the batch, one
+ * sequence at consecutive positions, for one query head. */
+typedef struct attention_item {
+    int32_t first, count, head;
+} attention_item;
+
+/* Per-thread scratch for blocked attention (gemm_tokens queries at a time). */
+typedef struct attention_scratch {
+    float *scores; /* (gemm_tokens, n_ctx) attention weights, a row per query */
+    float *vpack;  /* (n_ctx, head_dim rounded up to gemm_tokens) values, when the head
+                      size is not a whole number of tiles */
+    float *qpack;  /* (head_dim, gemm_tokens) the queries packed */
+} attention_scratch;
+
 typedef struct cpu_backend {
     backend base;
     const lc_config *cfg;
@@ -30,7 +44,8 @@ typedef struct cpu_backend {
     float *hb;    /* (n_batch, hidden_dim) SwiGLU gate, then gate * up */
     float *hb2;   /* (n_batch, hidden_dim) SwiGLU up */
     float *xpack; /* GEMM input packed in token blocks: (n_batch rounded up, max width) */
-    float *scores; /* (n_threads, n_ctx) attention weights, one row per thread */
+    attention_scratch *attn_scratch; /* (n_threads) */
+    attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows; /* (n_batch) batch index of each entry that wants logits */
 
     float *key_cache;   /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
@@ -51,6 +66,17 @@ void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job
 
 /* Tokens at which matrix products switch from matvec passes to the GEMM. */
 #define GEMM_MIN_TOKENS 5
+
+/* Where position `pos` of sequence `seq` starts in a layer's key or value cache. */
+static inline int64_t cpu_cache_offset(const cpu_backend *cb, int layer, int32_t seq, int32_t pos) {
+    const int64_t kv_dim = (int64_t)cb->cfg->n_kv_heads * cb->cfg->head_dim;
+    return (((int64_t)layer * cb->base.n_seq + seq) * cb->base.n_ctx + pos) * kv_dim;
+}
+
+/* Splits the batch into attention work items (once per forward); returns how many. */
+int64_t cpu_attention_plan(cpu_backend *cb, const lc_batch *batch);
+/* Attention for every entry of the batch at one layer: q, the cache -> att. */
+void cpu_attention(cpu_backend *cb, const lc_batch *batch, int layer, int64_t n_items);
 
 lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
 

@@ -3,8 +3,8 @@
  *   per layer:  x += Wo · attention(rope(Wq · norm(x)), rope(Wk · norm(x)), Wv · norm(x))
  *               x += W2 · (silu(W1 · norm(x)) * (W3 · norm(x)))
  *   logits = Wcls · norm(x)            (only for entries that asked)
- * Matrix products go through cpu_matmul; per-entry work (norms, RoPE,
- * attention) runs on the same thread pool. */
+ * Matrix products go through cpu_matmul and attention through cpu_attention;
+ * per-entry work (norms, RoPE) runs on the same thread pool. */
 #include <assert.h>
 #include <math.h>
 #include <string.h>
@@ -18,17 +18,6 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
     float scale = 1.0f / sqrtf(ss / (float)n + eps);
     for (int64_t i = 0; i < n; i++) out[i] = w[i] * (scale * x[i]);
-}
-
-static void softmax(float *x, int64_t n) {
-    float max = x[0];
-    for (int64_t i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int64_t i = 0; i < n; i++) x[i] /= sum;
 }
 
 /* Rotates each adjacent pair (x[2i], x[2i+1]) of every head by pos * theta_i. */
@@ -88,11 +77,6 @@ static void swiglu_task(void *ctx, int64_t t, int thread) {
     for (int64_t i = 0; i < hidden; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-static int64_t cache_offset(const cpu_backend *cb, int layer, int32_t seq, int32_t pos) {
-    const int64_t kv_dim = (int64_t)cb->cfg->n_kv_heads * cb->cfg->head_dim;
-    return (((int64_t)layer * cb->base.n_seq + seq) * cb->base.n_ctx + pos) * kv_dim;
-}
-
 /* RoPE on q and k, then k and v into the entry's KV-cache slot. */
 static void rope_store_task(void *ctx, int64_t t, int thread) {
     const step *s = ctx;
@@ -104,30 +88,9 @@ static void rope_store_task(void *ctx, int64_t t, int thread) {
     const float *cos_sin = cb->rope + (int64_t)pos * c->head_dim;
     rope(cb->q + t * q_dim, c->n_heads, c->head_dim, cos_sin);
     rope(cb->k + t * kv_dim, c->n_kv_heads, c->head_dim, cos_sin);
-    int64_t at = cache_offset(cb, s->layer, s->batch->seq[t], pos);
+    int64_t at = cpu_cache_offset(cb, s->layer, s->batch->seq[t], pos);
     memcpy(cb->key_cache + at, cb->k + t * kv_dim, (size_t)kv_dim * sizeof(float));
     memcpy(cb->value_cache + at, cb->v + t * kv_dim, (size_t)kv_dim * sizeof(float));
-}
-
-/* One (entry, head): softmax(q · K[0..pos] / sqrt(head_dim)) · V[0..pos]. */
-static void attention_task(void *ctx, int64_t task, int thread) {
-    const step *s = ctx;
-    cpu_backend *cb = s->cb;
-    const lc_config *c = cb->cfg;
-    const int64_t t = task / c->n_heads, h = task % c->n_heads, hd = c->head_dim;
-    const int64_t q_dim = (int64_t)c->n_heads * hd, kv_dim = (int64_t)c->n_kv_heads * hd;
-    const int32_t pos = s->batch->pos[t];
-    const int64_t kv_head = h / (c->n_heads / c->n_kv_heads); /* grouped-query sharing */
-    const int64_t base = cache_offset(cb, s->layer, s->batch->seq[t], 0) + kv_head * hd;
-    const float *q = cb->q + t * q_dim + h * hd;
-    const float *keys = cb->key_cache + base, *values = cb->value_cache + base;
-    float *scores = cb->scores + (int64_t)thread * cb->base.n_ctx;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t p = 0; p <= pos; p++) scores[p] = cb->kern->dot(q, keys + p * kv_dim, hd) * scale;
-    softmax(scores, pos + 1);
-    float *out = cb->att + t * q_dim + h * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int64_t p = 0; p <= pos; p++) cb->kern->axpy(out, scores[p], values + p * kv_dim, hd);
 }
 
 static void gather_task(void *ctx, int64_t i, int thread) {
@@ -146,6 +109,7 @@ lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error
     const int64_t n = batch->n, dim = c->dim;
     assert(n >= 1 && n <= b->n_batch);
     step s = {.cb = cb, .batch = batch};
+    const int64_t n_attention_items = cpu_attention_plan(cb, batch);
 
     const float *embd = w->token_embd.data;
     for (int64_t t = 0; t < n; t++)
@@ -160,7 +124,7 @@ lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error
         matmul_job qkv[] = {{&L->wq, cb->q}, {&L->wk, cb->k}, {&L->wv, cb->v}};
         cpu_matmul(cb, cb->xb, n, qkv, 3);
         for_each_entry(&s, n, rope_store_task);
-        threadpool_run(cb->pool, n * c->n_heads, attention_task, &s);
+        cpu_attention(cb, batch, l, n_attention_items);
         matmul_job out_proj[] = {{&L->wo, cb->xb2}};
         cpu_matmul(cb, cb->att, n, out_proj, 1);
         for_each_entry(&s, n, residual_task);

@@ -22,13 +22,13 @@ const cpu_kernels *cpu_kernels_select(const char *simd) {
     return NULL;
 }
 
-void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t n_tok, int64_t k, int64_t t0,
-                    float *block) {
+void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t x_stride, int64_t n_tok,
+                    int64_t k, int64_t t0, float *block) {
     const int nt = kern->gemm_tokens;
     int64_t have = n_tok - t0 < nt ? n_tok - t0 : nt;
     if (have < nt) memset(block, 0, (size_t)(k * nt) * sizeof *block);
     for (int64_t t = 0; t < have; t++) {
-        const float *row = x + (t0 + t) * k;
+        const float *row = x + (t0 + t) * x_stride;
         for (int64_t i = 0; i < k; i++) block[i * nt + t] = row[i];
     }
 }

@@ -14,14 +14,16 @@ typedef struct cpu_kernels {
      * t < n_tok <= MATVEC_MAX_TOKENS: one pass over the rows serves every token. */
     void (*matvec)(const float *w, int64_t k, int64_t rows, const float *x, int n_tok,
                    float *out, int64_t out_stride);
-    /* The GEMM tile: for `rows` (<= gemm_rows) consecutive weight rows and the
-     * gemm_tokens tokens of one packed block, out[t * out_stride + r] =
-     * dot(w[r * k ..], token t), t < n_tok. `xpack` is a block packed as
-     * xpack[kk * gemm_tokens + t] (zero-padded past the real tokens). */
-    void (*gemm_tile)(const float *w, int64_t k, int rows, const float *xpack, int n_tok,
-                      float *out, int64_t out_stride);
-    int gemm_rows;   /* weight rows per tile */
-    int gemm_tokens; /* tokens per packed block */
+    /* The GEMM tile, C = A B for one block: for r < rows (<= gemm_rows) and
+     * lanes t < n_lanes (<= gemm_tokens),
+     *   c[r * c_row + t * c_lane] = sum over i < k of a[r * a_stride + i] * b[i * b_stride + t].
+     * A's elements are broadcast; each B row must hold gemm_tokens readable
+     * floats (lanes past n_lanes are computed and dropped). A matrix product
+     * uses weight rows as A and a packed token block as B. */
+    void (*gemm_tile)(const float *a, int64_t a_stride, int64_t k, int rows, const float *b,
+                      int64_t b_stride, int n_lanes, float *c, int64_t c_row, int64_t c_lane);
+    int gemm_rows;   /* A rows per tile */
+    int gemm_tokens; /* B lanes per tile: tokens per packed block */
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float a, const float *x, int64_t n); /* y += a * x */
 } cpu_kernels;
@@ -36,9 +38,9 @@ extern const cpu_kernels cpu_kernels_avx512;
  * machine or build cannot run it. */
 const cpu_kernels *cpu_kernels_select(const char *simd);
 
-/* Packs tokens [t0, t0 + gemm_tokens) of x (n_tok x k, row-major) as one
- * block for gemm_tile; missing tokens are zeros. */
-void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t n_tok, int64_t k,
-                    int64_t t0, float *block);
+/* Packs tokens [t0, t0 + gemm_tokens) of x (n_tok rows of k floats,
+ * x_stride apart) as one block for gemm_tile; missing tokens are zeros. */
+void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t x_stride, int64_t n_tok,
+                    int64_t k, int64_t t0, float *block);
 
 #endif

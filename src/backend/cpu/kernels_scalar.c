@@ -21,13 +21,14 @@ static void matvec_scalar(const float *w, int64_t k, int64_t rows, const float *
 
 #define SCALAR_GEMM_TOKENS 8
 
-static void gemm_tile_scalar(const float *w, int64_t k, int rows, const float *xpack, int n_tok,
-                             float *out, int64_t out_stride) {
+static void gemm_tile_scalar(const float *a, int64_t a_stride, int64_t k, int rows,
+                             const float *b, int64_t b_stride, int n_lanes, float *c, int64_t c_row,
+                             int64_t c_lane) {
     for (int r = 0; r < rows; r++)
-        for (int t = 0; t < n_tok; t++) {
+        for (int t = 0; t < n_lanes; t++) {
             float sum = 0.0f;
-            for (int64_t i = 0; i < k; i++) sum += w[r * k + i] * xpack[i * SCALAR_GEMM_TOKENS + t];
-            out[t * out_stride + r] = sum;
+            for (int64_t i = 0; i < k; i++) sum += a[r * a_stride + i] * b[i * b_stride + t];
+            c[r * c_row + t * c_lane] = sum;
         }
 }
 

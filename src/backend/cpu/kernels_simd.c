@@ -132,28 +132,35 @@ static void matvec_simd(const float *w, int64_t k, int64_t rows, const float *x,
     }
 }
 
-/* R weight rows x GEMM_TOKENS packed tokens: per k, two token vectors are
- * loaded and each row's weight is broadcast into them. */
-INLINE void gemm_block(const float *w, int64_t k, const float *xp, int n_tok, float *out,
-                       int64_t os, const int R) {
+/* R rows of A x GEMM_TOKENS lanes of B: per k, two B vectors are loaded and
+ * each row's A element is broadcast into them. */
+INLINE void gemm_block(const float *a, int64_t as, int64_t k, const float *b, int64_t bs,
+                       int n_lanes, float *c, int64_t c_row, int64_t c_lane, const int R) {
     vf acc[GEMM_ROWS][2] = {{{0}}};
     for (int64_t i = 0; i < k; i++) {
-        vf x0 = vload(xp + i * GEMM_TOKENS), x1 = vload(xp + i * GEMM_TOKENS + VL);
+        vf b0 = vload(b + i * bs), b1 = vload(b + i * bs + VL);
         for (int r = 0; r < R; r++) {
-            vf b = vsplat(w[r * k + i]);
-            acc[r][0] += b * x0;
-            acc[r][1] += b * x1;
+            vf x = vsplat(a[r * as + i]);
+            acc[r][0] += x * b0;
+            acc[r][1] += x * b1;
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < n_tok; t++) out[t * os + r] = acc[r][t / VL][t % VL];
+    for (int r = 0; r < R; r++) {
+        float *row = c + r * c_row;
+        if (c_lane == 1 && n_lanes == GEMM_TOKENS) { /* contiguous: two vector stores */
+            memcpy(row, &acc[r][0], sizeof acc[r][0]);
+            memcpy(row + VL, &acc[r][1], sizeof acc[r][1]);
+        } else {
+            for (int t = 0; t < n_lanes; t++) row[t * c_lane] = acc[r][t / VL][t % VL];
+        }
+    }
 }
 
-static void gemm_tile_simd(const float *w, int64_t k, int rows, const float *xp, int n_tok,
-                           float *out, int64_t os) {
+static void gemm_tile_simd(const float *a, int64_t as, int64_t k, int rows, const float *b,
+                           int64_t bs, int n_lanes, float *c, int64_t c_row, int64_t c_lane) {
     switch (rows) {
 #define CASE(R) \
-    case R: gemm_block(w, k, xp, n_tok, out, os, R); break;
+    case R: gemm_block(a, as, k, b, bs, n_lanes, c, c_row, c_lane, R); break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
 #if GEMM_ROWS == 12
         CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)

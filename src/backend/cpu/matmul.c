@@ -41,7 +41,7 @@ static void matvec_task(void *ctx, int64_t task, int thread) {
 static void pack_task(void *ctx, int64_t block, int thread) {
     const matmul_call *c = ctx;
     const cpu_kernels *kern = c->cb->kern;
-    cpu_pack_block(kern, c->x, c->n_tok, c->k, block * kern->gemm_tokens,
+    cpu_pack_block(kern, c->x, c->k, c->n_tok, c->k, block * kern->gemm_tokens,
                    c->cb->xpack + block * kern->gemm_tokens * c->k);
 }
 
@@ -57,8 +57,8 @@ static void gemm_task(void *ctx, int64_t task, int thread) {
         const float *w = (const float *)job->w->data + r * c->k;
         for (int64_t t = 0; t < c->n_tok; t += nt) {
             int n = c->n_tok - t < nt ? (int)(c->n_tok - t) : (int)nt;
-            kern->gemm_tile(w, c->k, rows, c->cb->xpack + t * c->k, n, job->out + t * stride + r,
-                            stride);
+            kern->gemm_tile(w, c->k, c->k, rows, c->cb->xpack + t * c->k, nt, n,
+                            job->out + t * stride + r, 1, stride);
         }
     }
 }
