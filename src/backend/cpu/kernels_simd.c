@@ -145,14 +145,19 @@ INLINE void gemm_block(const float *a, int64_t as, int64_t k, const float *b, in
             acc[r][1] += x * b1;
         }
     }
+    /* Spill with constant indices (keeps acc in registers, no zeroing), then
+     * write lane by lane so each lane's R values land side by side: for a
+     * matrix product those are R neighbouring outputs of one token. */
+    float tile[GEMM_ROWS][GEMM_TOKENS];
     for (int r = 0; r < R; r++) {
-        float *row = c + r * c_row;
-        if (c_lane == 1 && n_lanes == GEMM_TOKENS) { /* contiguous: two vector stores */
-            memcpy(row, &acc[r][0], sizeof acc[r][0]);
-            memcpy(row + VL, &acc[r][1], sizeof acc[r][1]);
-        } else {
-            for (int t = 0; t < n_lanes; t++) row[t * c_lane] = acc[r][t / VL][t % VL];
-        }
+        memcpy(tile[r], &acc[r][0], sizeof acc[r][0]);
+        memcpy(tile[r] + VL, &acc[r][1], sizeof acc[r][1]);
+    }
+    if (c_lane == 1) {
+        for (int r = 0; r < R; r++) memcpy(c + r * c_row, tile[r], (size_t)n_lanes * sizeof(float));
+    } else {
+        for (int t = 0; t < n_lanes; t++)
+            for (int r = 0; r < R; r++) c[t * c_lane + r * c_row] = tile[r][t];
     }
 }
 
