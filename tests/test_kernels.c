@@ -35,15 +35,6 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
 
         CHECK(t, close_enough(simd->dot(w, x, k), ref->dot(w, x, k), k), "%s dot k=%lld", simd->name,
               (long long)k);
-        float y1[300], y2[300];
-        memcpy(y1, x, (size_t)k * sizeof(float));
-        memcpy(y2, x, (size_t)k * sizeof(float));
-        simd->axpy(y1, 0.37f, w, k);
-        ref->axpy(y2, 0.37f, w, k);
-        for (int64_t i = 0; i < k; i++)
-            CHECK(t, close_enough(y1[i], y2[i], 1), "%s axpy k=%lld i=%lld", simd->name, (long long)k,
-                  (long long)i);
-
         for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
             simd->matvec(w, k, rows, x, nt, a, rows);
             ref->matvec(w, k, rows, x, nt, b, rows);

@@ -10,7 +10,8 @@
  *      S = Q K^T (key rows broadcast against the packed queries), masked past
  *      each query's own position, softmax by rows;
  *      O = S V (score rows broadcast against V rows, read in place from the
- *      cache when the head size is a multiple of the tile width).
+ *      cache; the cache is padded so the tile's full-width reads stay inside).
+ * A decoding step computes its weighted sum of V rows with the same tile.
  */
 #include <math.h>
 #include <string.h>
@@ -37,6 +38,22 @@ static void softmax_in_place(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] /= sum;
 }
 
+/* out[r][d] = sum over p < n_keys of scores[r][p] * values[p][d], for `rows`
+ * score rows (scores_stride apart) and d < head_dim. */
+static void weighted_values(const cpu_kernels *kern, const float *scores, int64_t scores_stride,
+                            int rows, int64_t n_keys, const float *values, int64_t v_stride,
+                            int64_t hd, float *out, int64_t out_stride) {
+    const int64_t lanes = kern->gemm_tokens, tile_rows = kern->gemm_rows;
+    for (int64_t q = 0; q < rows; q += tile_rows) {
+        int r = rows - q < tile_rows ? (int)(rows - q) : (int)tile_rows;
+        for (int64_t d = 0; d < hd; d += lanes) {
+            int n = hd - d < lanes ? (int)(hd - d) : (int)lanes;
+            kern->gemm_tile(scores + q * scores_stride, scores_stride, n_keys, r, values + d, v_stride,
+                            n, out + q * out_stride + d, out_stride, 1);
+        }
+    }
+}
+
 /* One entry, one head: the decoding step. */
 static void attend_one(const attention_call *a, int64_t t, int64_t h, float *scores) {
     const cpu_backend *cb = a->cb;
@@ -50,9 +67,8 @@ static void attend_one(const attention_call *a, int64_t t, int64_t h, float *sco
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t p = 0; p <= pos; p++) scores[p] = cb->kern->dot(q, keys + p * kv_dim, hd) * scale;
     softmax_in_place(scores, pos + 1);
-    float *out = cb->att + t * q_dim + h * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int64_t p = 0; p <= pos; p++) cb->kern->axpy(out, scores[p], values + p * kv_dim, hd);
+    weighted_values(cb->kern, scores, 0, 1, pos + 1, values, kv_dim, hd, cb->att + t * q_dim + h * hd,
+                    q_dim);
 }
 
 /* A block of `count` queries at consecutive positions of one sequence, one head. */
@@ -86,25 +102,8 @@ static void attend_block(const attention_call *a, int64_t first, int count, int6
         memset(row + visible, 0, (size_t)(n_keys - visible) * sizeof *row);
     }
 
-    /* O = S V. The tile reads `lanes` floats per V row: in place when whole
-     * tiles fit the head, else from rows copied into a padded buffer. */
-    const float *v = values;
-    int64_t v_stride = kv_dim;
-    if (hd % lanes != 0) {
-        v_stride = (hd + lanes - 1) / lanes * lanes;
-        for (int64_t p = 0; p < n_keys; p++)
-            memcpy(s->vpack + p * v_stride, values + p * kv_dim, (size_t)hd * sizeof(float));
-        v = s->vpack;
-    }
-    float *out = cb->att + first * q_dim + h * hd;
-    for (int64_t q = 0; q < count; q += rows) {
-        int r = count - q < rows ? (int)(count - q) : (int)rows;
-        for (int64_t d = 0; d < hd; d += lanes) {
-            int n = hd - d < lanes ? (int)(hd - d) : (int)lanes;
-            kern->gemm_tile(s->scores + q * n_ctx, n_ctx, n_keys, r, v + d, v_stride, n,
-                            out + q * q_dim + d, q_dim, 1);
-        }
-    }
+    weighted_values(kern, s->scores, n_ctx, count, n_keys, values, kv_dim, hd,
+                    cb->att + first * q_dim + h * hd, q_dim);
 }
 
 static void attention_task(void *ctx, int64_t task, int thread) {

@@ -19,7 +19,6 @@ static void cpu_destroy(backend *b) {
     for (int t = 0; cb->attn_scratch && t < cb->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
         free(s->scores);
-        free(s->vpack);
         free(s->qpack);
     }
     free(cb->attn_scratch);
@@ -87,7 +86,8 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     widest = widest > q_dim ? widest : q_dim;
     const uint64_t blocks = (nb + (uint64_t)kern->gemm_tokens - 1) / (uint64_t)kern->gemm_tokens;
     const uint64_t cache = (uint64_t)c->n_layers * (uint64_t)opts->n_seq *
-                           (uint64_t)opts->n_ctx * kv_dim;
+                               (uint64_t)opts->n_ctx * kv_dim +
+                           (uint64_t)kern->gemm_tokens; /* tile padding, see cpu_backend.h */
     st = LC_ERR_NOMEM;
     if (!(cb->x = alloc_floats(nb * dim, "residual stream", err)) ||
         !(cb->xb = alloc_floats(nb * dim, "activations", err)) ||
@@ -112,7 +112,6 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     for (int t = 0; t < opts->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
         if (!(s->scores = alloc_floats(nt * ctx, "attention buffer", err)) ||
-            !(s->vpack = alloc_floats((hd + nt - 1) / nt * nt * ctx, "attention buffer", err)) ||
             !(s->qpack = alloc_floats(hd * nt, "attention buffer", err)))
             goto fail;
     }

@@ -18,8 +18,6 @@ typedef struct attention_item {
 /* Per-thread scratch for blocked attention (gemm_tokens queries at a time). */
 typedef struct attention_scratch {
     float *scores; /* (gemm_tokens, n_ctx) attention weights, a row per query */
-    float *vpack;  /* (n_ctx, head_dim rounded up to gemm_tokens) values, when the head
-                      size is not a whole number of tiles */
     float *qpack;  /* (head_dim, gemm_tokens) the queries packed */
 } attention_scratch;
 
@@ -48,8 +46,10 @@ typedef struct cpu_backend {
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows; /* (n_batch) batch index of each entry that wants logits */
 
-    float *key_cache;   /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
-    float *value_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
+    /* Both caches end with gemm_tokens floats of padding: the GEMM tile reads
+     * whole tiles of lanes from a V row even when a head is narrower. */
+    float *key_cache;   /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) + padding */
+    float *value_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) + padding */
     float *rope;        /* (n_ctx, head_dim / 2, 2): cos and sin per position and pair */
 } cpu_backend;
 

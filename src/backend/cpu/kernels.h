@@ -25,7 +25,6 @@ typedef struct cpu_kernels {
     int gemm_rows;   /* A rows per tile */
     int gemm_tokens; /* B lanes per tile: tokens per packed block */
     float (*dot)(const float *a, const float *b, int64_t n);
-    void (*axpy)(float *y, float a, const float *x, int64_t n); /* y += a * x */
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_scalar;

@@ -8,10 +8,6 @@ static float dot_scalar(const float *a, const float *b, int64_t n) {
     return sum;
 }
 
-static void axpy_scalar(float *y, float a, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 static void matvec_scalar(const float *w, int64_t k, int64_t rows, const float *x, int n_tok,
                           float *out, int64_t out_stride) {
     for (int t = 0; t < n_tok; t++)
@@ -39,5 +35,4 @@ const cpu_kernels cpu_kernels_scalar = {
     .gemm_rows = 4,
     .gemm_tokens = SCALAR_GEMM_TOKENS,
     .dot = dot_scalar,
-    .axpy = axpy_scalar,
 };

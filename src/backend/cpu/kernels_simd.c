@@ -76,16 +76,6 @@ static float dot_simd(const float *a, const float *b, int64_t n) {
     return vsum(acc0 + acc1);
 }
 
-static void axpy_simd(float *y, float a, const float *x, int64_t n) {
-    vf av = vsplat(a);
-    int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        vf r = vload(y + i) + av * vload(x + i);
-        memcpy(y + i, &r, sizeof r);
-    }
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
 /* One weight row against NT tokens. Rows are taken one after another, so each
  * thread streams one contiguous range of memory: interleaving several rows
  * measured ~20% slower (short streams defeat the hardware prefetcher). */
@@ -181,5 +171,4 @@ const cpu_kernels TABLE = {
     .gemm_rows = GEMM_ROWS,
     .gemm_tokens = GEMM_TOKENS,
     .dot = dot_simd,
-    .axpy = axpy_simd,
 };
