@@ -59,3 +59,31 @@ test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
 
 test-sanitize:
 	$(MAKE) --no-print-directory BUILD=build-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" test-plain
+
+# Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
+# from $LLAMAC_MODELS, ./models or ../shared/models (llamac generate without -m).
+PROMPT ?= Once upon a time
+run: $(BUILD)/llamac
+	$(BUILD)/llamac generate -p "$(PROMPT)" -n 200
+
+# Downloads the public TinyStories model and the Llama 2 tokenizer into ./models.
+models:
+	mkdir -p models
+	curl -fL -o models/stories15M.bin https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin
+	curl -fL -o models/tokenizer.bin https://github.com/karpathy/llama2.c/raw/master/tokenizer.bin
+
+# Prompt (pp256) and generation (tg128) speed on random-weight stories15M and
+# stories110M checkpoints, against the measured memory bandwidth. Not a test.
+BENCH_MODELS = $(BUILD)/bench-models
+bench: $(BUILD)/llamac
+	@mkdir -p $(BENCH_MODELS)
+	@for shape in stories15M stories110M; do \
+	    [ -f $(BENCH_MODELS)/$$shape.bin ] || $(BUILD)/llamac mkmodel --shape $$shape --out $(BENCH_MODELS)/$$shape.bin || exit 1; \
+	    $(BUILD)/llamac bench -m $(BENCH_MODELS)/$$shape.bin -p 256 -n 128 -r 5 --membw || exit 1; echo; \
+	done
+
+format:
+	clang-format -i $$(find include src cli tests -name '*.[ch]')
+
+clean:
+	rm -rf $(BUILD) build-sanitize

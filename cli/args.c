@@ -49,8 +49,9 @@ static bool parse_value(const arg_spec *s, const char *v, const char *shown) {
     case ARG_FLAG: return true;
     }
     fprintf(stderr, "llamac: %s: invalid value '%s' (expected %s)\n", shown, v,
-            s->kind == ARG_FLOAT ? "a number" : s->kind == ARG_U64 ? "a non-negative integer"
-                                                                    : "an integer");
+            s->kind == ARG_FLOAT ? "a number"
+            : s->kind == ARG_U64 ? "a non-negative integer"
+                                 : "an integer");
     return false;
 }
 

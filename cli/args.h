@@ -12,10 +12,10 @@ typedef struct arg_spec {
     const char *name; /* long form without the dashes */
     char short_name;  /* 0 when none */
     arg_kind kind;
-    void *dest;       /* bool, int, uint64_t, float or const char * */
+    void *dest; /* bool, int, uint64_t, float or const char * */
     const char *metavar;
     const char *help;
-    bool *seen;       /* optional: set when the flag was given */
+    bool *seen; /* optional: set when the flag was given */
 } arg_spec;
 
 typedef struct command_info {

@@ -43,8 +43,9 @@ static int run_once(lc_engine *e, const lc_token *tokens, int n, bool one_by_one
 
 int cmd_bench(int argc, char **argv) {
     static const command_info info = {
-        "bench", "Measure prompt processing (pp: P tokens in batches) and generation (tg: N "
-                 "tokens one at a time) speed; prints medians and the spread over -r runs.",
+        "bench",
+        "Measure prompt processing (pp: P tokens in batches) and generation (tg: N "
+        "tokens one at a time) speed; prints medians and the spread over -r runs.",
         "-m model.bin [-p 256] [-n 128] [-r 5] [--json] [options]",
         "GB/s is the weight bytes a decoding step reads times tg tok/s; --membw also\n"
         "measures the memory bandwidth and prints the fraction of it tg reaches."};
@@ -54,11 +55,15 @@ int cmd_bench(int argc, char **argv) {
     bool json = false, with_membw = false;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, false);
-    specs[n++] = (arg_spec){"n-prompt", 'p', ARG_INT, &n_prompt, "P", "prompt tokens for pp; 0 skips (default: 256)"};
-    specs[n++] = (arg_spec){"n-gen", 'n', ARG_INT, &n_gen, "N", "tokens for tg; 0 skips (default: 128)"};
-    specs[n++] = (arg_spec){"repetitions", 'r', ARG_INT, &runs, "R", "timed runs of each (default: 5)"};
+    specs[n++] = (arg_spec){"n-prompt", 'p', ARG_INT,
+                            &n_prompt,  "P", "prompt tokens for pp; 0 skips (default: 256)"};
+    specs[n++] =
+        (arg_spec){"n-gen", 'n', ARG_INT, &n_gen, "N", "tokens for tg; 0 skips (default: 128)"};
+    specs[n++] =
+        (arg_spec){"repetitions", 'r', ARG_INT, &runs, "R", "timed runs of each (default: 5)"};
     specs[n++] = (arg_spec){"json", 0, ARG_FLAG, &json, NULL, "print JSON instead of a table"};
-    specs[n++] = (arg_spec){"membw", 0, ARG_FLAG, &with_membw, NULL, "also measure memory bandwidth"};
+    specs[n++] =
+        (arg_spec){"membw", 0, ARG_FLAG, &with_membw, NULL, "also measure memory bandwidth"};
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);
     char *pos[1];
@@ -78,8 +83,10 @@ int cmd_bench(int argc, char **argv) {
     const lc_config *c = lc_model_config(model);
     int longest = n_prompt > n_gen ? n_prompt : n_gen;
     if (longest > lc_engine_n_ctx(engine)) {
-        fprintf(stderr, "llamac bench: %d tokens do not fit the context of %d (lower -p/-n or "
-                "raise --ctx)\n", longest, lc_engine_n_ctx(engine));
+        fprintf(stderr,
+                "llamac bench: %d tokens do not fit the context of %d (lower -p/-n or "
+                "raise --ctx)\n",
+                longest, lc_engine_n_ctx(engine));
         goto done;
     }
     tokens = malloc((size_t)(longest + 1) * sizeof *tokens);
@@ -106,14 +113,16 @@ int cmd_bench(int argc, char **argv) {
     }
     const double bytes = (double)lc_model_bytes_per_token(model);
     if (json) {
-        printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"weight_bytes_per_token\": %.0f,\n",
+        printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"weight_bytes_per_token\": "
+               "%.0f,\n",
                co.model_path, lc_engine_describe(engine), bytes);
         if (with_membw) printf("  \"membw_gb_s\": %.2f,\n", membw);
         printf("  \"results\": [");
     } else {
         printf("model: %s (%s, %.1f MB of weights per token)\nbackend: %s\n", co.model_path,
                lc_model_format(model), bytes / 1e6, lc_engine_describe(engine));
-        if (with_membw) printf("memory bandwidth: %.1f GB/s (median of 10 passes over 1 GiB)\n", membw);
+        if (with_membw)
+            printf("memory bandwidth: %.1f GB/s (median of 10 passes over 1 GiB)\n", membw);
         printf("%-8s %8s %14s %12s %12s %10s\n", "test", "tokens", "median tok/s", "min", "max",
                "GB/s");
     }
@@ -127,9 +136,10 @@ int cmd_bench(int argc, char **argv) {
         }
         double med = median(s[k].tok_s, s[k].runs), gbs = k == 1 ? med * bytes / 1e9 : 0;
         if (json) {
-            printf("%s\n    {\"test\": \"%s%d\", \"tokens\": %d, \"runs\": %d, \"tok_s_median\": %.2f, "
-                   "\"tok_s_min\": %.2f, \"tok_s_max\": %.2f", first ? "" : ",", s[k].name,
-                   s[k].tokens, s[k].tokens, s[k].runs, med, lo, hi);
+            printf("%s\n    {\"test\": \"%s%d\", \"tokens\": %d, \"runs\": %d, \"tok_s_median\": "
+                   "%.2f, "
+                   "\"tok_s_min\": %.2f, \"tok_s_max\": %.2f",
+                   first ? "" : ",", s[k].name, s[k].tokens, s[k].tokens, s[k].runs, med, lo, hi);
             if (k == 1) printf(", \"gb_s\": %.2f", gbs);
             if (k == 1 && with_membw) printf(", \"fraction_of_membw\": %.3f", gbs / membw);
             printf("}");

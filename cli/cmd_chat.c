@@ -1,7 +1,8 @@
 /* llamac chat: a conversation with a Llama 2 chat model. Each turn is
  * rendered with the Llama 2 template and appended to the same KV-cache
  * sequence, so earlier turns are never recomputed:
- *   <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {reply}</s><s>[INST] {user} [/INST] ... */
+ *   <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {reply}</s><s>[INST] {user} [/INST] ...
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,9 @@ static char *render_turn(const char *system, const char *user, bool first) {
 
 int cmd_chat(int argc, char **argv) {
     static const command_info info = {
-        "chat", "Chat with a Llama 2 chat model: each line on stdin is a user turn; the reply "
-                "streams to stdout. The conversation stays in the KV cache across turns.",
+        "chat",
+        "Chat with a Llama 2 chat model: each line on stdin is a user turn; the reply "
+        "streams to stdout. The conversation stays in the KV cache across turns.",
         "[-m model.bin] [-z tokenizer.bin] [--system TEXT] [-p FIRST_MESSAGE] [options]",
         "The chat ends at the end of input, or when the next turn no longer fits the context."};
     common_opts co;
@@ -75,11 +77,14 @@ int cmd_chat(int argc, char **argv) {
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
     specs[n++] = (arg_spec){"system", 0, ARG_STRING, &system, "TEXT", "system prompt"};
-    specs[n++] = (arg_spec){"prompt", 'p', ARG_STRING, &first_message, "TEXT", "first user message"};
-    specs[n++] = (arg_spec){"n-predict", 'n', ARG_INT, &max_reply, "N",
-                            "most tokens per reply; -1: until the end of the reply (default)"};
-    specs[n++] = (arg_spec){"verbose", 'v', ARG_FLAG, &verbose, NULL,
-                            "after each reply, print its speed and the context used to stderr"};
+    specs[n++] =
+        (arg_spec){"prompt", 'p', ARG_STRING, &first_message, "TEXT", "first user message"};
+    specs[n++] = (arg_spec){
+        "n-predict", 'n', ARG_INT,
+        &max_reply,  "N", "most tokens per reply; -1: until the end of the reply (default)"};
+    specs[n++] = (arg_spec){
+        "verbose", 'v',  ARG_FLAG,
+        &verbose,  NULL, "after each reply, print its speed and the context used to stderr"};
     n = sampling_specs(&so, specs, n);
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);
@@ -114,7 +119,8 @@ int cmd_chat(int argc, char **argv) {
         lc_token *ids = NULL, *turn_ids = NULL;
         size_t n_ids = 0;
         lc_error err;
-        if (!text || lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids, &err)) {
+        if (!text ||
+            lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids, &err)) {
             if (text) report("chat", &err);
             free(text);
             goto done;
@@ -132,8 +138,10 @@ int cmd_chat(int argc, char **argv) {
         free(ids);
         int used = lc_engine_seq_pos(engine, 0);
         if (n_turn >= (size_t)(n_ctx - used)) {
-            fprintf(stderr, "llamac: context full: this message needs %zu positions and %d of %d "
-                    "are left; the chat ends here\n", n_turn, n_ctx - used, n_ctx);
+            fprintf(stderr,
+                    "llamac: context full: this message needs %zu positions and %d of %d "
+                    "are left; the chat ends here\n",
+                    n_turn, n_ctx - used, n_ctx);
             free(turn_ids);
             rc = 0;
             goto done;
@@ -143,8 +151,8 @@ int cmd_chat(int argc, char **argv) {
         p.dt.prev = lc_tokenizer_bos(tok); /* a reply starts like a fresh text: no leading space */
         lc_generate_params gp = {max_reply, &eos, 1};
         lc_generate_stats stats;
-        lc_status st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, print_reply_token,
-                                   &p, &stats, &err);
+        lc_status st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, print_reply_token, &p,
+                                   &stats, &err);
         free(turn_ids);
         printf("\n");
         fflush(stdout);
@@ -154,13 +162,17 @@ int cmd_chat(int argc, char **argv) {
         }
         pending = stats.pending;
         if (verbose)
-            fprintf(stderr, "llamac: turn %d: %d prompt + %d reply tokens, %.1f tok/s; context %d/%d "
-                    "used\n", turn + 1, stats.n_prompt, stats.n_generated,
+            fprintf(stderr,
+                    "llamac: turn %d: %d prompt + %d reply tokens, %.1f tok/s; context %d/%d "
+                    "used\n",
+                    turn + 1, stats.n_prompt, stats.n_generated,
                     stats.decode_seconds > 0 ? stats.n_decoded / stats.decode_seconds : 0.0,
                     lc_engine_seq_pos(engine, 0), n_ctx);
         if (stats.stop == LC_STOP_CONTEXT) {
-            fprintf(stderr, "llamac: context full (%d positions) in the middle of a reply; the chat "
-                    "ends here\n", n_ctx);
+            fprintf(stderr,
+                    "llamac: context full (%d positions) in the middle of a reply; the chat "
+                    "ends here\n",
+                    n_ctx);
             rc = 0;
             goto done;
         }

@@ -26,8 +26,9 @@ static bool on_token(void *user, lc_token id) {
 
 int cmd_generate(int argc, char **argv) {
     static const command_info info = {
-        "generate", "Continue a prompt: prints the prompt, then the generated text as it is "
-                    "produced; statistics go to stderr.",
+        "generate",
+        "Continue a prompt: prints the prompt, then the generated text as it is "
+        "produced; statistics go to stderr.",
         "[-m model.bin] [-z tokenizer.bin] [-p PROMPT | -f FILE] [-n N] [-t T] [options]",
         "Generation stops at the end-of-text token (and at BOS, which TinyStories models emit\n"
         "between stories), after -n new tokens, or when the context is full."};
@@ -40,14 +41,20 @@ int cmd_generate(int argc, char **argv) {
     bool no_bos = false, quiet = false;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
-    specs[n++] = (arg_spec){"prompt", 'p', ARG_STRING, &prompt, "TEXT", "the prompt (default: empty)"};
-    specs[n++] = (arg_spec){"file", 'f', ARG_STRING, &prompt_file, "FILE",
-                            "read the prompt from a file (- for stdin)"};
-    specs[n++] = (arg_spec){"n-predict", 'n', ARG_INT, &max_new, "N",
+    specs[n++] =
+        (arg_spec){"prompt", 'p', ARG_STRING, &prompt, "TEXT", "the prompt (default: empty)"};
+    specs[n++] = (arg_spec){"file",       'f',    ARG_STRING,
+                            &prompt_file, "FILE", "read the prompt from a file (- for stdin)"};
+    specs[n++] = (arg_spec){"n-predict",
+                            'n',
+                            ARG_INT,
+                            &max_new,
+                            "N",
                             "new tokens to generate; -1: until the end or a full context "
                             "(default: 256)"};
     n = sampling_specs(&so, specs, n);
-    specs[n++] = (arg_spec){"no-bos", 0, ARG_FLAG, &no_bos, NULL, "do not start with the BOS token"};
+    specs[n++] =
+        (arg_spec){"no-bos", 0, ARG_FLAG, &no_bos, NULL, "do not start with the BOS token"};
     specs[n++] = (arg_spec){"quiet", 'q', ARG_FLAG, &quiet, NULL, "no statistics on stderr"};
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);
@@ -90,8 +97,10 @@ int cmd_generate(int argc, char **argv) {
     }
     if (open_engine(&co, model, 1, &engine)) goto done;
     if (n_ids > (size_t)lc_engine_n_ctx(engine)) {
-        fprintf(stderr, "llamac: the prompt has %zu tokens but the context holds %d; shorten it "
-                "or raise --ctx\n", n_ids, lc_engine_n_ctx(engine));
+        fprintf(stderr,
+                "llamac: the prompt has %zu tokens but the context holds %d; shorten it "
+                "or raise --ctx\n",
+                n_ids, lc_engine_n_ctx(engine));
         goto done;
     }
     if (open_sampler(&so, lc_model_config(model)->vocab_size, &sampler)) goto done;

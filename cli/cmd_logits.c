@@ -17,8 +17,10 @@ static long parse_ids(const char *s, lc_token **out) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || (*end != ',' && *end != '\0') || v < 0 || v > 0x7fffffffL) {
-            fprintf(stderr, "llamac logits: --ids: '%s' is not a comma-separated list of token "
-                    "ids\n", s);
+            fprintf(stderr,
+                    "llamac logits: --ids: '%s' is not a comma-separated list of token "
+                    "ids\n",
+                    s);
             free(ids);
             return -1;
         }
@@ -31,8 +33,9 @@ static long parse_ids(const char *s, lc_token **out) {
 
 int cmd_logits(int argc, char **argv) {
     static const command_info info = {
-        "logits", "Run a token sequence and write the logits after every position as raw "
-                  "little-endian float32, rows x vocab.",
+        "logits",
+        "Run a token sequence and write the logits after every position as raw "
+        "little-endian float32, rows x vocab.",
         "-m model.bin (--ids 1,450,6989 | -z tokenizer.bin -p TEXT) --out FILE", NULL};
     common_opts co;
     common_defaults(&co);
@@ -40,7 +43,8 @@ int cmd_logits(int argc, char **argv) {
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
     specs[n++] = (arg_spec){"ids", 0, ARG_STRING, &ids_arg, "LIST", "comma-separated token ids"};
-    specs[n++] = (arg_spec){"prompt", 'p', ARG_STRING, &text, "TEXT", "text to tokenize (with BOS) instead of --ids"};
+    specs[n++] = (arg_spec){"prompt", 'p',    ARG_STRING,
+                            &text,    "TEXT", "text to tokenize (with BOS) instead of --ids"};
     specs[n++] = (arg_spec){"out", 'o', ARG_STRING, &out_path, "FILE", "where to write the logits"};
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);

@@ -10,16 +10,20 @@
 static void print_piece(const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7F) printf("\\x%02x", c);
-        else putchar(c);
+        if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c < 0x20 || c == 0x7F)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
 }
 
 int cmd_tokenize(int argc, char **argv) {
     static const command_info info = {
-        "tokenize", "Print the token ids of a text on one line (with BOS first, as a prompt "
-                    "gets them).",
+        "tokenize",
+        "Print the token ids of a text on one line (with BOS first, as a prompt "
+        "gets them).",
         "-z tokenizer.bin [--pieces] [--no-bos] [--eos] (TEXT... | -f FILE)", NULL};
     common_opts co;
     common_defaults(&co);
@@ -27,12 +31,15 @@ int cmd_tokenize(int argc, char **argv) {
     bool no_bos = false, eos = false, pieces = false, count = false;
     arg_spec specs[MAX_SPECS];
     int n = 0;
-    specs[n++] = (arg_spec){"tokenizer", 'z', ARG_STRING, &co.tokenizer, "FILE",
-                            "tokenizer.bin (default: tokenizer.bin on the model search path)"};
-    specs[n++] = (arg_spec){"file", 'f', ARG_STRING, &file, "FILE", "read the text from a file (- for stdin)"};
+    specs[n++] = (arg_spec){
+        "tokenizer",   'z',    ARG_STRING,
+        &co.tokenizer, "FILE", "tokenizer.bin (default: tokenizer.bin on the model search path)"};
+    specs[n++] = (arg_spec){"file", 'f',    ARG_STRING,
+                            &file,  "FILE", "read the text from a file (- for stdin)"};
     specs[n++] = (arg_spec){"no-bos", 0, ARG_FLAG, &no_bos, NULL, "do not prepend BOS"};
     specs[n++] = (arg_spec){"eos", 0, ARG_FLAG, &eos, NULL, "append EOS"};
-    specs[n++] = (arg_spec){"pieces", 0, ARG_FLAG, &pieces, NULL, "print one 'id<TAB>piece' line per token"};
+    specs[n++] =
+        (arg_spec){"pieces", 0, ARG_FLAG, &pieces, NULL, "print one 'id<TAB>piece' line per token"};
     specs[n++] = (arg_spec){"count", 0, ARG_FLAG, &count, NULL, "print only the number of tokens"};
     specs_end(specs, n);
     char *words[256];

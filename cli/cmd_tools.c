@@ -1,6 +1,7 @@
 /* Small tool subcommands: mkmodel, membw and info. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -13,8 +14,9 @@ static void show_progress(void *user, double done) {
 
 int cmd_mkmodel(int argc, char **argv) {
     static const command_info info = {
-        "mkmodel", "Write a llama2.c checkpoint with random weights (normal(0, 0.02) matrices, "
-                   "unit norms) of a standard shape, for speed tests.",
+        "mkmodel",
+        "Write a llama2.c checkpoint with random weights (normal(0, 0.02) matrices, "
+        "unit norms) of a standard shape, for speed tests.",
         "--shape NAME --out FILE [--seed N]",
         "shapes: stories260K, stories15M, stories42M, stories110M (shared classifier),\n"
         "        llama2-7b (separate classifier; 27 GB in fp32)"};
@@ -36,18 +38,21 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     int last = -1;
     lc_error err;
-    if (lc_mkmodel(shape, out, seed, show_progress, &last, &err)) {
+    /* A percentage that rewrites itself only makes sense on a terminal. */
+    lc_progress_fn progress = isatty(STDERR_FILENO) ? show_progress : NULL;
+    if (lc_mkmodel(shape, out, seed, progress, &last, &err)) {
         if (last >= 0) fputc('\n', stderr);
         return report(NULL, &err);
     }
-    fprintf(stderr, "\rllamac mkmodel: wrote %s (%s)\n", out, shape);
+    fprintf(stderr, "%sllamac mkmodel: wrote %s (%s)\n", last >= 0 ? "\r" : "", out, shape);
     return 0;
 }
 
 int cmd_membw(int argc, char **argv) {
     static const command_info info = {
-        "membw", "Measure memory read bandwidth: every thread streams its share of a buffer, "
-                 "with the SIMD kernel the matvec uses. Batch-1 decoding cannot beat this.",
+        "membw",
+        "Measure memory read bandwidth: every thread streams its share of a buffer, "
+        "with the SIMD kernel the matvec uses. Batch-1 decoding cannot beat this.",
         "[--size-mib N] [--threads N] [-r N]", NULL};
     int size_mib = 1024, threads = 0, repeats = 10;
     arg_spec specs[] = {
@@ -61,7 +66,8 @@ int cmd_membw(int argc, char **argv) {
     parse_result pr = args_parse(&info, specs, argc, argv, pos, &n_pos, 0);
     if (pr != PARSE_OK) return pr == PARSE_HELP ? 0 : 2;
     if (size_mib < 1 || size_mib > (1 << 20) || threads < 0) {
-        fprintf(stderr, "llamac membw: --size-mib must be 1 to %d and --threads 0 or more\n", 1 << 20);
+        fprintf(stderr, "llamac membw: --size-mib must be 1 to %d and --threads 0 or more\n",
+                1 << 20);
         return 2;
     }
     double median, best;
@@ -69,7 +75,8 @@ int cmd_membw(int argc, char **argv) {
     if (lc_membw((size_t)size_mib << 20, threads, repeats, &median, &best, &err))
         return report(NULL, &err);
     printf("memory read bandwidth: median %.1f GB/s, best %.1f GB/s (%d MiB, %d threads, %d "
-           "passes)\n", median, best, size_mib, threads ? threads : lc_n_cores(), repeats);
+           "passes)\n",
+           median, best, size_mib, threads ? threads : lc_n_cores(), repeats);
     return 0;
 }
 
@@ -91,9 +98,9 @@ int cmd_info(int argc, char **argv) {
     printf("file:        %s\nformat:      %s\nparameters:  %.2fM\n", co.model_path,
            lc_model_format(model), lc_model_n_params(model) / 1e6);
     printf("dim %d, hidden %d, layers %d, heads %d, kv heads %d, head dim %d, vocab %d, "
-           "context %d, rope theta %g, %s classifier\n", c->dim, c->hidden_dim, c->n_layers,
-           c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len, c->rope_theta,
-           c->shared_classifier ? "shared" : "separate");
+           "context %d, rope theta %g, %s classifier\n",
+           c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+           c->vocab_size, c->seq_len, c->rope_theta, c->shared_classifier ? "shared" : "separate");
     printf("weights read per decoded token: %.1f MB\n", lc_model_bytes_per_token(model) / 1e6);
     lc_model_free(model);
     return 0;

@@ -12,29 +12,49 @@ void common_defaults(common_opts *o) {
 }
 
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer) {
-    specs[n++] = (arg_spec){"model", 'm', ARG_STRING, &o->model, "FILE",
+    specs[n++] = (arg_spec){"model",
+                            'm',
+                            ARG_STRING,
+                            &o->model,
+                            "FILE",
                             "model checkpoint (llama2.c .bin); default: stories15M.bin, else "
                             "tiny-gutenberg-15M.bin, from the model search path"};
     if (with_tokenizer)
-        specs[n++] = (arg_spec){"tokenizer", 'z', ARG_STRING, &o->tokenizer, "FILE",
+        specs[n++] = (arg_spec){"tokenizer",
+                                'z',
+                                ARG_STRING,
+                                &o->tokenizer,
+                                "FILE",
                                 "tokenizer.bin; default: tokenizer.bin beside the model, then the "
                                 "search path"};
     return n;
 }
 
 int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
-    specs[n++] = (arg_spec){"threads", 0, ARG_INT, &o->threads, "N", "CPU threads (default: all cores)"};
-    specs[n++] = (arg_spec){"ctx", 'c', ARG_INT, &o->ctx, "N",
-                            "context length in positions (default: the model's)"};
-    specs[n++] = (arg_spec){"batch", 0, ARG_INT, &o->batch, "N",
-                            "most prompt tokens per forward pass (default: 512)"};
-    specs[n++] = (arg_spec){"device", 0, ARG_STRING, &o->device, "D", "auto, cpu or cuda (default: auto)"};
-    specs[n++] = (arg_spec){"simd", 0, ARG_STRING, &o->simd, "S",
-                            "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};
-    specs[n++] = (arg_spec){"weights", 0, ARG_STRING, &o->weights, "MODE",
-                            "where the CPU reads weights: auto (an aligned copy if it fits\n"
-                            "                               in half the free memory), mmap or copy"};
-    specs[n++] = (arg_spec){"chunk", 0, ARG_INT, &o->chunk, "ROWS",
+    specs[n++] =
+        (arg_spec){"threads", 0, ARG_INT, &o->threads, "N", "CPU threads (default: all cores)"};
+    specs[n++] = (arg_spec){"ctx",   'c', ARG_INT,
+                            &o->ctx, "N", "context length in positions (default: the model's)"};
+    specs[n++] = (arg_spec){"batch",   0,   ARG_INT,
+                            &o->batch, "N", "most prompt tokens per forward pass (default: 512)"};
+    specs[n++] =
+        (arg_spec){"device", 0, ARG_STRING, &o->device, "D", "auto, cpu or cuda (default: auto)"};
+    specs[n++] =
+        (arg_spec){"simd",   0,   ARG_STRING,
+                   &o->simd, "S", "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};
+    specs[n++] =
+        (arg_spec){"weights",
+                   0,
+                   ARG_STRING,
+                   &o->weights,
+                   "MODE",
+                   "where the CPU reads weights: auto (an aligned copy if it fits\n"
+                   "                               in half the free memory), mmap or copy"};
+    specs[n++] = (arg_spec){"chunk",
+                            0,
+                            ARG_INT,
+                            &o->chunk,
+                            "ROWS",
                             "matrix rows per CPU work item when decoding (default: 0,\n"
                             "                               one contiguous range per thread)"};
     return n;
@@ -67,15 +87,14 @@ int open_model(common_opts *o, lc_model **model) {
     } else if (!find_in_search_path("stories15M.bin", o->model_path, sizeof o->model_path) &&
                !find_in_search_path("tiny-gutenberg-15M.bin", o->model_path,
                                     sizeof o->model_path)) {
-        fprintf(stderr,
-                "llamac: no model given and none found: looked for stories15M.bin and "
-                "tiny-gutenberg-15M.bin in $LLAMAC_MODELS, ./models and ../shared/models.\n"
-                "Download the public TinyStories model with `make models`, or by hand:\n"
-                "  mkdir -p models\n"
-                "  curl -L -o models/stories15M.bin "
-                "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin\n"
-                "  curl -L -o models/tokenizer.bin "
-                "https://github.com/karpathy/llama2.c/raw/master/tokenizer.bin\n");
+        fprintf(stderr, "llamac: no model given and none found: looked for stories15M.bin and "
+                        "tiny-gutenberg-15M.bin in $LLAMAC_MODELS, ./models and ../shared/models.\n"
+                        "Download the public TinyStories model with `make models`, or by hand:\n"
+                        "  mkdir -p models\n"
+                        "  curl -L -o models/stories15M.bin "
+                        "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin\n"
+                        "  curl -L -o models/tokenizer.bin "
+                        "https://github.com/karpathy/llama2.c/raw/master/tokenizer.bin\n");
         return 1;
     }
     lc_error err;
@@ -100,9 +119,10 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
     if (model) {
         int32_t want = lc_model_config(model)->vocab_size, have = lc_tokenizer_vocab_size(*tok);
         if (want != have) {
-            fprintf(stderr, "llamac: %s: the tokenizer has %d tokens but the model %s has %d; "
-                    "pass the tokenizer the model was trained with (-z)\n", o->tokenizer_path,
-                    have, o->model_path, want);
+            fprintf(stderr,
+                    "llamac: %s: the tokenizer has %d tokens but the model %s has %d; "
+                    "pass the tokenizer the model was trained with (-z)\n",
+                    o->tokenizer_path, have, o->model_path, want);
             lc_tokenizer_free(*tok);
             *tok = NULL;
             return 1;
@@ -112,8 +132,13 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
 }
 
 int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine) {
-    lc_engine_options opts = {.device = o->device, .n_threads = o->threads, .n_ctx = o->ctx,
-                              .n_seq = n_seq, .n_batch = o->batch, .simd = o->simd, .weights = o->weights,
+    lc_engine_options opts = {.device = o->device,
+                              .n_threads = o->threads,
+                              .n_ctx = o->ctx,
+                              .n_seq = n_seq,
+                              .n_batch = o->batch,
+                              .simd = o->simd,
+                              .weights = o->weights,
                               .chunk_rows = o->chunk};
     lc_error err;
     if (lc_engine_create(model, &opts, engine, &err)) return report(NULL, &err);
@@ -170,7 +195,8 @@ void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_st
     double bytes = (double)lc_model_bytes_per_token(model);
     double pp = s->prompt_seconds > 0 ? s->n_prompt / s->prompt_seconds : 0;
     double tg = s->decode_seconds > 0 ? s->n_decoded / s->decode_seconds : 0;
-    fprintf(f, "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s, %.1f GB/s "
-            "(%.1f MB of weights per token) | stop: %s\n", s->n_prompt, pp, s->n_generated, tg,
-            tg * bytes / 1e9, bytes / 1e6, stop_name(s->stop));
+    fprintf(f,
+            "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s, %.1f GB/s "
+            "(%.1f MB of weights per token) | stop: %s\n",
+            s->n_prompt, pp, s->n_generated, tg, tg * bytes / 1e9, bytes / 1e6, stop_name(s->stop));
 }

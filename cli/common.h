@@ -9,7 +9,7 @@
 #include "llamac.h"
 
 #define MAX_SPECS 40
-#define PATH_CAP 4096
+#define PATH_CAP  4096
 
 typedef struct common_opts {
     const char *model;     /* -m */

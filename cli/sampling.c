@@ -11,15 +11,19 @@ void sampling_defaults(sampling_opts *s) {
 }
 
 int sampling_specs(sampling_opts *s, arg_spec *specs, int n) {
-    specs[n++] = (arg_spec){"temperature", 't', ARG_FLOAT, &s->params.temperature, "T",
-                            "sampling temperature; 0 is greedy (default: 0.8)"};
-    specs[n++] = (arg_spec){"top-p", 0, ARG_FLOAT, &s->params.top_p, "P",
-                            "nucleus sampling mass in (0, 1]; 1 disables (default: 0.9)"};
-    specs[n++] = (arg_spec){"top-k", 0, ARG_INT, &s->params.top_k, "K",
-                            "sample among the K likeliest tokens; 0 disables (default: 0)"};
-    specs[n++] = (arg_spec){"seed", 's', ARG_U64, &s->params.seed, "N",
-                            "random seed; the same seed gives the same text (default: clock)",
-                            &s->seed_given};
+    specs[n++] =
+        (arg_spec){"temperature",          't', ARG_FLOAT,
+                   &s->params.temperature, "T", "sampling temperature; 0 is greedy (default: 0.8)"};
+    specs[n++] = (arg_spec){
+        "top-p",          0,   ARG_FLOAT,
+        &s->params.top_p, "P", "nucleus sampling mass in (0, 1]; 1 disables (default: 0.9)"};
+    specs[n++] = (arg_spec){
+        "top-k",          0,   ARG_INT,
+        &s->params.top_k, "K", "sample among the K likeliest tokens; 0 disables (default: 0)"};
+    specs[n++] = (arg_spec){
+        "seed",          's', ARG_U64,
+        &s->params.seed, "N", "random seed; the same seed gives the same text (default: clock)",
+        &s->seed_given};
     return n;
 }
 

@@ -64,9 +64,9 @@ typedef struct lc_config {
     int32_t n_kv_heads; /* key/value heads; < n_heads means grouped-query attention */
     int32_t head_dim;   /* dim / n_heads */
     int32_t vocab_size;
-    int32_t seq_len;    /* context length the model was trained for */
-    float rope_theta;   /* RoPE base, 10000 for Llama 2 */
-    float norm_eps;     /* RMSNorm epsilon */
+    int32_t seq_len;        /* context length the model was trained for */
+    float rope_theta;       /* RoPE base, 10000 for Llama 2 */
+    float norm_eps;         /* RMSNorm epsilon */
     bool shared_classifier; /* output projection is the embedding table */
 } lc_config;
 
@@ -98,9 +98,8 @@ lc_token lc_tokenizer_eos(const lc_tokenizer *tok);
 /* Encodes `len` bytes of UTF-8 text exactly as SentencePiece does. On success
  * *out is a malloc'd array of *n_out ids that the caller frees. Invalid UTF-8
  * is an LC_ERR_ARG error. */
-lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len,
-                              bool add_bos, bool add_eos, lc_token **out, size_t *n_out,
-                              lc_error *err);
+lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                              bool add_eos, lc_token **out, size_t *n_out, lc_error *err);
 
 /* The raw vocabulary entry of `id` (NULL when out of range). */
 const char *lc_tokenizer_piece(const lc_tokenizer *tok, lc_token id, size_t *len);
@@ -119,20 +118,20 @@ void lc_detokenizer_init(lc_detokenizer *dt);
 /* Writes at most `cap` bytes and returns how many; a buffer of
  * LC_DETOKENIZE_BUF bytes always holds one call's output. */
 #define LC_MAX_PIECE_BYTES 4096
-#define LC_DETOKENIZE_BUF (LC_MAX_PIECE_BYTES + 8)
+#define LC_DETOKENIZE_BUF  (LC_MAX_PIECE_BYTES + 8)
 size_t lc_detokenize(const lc_tokenizer *tok, lc_detokenizer *dt, lc_token id, char *out,
                      size_t cap);
 
 /* ---- engine: a backend running batched forwards over KV-cache slots ---- */
 
 typedef struct lc_engine_options {
-    const char *device;  /* "auto" (default), "cpu" */
-    int n_threads;       /* 0: every online core */
-    int n_ctx;           /* positions per sequence; 0: the model's seq_len */
-    int n_seq;           /* KV-cache slots (independent sequences); 0: 1 */
-    int n_batch;         /* most entries one forward call takes; 0: 256 */
-    const char *simd;    /* CPU kernels: "auto" (default), "scalar", "avx2", "avx512" */
-    int chunk_rows;      /* CPU rows per decode work item; 0: one range per thread (measured best) */
+    const char *device; /* "auto" (default), "cpu" */
+    int n_threads;      /* 0: every online core */
+    int n_ctx;          /* positions per sequence; 0: the model's seq_len */
+    int n_seq;          /* KV-cache slots (independent sequences); 0: 1 */
+    int n_batch;        /* most entries one forward call takes; 0: 256 */
+    const char *simd;   /* CPU kernels: "auto" (default), "scalar", "avx2", "avx512" */
+    int chunk_rows;     /* CPU rows per decode work item; 0: one range per thread (measured best) */
     const char *weights; /* CPU: "auto" (default: an aligned huge-page copy when it takes at most
                             half the free memory, else the file mapping), "mmap", "copy" */
 } lc_engine_options;
@@ -142,16 +141,16 @@ typedef struct lc_engine_options {
  * attends to positions 0..pos of its own sequence's KV-cache slot. */
 typedef struct lc_batch {
     int32_t n;
-    const lc_token *token;  /* (n) */
-    const int32_t *pos;     /* (n) */
-    const int32_t *seq;     /* (n) */
-    const uint8_t *logits;  /* (n) nonzero: produce this entry's logits; NULL: last entry only */
+    const lc_token *token; /* (n) */
+    const int32_t *pos;    /* (n) */
+    const int32_t *seq;    /* (n) */
+    const uint8_t *logits; /* (n) nonzero: produce this entry's logits; NULL: last entry only */
 } lc_batch;
 
 typedef struct lc_engine lc_engine;
 
-lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
-                           lc_engine **out, lc_error *err);
+lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts, lc_engine **out,
+                           lc_error *err);
 void lc_engine_free(lc_engine *engine);
 /* "cpu (avx512, 2 threads)" — what actually runs. */
 const char *lc_engine_describe(const lc_engine *engine);
@@ -161,8 +160,7 @@ int lc_engine_n_batch(const lc_engine *engine);
 /* The forward contract shared by every backend: runs the batch (up to
  * lc_engine_n_batch entries) and writes one row of vocab_size logits per
  * requested entry, in batch order, to `logits`. */
-lc_status lc_engine_forward(lc_engine *engine, const lc_batch *batch, float *logits,
-                            lc_error *err);
+lc_status lc_engine_forward(lc_engine *engine, const lc_batch *batch, float *logits, lc_error *err);
 
 /* Sequences: the engine tracks how many positions each slot holds. */
 int lc_engine_seq_pos(const lc_engine *engine, int seq);
@@ -184,8 +182,8 @@ typedef struct lc_sampler_params {
 
 typedef struct lc_sampler lc_sampler;
 
-lc_status lc_sampler_create(const lc_sampler_params *params, int32_t vocab_size,
-                            lc_sampler **out, lc_error *err);
+lc_status lc_sampler_create(const lc_sampler_params *params, int32_t vocab_size, lc_sampler **out,
+                            lc_error *err);
 void lc_sampler_free(lc_sampler *sampler);
 /* Picks a token from raw logits; the logits buffer is used as scratch. */
 lc_token lc_sampler_sample(lc_sampler *sampler, float *logits);
@@ -193,27 +191,27 @@ lc_token lc_sampler_sample(lc_sampler *sampler, float *logits);
 /* ---- generation: prefill + decode loop shared by every front end ------- */
 
 typedef enum lc_stop_reason {
-    LC_STOP_TOKEN,    /* a stop token (EOS, or BOS for llama2.c models) was sampled */
-    LC_STOP_LENGTH,   /* max_new_tokens were generated */
-    LC_STOP_CONTEXT,  /* the sequence reached the context length */
-    LC_STOP_CALLER,   /* the token callback asked to stop */
+    LC_STOP_TOKEN,   /* a stop token (EOS, or BOS for llama2.c models) was sampled */
+    LC_STOP_LENGTH,  /* max_new_tokens were generated */
+    LC_STOP_CONTEXT, /* the sequence reached the context length */
+    LC_STOP_CALLER,  /* the token callback asked to stop */
 } lc_stop_reason;
 
 /* Called with each generated token; return false to stop. */
 typedef bool (*lc_token_fn)(void *user, lc_token token);
 
 typedef struct lc_generate_params {
-    int max_new_tokens;        /* < 0: until a stop token or the context is full */
-    const lc_token *stop;      /* tokens that end generation (not passed to on_token) */
+    int max_new_tokens;   /* < 0: until a stop token or the context is full */
+    const lc_token *stop; /* tokens that end generation (not passed to on_token) */
     int n_stop;
 } lc_generate_params;
 
 typedef struct lc_generate_stats {
-    int n_prompt;           /* tokens prefilled by this call */
-    int n_generated;        /* tokens sampled and passed to on_token */
-    int n_decoded;          /* single-token forward steps run */
-    double prompt_seconds;  /* the prefill */
-    double decode_seconds;  /* the single-token forward steps */
+    int n_prompt;          /* tokens prefilled by this call */
+    int n_generated;       /* tokens sampled and passed to on_token */
+    int n_decoded;         /* single-token forward steps run */
+    double prompt_seconds; /* the prefill */
+    double decode_seconds; /* the single-token forward steps */
     lc_stop_reason stop;
     /* The last sampled token when it is not in the sequence yet (a stop
      * token, or the last one before a limit), else -1: a chat appends it
@@ -225,9 +223,8 @@ typedef struct lc_generate_stats {
  * on_token and appending it, until a stop condition. A prompt that does not
  * fit the context is LC_ERR_CONTEXT. */
 lc_status lc_generate(lc_engine *engine, int seq, const lc_token *prompt, size_t n_prompt,
-                      const lc_generate_params *params, lc_sampler *sampler,
-                      lc_token_fn on_token, void *user, lc_generate_stats *stats,
-                      lc_error *err);
+                      const lc_generate_params *params, lc_sampler *sampler, lc_token_fn on_token,
+                      void *user, lc_generate_stats *stats, lc_error *err);
 
 /* ---- tools -------------------------------------------------------------- */
 

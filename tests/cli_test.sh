@@ -111,13 +111,14 @@ if [ $? -eq 0 ] && grep -q "context full" "$TMP/err"; then pass "chat: full cont
 head -c 100000 "$M/stories260K.bin" >"$TMP/truncated.bin"
 cat "$M/stories260K.bin" "$M/tok512.bin" >"$TMP/oversized.bin"
 printf 'garbage that is not a model at all, just text' >"$TMP/garbage.bin"
-python3 -c "
-import struct,sys
-d=open('$M/stories260K.bin','rb').read()
-h=list(struct.unpack('<7i',d[:28])); h[3]=7
-open('$TMP/baddims.bin','wb').write(struct.pack('<7i',*h)+d[28:])
-h[3]=8; h[0]=1<<29
-open('$TMP/absurd.bin','wb').write(struct.pack('<7i',*h)+d[28:])"
+# Header fields are little-endian int32s at 4 * index: n_heads is field 3, dim field 0.
+patch_int32() { # FILE OFFSET BYTES(printf escapes)
+    printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+cp "$M/stories260K.bin" "$TMP/baddims.bin"
+patch_int32 "$TMP/baddims.bin" 12 '\x07\x00\x00\x00'   # n_heads 7 does not divide dim 64
+cp "$M/stories260K.bin" "$TMP/absurd.bin"
+patch_int32 "$TMP/absurd.bin" 0 '\x00\x00\x00\x20'     # dim 2^29
 A=(-z "$M/tok512.bin" -n 4)
 expect_error "truncated model" "truncated.bin.*truncated" "$LLAMAC" generate -m "$TMP/truncated.bin" "${A[@]}"
 expect_error "oversized model" "oversized.bin.*size" "$LLAMAC" generate -m "$TMP/oversized.bin" "${A[@]}"

@@ -15,9 +15,9 @@ typedef struct test_ctx {
 void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define CHECK(t, cond, ...)                                           \
-    do {                                                              \
-        if (!(cond)) test_fail((t), __FILE__, __LINE__, __VA_ARGS__); \
+#define CHECK(t, cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) test_fail((t), __FILE__, __LINE__, __VA_ARGS__);                              \
     } while (0)
 
 /* Where ../shared lives: $LLAMAC_SHARED, else ../shared. Writes dir/rel into buf. */

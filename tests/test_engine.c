@@ -49,7 +49,10 @@ void test_engine_rejects_bad_batches(test_ctx *t) {
     int32_t pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0, 0, 0, 0, 0};
     float logits[512 * 5];
     lc_error err;
-    struct { lc_batch b; const char *what; } bad[] = {
+    struct {
+        lc_batch b;
+        const char *what;
+    } bad[] = {
         {{5, tok, pos, seq, NULL}, "more entries than n_batch"},
         {{0, tok, pos, seq, NULL}, "an empty batch"},
         {{1, (lc_token[]){512}, pos, seq, NULL}, "a token past the vocabulary"},
@@ -61,12 +64,15 @@ void test_engine_rejects_bad_batches(test_ctx *t) {
         {{1, tok, (int32_t[]){16}, seq, NULL}, "a position past the context"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(t, lc_engine_forward(f.engine, &bad[i].b, logits, &err) != LC_OK, "accepted %s", bad[i].what);
-        CHECK(t, lc_engine_seq_pos(f.engine, 0) == 0, "%s changed the sequence length", bad[i].what);
+        CHECK(t, lc_engine_forward(f.engine, &bad[i].b, logits, &err) != LC_OK, "accepted %s",
+              bad[i].what);
+        CHECK(t, lc_engine_seq_pos(f.engine, 0) == 0, "%s changed the sequence length",
+              bad[i].what);
     }
     lc_batch ok = {3, tok, pos, seq, NULL};
     CHECK(t, lc_engine_forward(f.engine, &ok, logits, &err) == LC_OK, "valid batch: %s", err.msg);
-    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 3, "length %d after 3 tokens", lc_engine_seq_pos(f.engine, 0));
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 3, "length %d after 3 tokens",
+          lc_engine_seq_pos(f.engine, 0));
     teardown(&f);
 }
 
@@ -92,7 +98,8 @@ void test_engine_sequences_are_isolated(test_ctx *t) {
     CHECK(t, max_diff(both, alone, f.vocab) < 1e-4f, "sequence 0 differs when batched with 1");
     lc_engine_seq_reset(f.engine, 0);
     CHECK(t, lc_engine_prefill(f.engine, 0, b, 4, &alone, &err) == LC_OK, "%s", err.msg);
-    CHECK(t, max_diff(both + f.vocab, alone, f.vocab) < 1e-4f, "sequence 1 differs when batched with 0");
+    CHECK(t, max_diff(both + f.vocab, alone, f.vocab) < 1e-4f,
+          "sequence 1 differs when batched with 0");
     free(both);
     teardown(&f);
 }
@@ -109,7 +116,8 @@ void test_engine_rewind(test_ctx *t) {
     int32_t pos[2] = {2, 3}, seq[2] = {0, 0};
     lc_batch b = {2, second + 2, pos, seq, NULL};
     CHECK(t, lc_engine_forward(f.engine, &b, rewound, &err) == LC_OK, "rewind: %s", err.msg);
-    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 4, "length after rewind is %d", lc_engine_seq_pos(f.engine, 0));
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 4, "length after rewind is %d",
+          lc_engine_seq_pos(f.engine, 0));
     lc_engine_seq_reset(f.engine, 0);
     CHECK(t, lc_engine_prefill(f.engine, 0, second, 4, &logits, &err) == LC_OK, "%s", err.msg);
     CHECK(t, max_diff(rewound, logits, f.vocab) < 1e-4f, "rewound run differs from a fresh one");
@@ -134,21 +142,26 @@ void test_engine_generation_limits(test_ctx *t) {
     lc_generate_params gp = {-1, NULL, 0};
     lc_generate_stats st;
     lc_token got[64] = {0};
-    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, s, collect, got, &st, &err) == LC_OK, "%s", err.msg);
+    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, s, collect, got, &st, &err) == LC_OK, "%s",
+          err.msg);
     /* 8 positions: 3 prompt + 5 fed back, and the 6th sampled token has no room. */
     CHECK(t, st.stop == LC_STOP_CONTEXT && st.n_generated == 6 && got[0] == 6,
           "stop %d after %d tokens", st.stop, st.n_generated);
-    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 8, "sequence holds %d", lc_engine_seq_pos(f.engine, 0));
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 8, "sequence holds %d",
+          lc_engine_seq_pos(f.engine, 0));
 
     lc_engine_seq_reset(f.engine, 0);
     const lc_token long_prompt[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    CHECK(t, lc_generate(f.engine, 0, long_prompt, 9, &gp, s, collect, got, &st, &err) == LC_ERR_CONTEXT,
+    CHECK(t,
+          lc_generate(f.engine, 0, long_prompt, 9, &gp, s, collect, got, &st, &err) ==
+              LC_ERR_CONTEXT,
           "a prompt longer than the context was accepted");
 
     lc_engine_seq_reset(f.engine, 0);
     gp.max_new_tokens = 2;
-    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, s, NULL, NULL, &st, &err) == LC_OK &&
-                 st.stop == LC_STOP_LENGTH && st.n_generated == 2 && st.pending >= 0,
+    CHECK(t,
+          lc_generate(f.engine, 0, prompt, 3, &gp, s, NULL, NULL, &st, &err) == LC_OK &&
+              st.stop == LC_STOP_LENGTH && st.n_generated == 2 && st.pending >= 0,
           "max_new_tokens 2: stop %d, %d tokens", st.stop, st.n_generated);
     lc_sampler_free(s);
     teardown(&f);
@@ -169,11 +182,13 @@ void test_engine_seed_reproducible(test_ctx *t) {
         const lc_token bos = 1;
         lc_generate_params gp = {40, NULL, 0};
         lc_generate_stats st;
-        CHECK(t, lc_generate(f.engine, 0, &bos, 1, &gp, s, collect, runs[r], &st, &err) == LC_OK, "%s", err.msg);
+        CHECK(t, lc_generate(f.engine, 0, &bos, 1, &gp, s, collect, runs[r], &st, &err) == LC_OK,
+              "%s", err.msg);
         lc_sampler_free(s);
     }
     CHECK(t, memcmp(runs[0], runs[1], sizeof runs[0]) == 0, "seed 42 twice gave different text");
-    CHECK(t, memcmp(runs[0], runs[2], sizeof runs[0]) != 0, "seeds 42 and 43 gave the same 40 tokens");
+    CHECK(t, memcmp(runs[0], runs[2], sizeof runs[0]) != 0,
+          "seeds 42 and 43 gave the same 40 tokens");
     teardown(&f);
 }
 
@@ -182,8 +197,9 @@ void test_engine_bad_options(test_ctx *t) {
     lc_model *m;
     lc_error err;
     if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &m, &err)) return;
-    lc_engine_options bad[] = {{.n_ctx = 513}, {.n_ctx = -1}, {.n_threads = -2}, {.n_batch = -1},
-                               {.device = "tpu"}, {.simd = "neon9"}, {.n_seq = 100000}};
+    lc_engine_options bad[] = {{.n_ctx = 513},   {.n_ctx = -1},     {.n_threads = -2},
+                               {.n_batch = -1},  {.device = "tpu"}, {.simd = "neon9"},
+                               {.n_seq = 100000}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lc_engine *e = NULL;
         CHECK(t, lc_engine_create(m, &bad[i], &e, &err) != LC_OK, "bad option set %zu accepted", i);
@@ -207,13 +223,15 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
     lc_token tok[N];
     int32_t pos[N], seq[N] = {0};
     uint8_t want[N];
-    for (int i = 0; i < N; i++) tok[i] = (lc_token)(1 + (i * 7919) % 31000), pos[i] = i, want[i] = 1;
+    for (int i = 0; i < N; i++)
+        tok[i] = (lc_token)(1 + (i * 7919) % 31000), pos[i] = i, want[i] = 1;
     float *batched = malloc((size_t)N * (size_t)vocab * sizeof *batched);
     float *stepwise = malloc((size_t)N * (size_t)vocab * sizeof *stepwise);
     static const char *const kernels[] = {"scalar", "avx2", "avx512"};
     for (size_t k = 0; k < 3; k++) {
         lc_engine *big = NULL, *one = NULL;
-        lc_engine_options ob = {.simd = kernels[k], .n_batch = N}, o1 = {.simd = kernels[k], .n_batch = 1};
+        lc_engine_options ob = {.simd = kernels[k], .n_batch = N},
+                          o1 = {.simd = kernels[k], .n_batch = 1};
         if (lc_engine_create(m, &ob, &big, &err) || lc_engine_create(m, &o1, &one, &err)) {
             lc_engine_free(big);
             continue; /* this CPU lacks the kernel set */
@@ -222,7 +240,9 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
         CHECK(t, lc_engine_forward(big, &b, batched, &err) == LC_OK, "%s", err.msg);
         for (int i = 0; i < N; i++) {
             lc_batch s = {1, tok + i, pos + i, seq, want};
-            CHECK(t, lc_engine_forward(one, &s, stepwise + (size_t)i * (size_t)vocab, &err) == LC_OK, "%s", err.msg);
+            CHECK(t,
+                  lc_engine_forward(one, &s, stepwise + (size_t)i * (size_t)vocab, &err) == LC_OK,
+                  "%s", err.msg);
         }
         float worst = max_diff(batched, stepwise, N * vocab);
         CHECK(t, worst < 1e-3f, "%s: batched and stepwise logits differ by %g", kernels[k], worst);

@@ -33,8 +33,8 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
         float *x = random_floats((size_t)(64 * k), &rng);
         float a[64 * 13], b[64 * 13];
 
-        CHECK(t, close_enough(simd->dot(w, x, k), ref->dot(w, x, k), k), "%s dot k=%lld", simd->name,
-              (long long)k);
+        CHECK(t, close_enough(simd->dot(w, x, k), ref->dot(w, x, k), k), "%s dot k=%lld",
+              simd->name, (long long)k);
         for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
             simd->matvec(w, k, rows, x, nt, a, rows);
             ref->matvec(w, k, rows, x, nt, b, rows);
@@ -52,12 +52,12 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
             simd->gemm_tile(w, k, k, r, block, simd->gemm_tokens, nt, a, 1, rows);
             ref->matvec(w, k, r, x, 1, b, rows); /* token 0 */
             for (int row = 0; row < r; row++)
-                CHECK(t, close_enough(a[row], b[row], k), "%s gemm k=%lld rows=%d row=%d", simd->name,
-                      (long long)k, r, row);
+                CHECK(t, close_enough(a[row], b[row], k), "%s gemm k=%lld rows=%d row=%d",
+                      simd->name, (long long)k, r, row);
             for (int tok = 0; tok < nt; tok++) { /* every token of the last row */
                 float want = ref->dot(w + (r - 1) * k, x + tok * k, k);
-                CHECK(t, close_enough(a[tok * rows + r - 1], want, k), "%s gemm k=%lld rows=%d token=%d",
-                      simd->name, (long long)k, r, tok);
+                CHECK(t, close_enough(a[tok * rows + r - 1], want, k),
+                      "%s gemm k=%lld rows=%d token=%d", simd->name, (long long)k, r, tok);
             }
             CHECK(t, a[nt * rows] == 0.0f, "%s gemm wrote past its %d tokens", simd->name, nt);
         }
@@ -77,7 +77,8 @@ static void check_strided_tile(test_ctx *t, const cpu_kernels *k) {
         float got[16 * 64] = {0}, want[16 * 64] = {0};
         const int64_t c_row = 70;
         k->gemm_tile(a, a_stride, depth, (int)rows, b, b_stride, lanes, got, c_row, 1);
-        cpu_kernels_scalar.gemm_tile(a, a_stride, depth, (int)rows, b, b_stride, lanes, want, c_row, 1);
+        cpu_kernels_scalar.gemm_tile(a, a_stride, depth, (int)rows, b, b_stride, lanes, want, c_row,
+                                     1);
         for (int64_t r = 0; r < rows; r++)
             for (int l = 0; l < 70; l++)
                 CHECK(t, close_enough(got[r * c_row + l], want[r * c_row + l], depth),
@@ -109,7 +110,8 @@ void test_kernels_scalar_gemm(test_ctx *t) {
     uint64_t rng = 7;
     const int64_t k = 19;
     const cpu_kernels *s = &cpu_kernels_scalar;
-    float *w = random_floats((size_t)(s->gemm_rows * k), &rng), *x = random_floats((size_t)(8 * k), &rng);
+    float *w = random_floats((size_t)(s->gemm_rows * k), &rng),
+          *x = random_floats((size_t)(8 * k), &rng);
     float *block = malloc((size_t)(s->gemm_tokens * k) * sizeof *block), out[64];
     cpu_pack_block(s, x, k, 5, k, 0, block);
     s->gemm_tile(w, k, k, s->gemm_rows, block, s->gemm_tokens, 5, out, 1, s->gemm_rows);
@@ -117,7 +119,8 @@ void test_kernels_scalar_gemm(test_ctx *t) {
         for (int r = 0; r < s->gemm_rows; r++) {
             double want = 0;
             for (int64_t i = 0; i < k; i++) want += (double)w[r * k + i] * x[tok * k + i];
-            CHECK(t, fabs(out[tok * s->gemm_rows + r] - want) < 1e-5, "scalar gemm r=%d t=%d", r, tok);
+            CHECK(t, fabs(out[tok * s->gemm_rows + r] - want) < 1e-5, "scalar gemm r=%d t=%d", r,
+                  tok);
         }
     free(w);
     free(x);

@@ -62,7 +62,9 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g, co
                          int n_batch) {
     const int32_t vocab = lc_model_config(m)->vocab_size;
     /* Batch 1 also reads the weights in place from the file mapping. */
-    lc_engine_options o = {.simd = simd, .n_batch = n_batch, .n_threads = 2,
+    lc_engine_options o = {.simd = simd,
+                           .n_batch = n_batch,
+                           .n_threads = 2,
                            .weights = n_batch == 1 ? "mmap" : "copy"};
     lc_engine *e;
     lc_error err;
@@ -71,7 +73,8 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g, co
         return NULL;
     }
     float *logits = malloc((size_t)g->n_ids * (size_t)vocab * sizeof *logits);
-    int32_t *pos = malloc((size_t)g->n_ids * sizeof *pos), *seq = calloc((size_t)g->n_ids, sizeof *seq);
+    int32_t *pos = malloc((size_t)g->n_ids * sizeof *pos),
+            *seq = calloc((size_t)g->n_ids, sizeof *seq);
     uint8_t *want = malloc((size_t)g->n_ids);
     memset(want, 1, (size_t)g->n_ids);
     for (int i = 0; i < g->n_ids; i++) pos[i] = i;
@@ -126,8 +129,9 @@ static void check_model(test_ctx *t, const char *model_file, const char *golden_
                 float worst = 0.0f;
                 for (int r = 0; r < g.rows; r++)
                     for (int32_t v = 0; v < vocab; v++) {
-                        float d = fabsf(ours[((size_t)(g.first_position + r)) * (size_t)vocab + (size_t)v] -
-                                        g.ref[(size_t)r * (size_t)vocab + (size_t)v]);
+                        float d = fabsf(
+                            ours[((size_t)(g.first_position + r)) * (size_t)vocab + (size_t)v] -
+                            g.ref[(size_t)r * (size_t)vocab + (size_t)v]);
                         if (!(d <= worst)) worst = d; /* NaN counts as worst */
                     }
                 CHECK(t, worst <= TOLERANCE, "%s %s %s batch %d: max |diff| %g > %g", model_file,
@@ -149,8 +153,12 @@ static void check_model(test_ctx *t, const char *model_file, const char *golden_
     lc_model_free(m);
 }
 
-void test_logits_stories260k(test_ctx *t) { check_model(t, "models/stories260K.bin", "stories260K"); }
-void test_logits_stories260k_v1(test_ctx *t) { check_model(t, "models/stories260K_v1.bin", "stories260K"); }
+void test_logits_stories260k(test_ctx *t) {
+    check_model(t, "models/stories260K.bin", "stories260K");
+}
+void test_logits_stories260k_v1(test_ctx *t) {
+    check_model(t, "models/stories260K_v1.bin", "stories260K");
+}
 void test_logits_llama2xs(test_ctx *t) {
     check_model(t, "models/llama2xs-tinystories.bin", "llama2xs-tinystories");
 }

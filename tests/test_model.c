@@ -19,9 +19,10 @@ static void expect_refused(test_ctx *t, const char *path, const char *what, cons
     lc_error err = {0};
     lc_status st = lc_model_load(path, &m, &err);
     CHECK(t, st != LC_OK, "%s: accepted", what);
-    CHECK(t, st == LC_OK || strstr(err.msg, path), "%s: message does not name the file: %s", what, err.msg);
-    CHECK(t, st == LC_OK || !needle || strstr(err.msg, needle), "%s: message lacks '%s': %s", what, needle,
+    CHECK(t, st == LC_OK || strstr(err.msg, path), "%s: message does not name the file: %s", what,
           err.msg);
+    CHECK(t, st == LC_OK || !needle || strstr(err.msg, needle), "%s: message lacks '%s': %s", what,
+          needle, err.msg);
     lc_model_free(m);
 }
 
@@ -45,11 +46,15 @@ void test_model_bad_files(test_ctx *t) {
 
     int32_t header[7];
     memcpy(header, good, sizeof header);
-    struct { int field; int32_t value; const char *needle; } bad[] = {
-        {0, -64, "dim"},          {0, 1 << 30, "dim"},       {1, 0, "hidden_dim"},
-        {2, 100000, "n_layers"},  {3, 7, "n_heads"},         {4, 3, "n_kv_heads"},
-        {4, 16, "n_kv_heads"},    {6, 0, "seq_len"},         {5, INT32_MIN, "vocab_size"},
-        {0, 48, "multiple"},      /* dim 48 / 8 heads = 6 is fine, but the size then disagrees */
+    struct {
+        int field;
+        int32_t value;
+        const char *needle;
+    } bad[] = {
+        {0, -64, "dim"},         {0, 1 << 30, "dim"}, {1, 0, "hidden_dim"},
+        {2, 100000, "n_layers"}, {3, 7, "n_heads"},   {4, 3, "n_kv_heads"},
+        {4, 16, "n_kv_heads"},   {6, 0, "seq_len"},   {5, INT32_MIN, "vocab_size"},
+        {0, 48, "multiple"}, /* dim 48 / 8 heads = 6 is fine, but the size then disagrees */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int32_t h[7];
@@ -92,17 +97,21 @@ void test_model_mkmodel_round_trip(test_ctx *t) {
     CHECK(t, lc_model_load(path, &m, &err) == LC_OK, "load: %s", err.msg);
     if (m) {
         const lc_config *c = lc_model_config(m);
-        CHECK(t, c->dim == 64 && c->hidden_dim == 172 && c->n_layers == 5 && c->n_heads == 8 &&
-                     c->n_kv_heads == 4 && c->vocab_size == 512 && c->seq_len == 512 &&
-                     c->shared_classifier, "config differs from the stories260K shape");
-        CHECK(t, lc_model_n_params(m) == 260032, "%llu params", (unsigned long long)lc_model_n_params(m));
+        CHECK(t,
+              c->dim == 64 && c->hidden_dim == 172 && c->n_layers == 5 && c->n_heads == 8 &&
+                  c->n_kv_heads == 4 && c->vocab_size == 512 && c->seq_len == 512 &&
+                  c->shared_classifier,
+              "config differs from the stories260K shape");
+        CHECK(t, lc_model_n_params(m) == 260032, "%llu params",
+              (unsigned long long)lc_model_n_params(m));
         lc_model_free(m);
     }
     size_t len;
     char *bytes = read_file(path, &len);
     CHECK(t, bytes && len == 1056540, "file is %zu bytes, llama2.c's is 1056540", len);
     free(bytes);
-    CHECK(t, lc_mkmodel("stories9000B", path, 3, NULL, NULL, &err) == LC_ERR_ARG, "unknown shape accepted");
+    CHECK(t, lc_mkmodel("stories9000B", path, 3, NULL, NULL, &err) == LC_ERR_ARG,
+          "unknown shape accepted");
     CHECK(t, lc_mkmodel("stories260K", "/nonexistent/dir/x.bin", 3, NULL, NULL, &err) == LC_ERR_IO,
           "unwritable path accepted");
     remove(path);

@@ -32,20 +32,22 @@ void test_sampler_distributions(test_ctx *t) {
     if (!s) return;
     draw(s, probs, 4, draws, counts);
     for (int i = 0; i < 4; i++)
-        CHECK(t, fabs(counts[i] / (double)draws - probs[i]) < 0.015, "plain: token %d drawn %.3f, want %.1f",
-              i, counts[i] / (double)draws, probs[i]);
+        CHECK(t, fabs(counts[i] / (double)draws - probs[i]) < 0.015,
+              "plain: token %d drawn %.3f, want %.1f", i, counts[i] / (double)draws, probs[i]);
     lc_sampler_free(s);
 
     s = make(t, 1.0f, 1.0f, 2, 5, 4); /* top-k 2: tokens 3 and 2, renormalized 4:3 */
     draw(s, probs, 4, draws, counts);
     CHECK(t, counts[0] == 0 && counts[1] == 0, "top-k 2 drew outside the top two");
-    CHECK(t, fabs(counts[3] / (double)draws - 4.0 / 7.0) < 0.015, "top-k 2: %.3f", counts[3] / (double)draws);
+    CHECK(t, fabs(counts[3] / (double)draws - 4.0 / 7.0) < 0.015, "top-k 2: %.3f",
+          counts[3] / (double)draws);
     lc_sampler_free(s);
 
     s = make(t, 1.0f, 0.5f, 0, 5, 4); /* nucleus 0.5: 0.4 < 0.5, 0.4 + 0.3 >= 0.5 */
     draw(s, probs, 4, draws, counts);
     CHECK(t, counts[0] == 0 && counts[1] == 0, "top-p 0.5 drew outside {0.4, 0.3}");
-    CHECK(t, fabs(counts[3] / (double)draws - 4.0 / 7.0) < 0.015, "top-p 0.5: %.3f", counts[3] / (double)draws);
+    CHECK(t, fabs(counts[3] / (double)draws - 4.0 / 7.0) < 0.015, "top-p 0.5: %.3f",
+          counts[3] / (double)draws);
     lc_sampler_free(s);
 
     s = make(t, 0.5f, 1.0f, 0, 5, 4); /* temperature 0.5 squares the odds: p^2 / sum p^2 */
@@ -95,10 +97,14 @@ void test_sampler_greedy_and_seeds(test_ctx *t) {
 void test_sampler_bad_params(test_ctx *t) {
     lc_sampler *s = NULL;
     lc_error err;
-    lc_sampler_params bad[] = {{-1.0f, 0.9f, 0, 1}, {1.0f, 0.0f, 0, 1}, {1.0f, 1.5f, 0, 1}, {1.0f, 0.9f, -3, 1},
+    lc_sampler_params bad[] = {{-1.0f, 0.9f, 0, 1},
+                               {1.0f, 0.0f, 0, 1},
+                               {1.0f, 1.5f, 0, 1},
+                               {1.0f, 0.9f, -3, 1},
                                {NAN, 0.9f, 0, 1}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(t, lc_sampler_create(&bad[i], 10, &s, &err) == LC_ERR_ARG, "bad params %zu accepted", i);
+        CHECK(t, lc_sampler_create(&bad[i], 10, &s, &err) == LC_ERR_ARG, "bad params %zu accepted",
+              i);
         lc_sampler_free(s);
         s = NULL;
     }

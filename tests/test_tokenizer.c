@@ -21,7 +21,8 @@ static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) 
     size_t len = 0;
     lc_detokenizer dt;
     lc_detokenizer_init(&dt);
-    for (size_t i = 0; i < n; i++) len += lc_detokenize(tok, &dt, ids[i], out + len, LC_DETOKENIZE_BUF);
+    for (size_t i = 0; i < n; i++)
+        len += lc_detokenize(tok, &dt, ids[i], out + len, LC_DETOKENIZE_BUF);
     out[len] = '\0';
     return out;
 }
@@ -29,8 +30,10 @@ static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) 
 void test_tokenizer_spm_cases(test_ctx *t) {
     lc_tokenizer *tok = load(t, "models/tokenizer.bin");
     char p1[1024], p2[1024];
-    char *inp = read_file(shared_path(p1, sizeof p1, "tokenizer_tests/ggml-vocab-llama-spm.gguf.inp"), NULL);
-    char *out = read_file(shared_path(p2, sizeof p2, "tokenizer_tests/ggml-vocab-llama-spm.gguf.out"), NULL);
+    char *inp = read_file(
+        shared_path(p1, sizeof p1, "tokenizer_tests/ggml-vocab-llama-spm.gguf.inp"), NULL);
+    char *out = read_file(
+        shared_path(p2, sizeof p2, "tokenizer_tests/ggml-vocab-llama-spm.gguf.out"), NULL);
     CHECK(t, tok && inp && out, "missing tokenizer or test files");
     if (!tok || !inp || !out) goto done;
     const char *sep = "\n__ggml_vocab_test__\n";
@@ -75,11 +78,14 @@ void test_tokenizer_known_ids(test_ctx *t) {
     lc_token *ids;
     size_t n;
     lc_error err;
-    CHECK(t, lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n, &err) == LC_OK, "%s", err.msg);
+    CHECK(t, lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n, &err) == LC_OK,
+          "%s", err.msg);
     CHECK(t, n == 8 && memcmp(ids, want, sizeof want) == 0, "ids differ (%zu tokens)", n);
     free(ids);
-    CHECK(t, lc_tokenizer_encode(tok, "", 0, true, true, &ids, &n, &err) == LC_OK && n == 2 &&
-                 ids[0] == 1 && ids[1] == 2, "empty text with BOS and EOS");
+    CHECK(t,
+          lc_tokenizer_encode(tok, "", 0, true, true, &ids, &n, &err) == LC_OK && n == 2 &&
+              ids[0] == 1 && ids[1] == 2,
+          "empty text with BOS and EOS");
     free(ids);
     CHECK(t, lc_tokenizer_encode(tok, "", 0, false, false, &ids, &n, &err) == LC_OK && n == 0,
           "empty text without BOS must give no ids");
@@ -91,7 +97,9 @@ void test_tokenizer_round_trip(test_ctx *t) {
     static const char *const texts[] = {
         "Once upon a time, there was a little girl named Lily.",
         "  two leading spaces and\ttabs\nand newlines\n\n",
-        "Unicode: naïve café, Ελληνικά, русский, 日本語, emoji 🦙🚀 and ▁ the escaped space",
+        "Unicode: naïve café, Ελληνικά, русский, 日本語, emoji 🦙🚀 and ▁ the "
+        "escaped "
+        "space",
         "control bytes are fine in prompts? no: only text",
         "x",
     };
@@ -125,13 +133,16 @@ void test_tokenizer_round_trip(test_ctx *t) {
 void test_tokenizer_invalid_utf8(test_ctx *t) {
     lc_tokenizer *tok = load(t, "models/tokenizer.bin");
     if (!tok) return;
-    static const char *const bad[] = {"abc\xff", "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf"};
+    static const char *const bad[] = {"abc\xff", "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "\xc0\xaf"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lc_token *ids = NULL;
         size_t n;
         lc_error err;
-        lc_status st = lc_tokenizer_encode(tok, bad[i], strlen(bad[i]), true, false, &ids, &n, &err);
-        CHECK(t, st == LC_ERR_ARG && strstr(err.msg, "UTF-8"), "invalid UTF-8 case %zu accepted", i);
+        lc_status st =
+            lc_tokenizer_encode(tok, bad[i], strlen(bad[i]), true, false, &ids, &n, &err);
+        CHECK(t, st == LC_ERR_ARG && strstr(err.msg, "UTF-8"), "invalid UTF-8 case %zu accepted",
+              i);
         free(ids);
     }
     lc_tokenizer_free(tok);
@@ -179,12 +190,16 @@ void test_tokenizer_long_prompt(test_ctx *t) {
     lc_error err;
     /* With the dummy prefix, "Sherlock Sherlock ..." is " Sherlock" repeated, and
      * no Llama 2 piece spans a word boundary: the ids must repeat one word's. */
-    CHECK(t, lc_tokenizer_encode(tok, "Sherlock", 8, false, false, &one, &n_one, &err) == LC_OK, "encode");
+    CHECK(t, lc_tokenizer_encode(tok, "Sherlock", 8, false, false, &one, &n_one, &err) == LC_OK,
+          "encode");
     double t0 = lc_time_seconds();
-    CHECK(t, lc_tokenizer_encode(tok, text + 1, strlen(text + 1), false, false, &all, &n_all, &err) == LC_OK,
+    CHECK(t,
+          lc_tokenizer_encode(tok, text + 1, strlen(text + 1), false, false, &all, &n_all, &err) ==
+              LC_OK,
           "encode long");
     double seconds = lc_time_seconds() - t0;
-    CHECK(t, n_all == n_words * n_one, "10,000 words gave %zu tokens, want %zu", n_all, n_words * n_one);
+    CHECK(t, n_all == n_words * n_one, "10,000 words gave %zu tokens, want %zu", n_all,
+          n_words * n_one);
     for (size_t i = 0; i < n_all && i < n_words * n_one; i++)
         if (all[i] != one[i % n_one]) {
             CHECK(t, false, "token %zu differs from the single-word encoding", i);
@@ -203,8 +218,10 @@ void test_tokenizer_bad_files(test_ctx *t) {
     char *good = read_file(shared_path(src, sizeof src, "models/tok512.bin"), &len);
     CHECK(t, good != NULL, "cannot read tok512.bin");
     if (!good) return;
-    struct { size_t keep; const char *what; } cuts[] = {{0, "empty"}, {2, "header"},
-                                                       {len - 3, "last token"}, {4 + 6, "record"}};
+    struct {
+        size_t keep;
+        const char *what;
+    } cuts[] = {{0, "empty"}, {2, "header"}, {len - 3, "last token"}, {4 + 6, "record"}};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         temp_path(path, sizeof path, "tok.bin");
         FILE *f = fopen(path, "wb");
@@ -219,7 +236,9 @@ void test_tokenizer_bad_files(test_ctx *t) {
     /* A model file is not a tokenizer. */
     lc_tokenizer *tok = NULL;
     lc_error err;
-    CHECK(t, lc_tokenizer_load(shared_path(src, sizeof src, "models/stories260K.bin"), &tok, &err) != LC_OK,
+    CHECK(t,
+          lc_tokenizer_load(shared_path(src, sizeof src, "models/stories260K.bin"), &tok, &err) !=
+              LC_OK,
           "a model file loaded as a tokenizer");
     lc_tokenizer_free(tok);
     remove(path);

@@ -4,32 +4,32 @@
 
 #include "harness.h"
 
-#define TEST_LIST                          \
-    X(test_tokenizer_spm_cases)            \
-    X(test_tokenizer_known_ids)            \
-    X(test_tokenizer_round_trip)           \
-    X(test_tokenizer_invalid_utf8)         \
-    X(test_tokenizer_decode_bytes)         \
-    X(test_tokenizer_long_prompt)          \
-    X(test_tokenizer_bad_files)            \
-    X(test_kernels_simd_match_scalar)      \
-    X(test_kernels_scalar_gemm)            \
-    X(test_model_bad_files)                \
-    X(test_model_mkmodel_round_trip)       \
-    X(test_model_bytes_per_token)          \
-    X(test_sampler_distributions)          \
-    X(test_sampler_greedy_and_seeds)       \
-    X(test_sampler_bad_params)             \
-    X(test_engine_rejects_bad_batches)     \
-    X(test_engine_sequences_are_isolated)  \
-    X(test_engine_rewind)                  \
-    X(test_engine_generation_limits)       \
-    X(test_engine_seed_reproducible)       \
-    X(test_engine_bad_options)             \
-    X(test_engine_long_prompt_batched_equals_stepwise) \
-    X(test_logits_stories260k)             \
-    X(test_logits_stories260k_v1)          \
-    X(test_logits_llama2xs)                \
+#define TEST_LIST                                                                                  \
+    X(test_tokenizer_spm_cases)                                                                    \
+    X(test_tokenizer_known_ids)                                                                    \
+    X(test_tokenizer_round_trip)                                                                   \
+    X(test_tokenizer_invalid_utf8)                                                                 \
+    X(test_tokenizer_decode_bytes)                                                                 \
+    X(test_tokenizer_long_prompt)                                                                  \
+    X(test_tokenizer_bad_files)                                                                    \
+    X(test_kernels_simd_match_scalar)                                                              \
+    X(test_kernels_scalar_gemm)                                                                    \
+    X(test_model_bad_files)                                                                        \
+    X(test_model_mkmodel_round_trip)                                                               \
+    X(test_model_bytes_per_token)                                                                  \
+    X(test_sampler_distributions)                                                                  \
+    X(test_sampler_greedy_and_seeds)                                                               \
+    X(test_sampler_bad_params)                                                                     \
+    X(test_engine_rejects_bad_batches)                                                             \
+    X(test_engine_sequences_are_isolated)                                                          \
+    X(test_engine_rewind)                                                                          \
+    X(test_engine_generation_limits)                                                               \
+    X(test_engine_seed_reproducible)                                                               \
+    X(test_engine_bad_options)                                                                     \
+    X(test_engine_long_prompt_batched_equals_stepwise)                                             \
+    X(test_logits_stories260k)                                                                     \
+    X(test_logits_stories260k_v1)                                                                  \
+    X(test_logits_llama2xs)                                                                        \
     X(test_logits_gutenberg15m)
 
 #define X(name) void name(test_ctx *t);

@@ -62,8 +62,8 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->no_logits = calloc((size_t)e->n_batch, 1);
     e->logits = calloc((size_t)c->vocab_size, sizeof *e->logits);
     e->sample_scratch = calloc((size_t)c->vocab_size, sizeof *e->sample_scratch);
-    if (!e->sample_scratch || !e->seq_len || !e->batch_next || !e->tokens || !e->pos || !e->seq || !e->no_logits ||
-        !e->logits) {
+    if (!e->sample_scratch || !e->seq_len || !e->batch_next || !e->tokens || !e->pos || !e->seq ||
+        !e->no_logits || !e->logits) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -107,8 +107,10 @@ void lc_engine_seq_reset(lc_engine *e, int seq) {
 static lc_status check_batch(lc_engine *e, const lc_batch *b, lc_error *err) {
     const int32_t vocab = lc_model_config(e->model)->vocab_size;
     if (!b || b->n < 1 || b->n > e->n_batch || !b->token || !b->pos || !b->seq)
-        return lc_fail(err, LC_ERR_ARG, "batch of %d entries: must be 1 to %d with tokens, "
-                       "positions and sequences", b ? b->n : 0, e->n_batch);
+        return lc_fail(err, LC_ERR_ARG,
+                       "batch of %d entries: must be 1 to %d with tokens, "
+                       "positions and sequences",
+                       b ? b->n : 0, e->n_batch);
     lc_status st = LC_OK;
     int32_t i = 0;
     for (; i < b->n; i++) {
@@ -129,8 +131,10 @@ static lc_status check_batch(lc_engine *e, const lc_batch *b, lc_error *err) {
         }
         int32_t expected = e->batch_next[seq];
         if (expected < 0 ? pos > e->seq_len[seq] : pos != expected) {
-            st = lc_fail(err, LC_ERR_ARG, "sequence %d: position %d does not continue it (next "
-                         "is %d)", seq, pos, expected < 0 ? e->seq_len[seq] : expected);
+            st = lc_fail(err, LC_ERR_ARG,
+                         "sequence %d: position %d does not continue it (next "
+                         "is %d)",
+                         seq, pos, expected < 0 ? e->seq_len[seq] : expected);
             break;
         }
         e->batch_next[seq] = pos + 1;
@@ -159,8 +163,10 @@ lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_
     if (n == 0) return lc_fail(err, LC_ERR_ARG, "nothing to prefill: no tokens");
     const int32_t start = e->seq_len[seq];
     if (n > (size_t)(e->n_ctx - start))
-        return lc_fail(err, LC_ERR_CONTEXT, "%zu tokens do not fit: the context holds %d "
-                       "positions and %d are used", n, e->n_ctx, start);
+        return lc_fail(err, LC_ERR_CONTEXT,
+                       "%zu tokens do not fit: the context holds %d "
+                       "positions and %d are used",
+                       n, e->n_ctx, start);
     for (size_t done = 0; done < n;) {
         int32_t count = n - done < (size_t)e->n_batch ? (int32_t)(n - done) : e->n_batch;
         for (int32_t i = 0; i < count; i++) {

@@ -13,10 +13,10 @@ struct lc_engine {
     int32_t *seq_len;    /* (n_seq) positions filled per sequence */
     int32_t *batch_next; /* (n_seq) validation scratch: next position expected in a batch */
     /* A batch built by lc_engine_prefill. */
-    lc_token *tokens;    /* (n_batch) */
-    int32_t *pos, *seq;  /* (n_batch) */
-    uint8_t *no_logits;  /* (n_batch) all zero: a batch that wants no logits */
-    float *logits;       /* (vocab_size) the last row lc_engine_prefill produced */
+    lc_token *tokens;      /* (n_batch) */
+    int32_t *pos, *seq;    /* (n_batch) */
+    uint8_t *no_logits;    /* (n_batch) all zero: a batch that wants no logits */
+    float *logits;         /* (vocab_size) the last row lc_engine_prefill produced */
     float *sample_scratch; /* (vocab_size) what the sampler may overwrite */
 };
 

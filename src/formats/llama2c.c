@@ -13,10 +13,16 @@ void llama2c_default_hparams(lc_config *cfg) {
 
 lc_status llama2c_check_config(const lc_config *c, lc_error *err) {
     /* Bounds keep every size product far below 2^63 and reject garbage headers. */
-    struct { const char *name; int32_t value, max; } fields[] = {
-        {"dim", c->dim, 1 << 16},         {"hidden_dim", c->hidden_dim, 1 << 20},
-        {"n_layers", c->n_layers, 1024},  {"n_heads", c->n_heads, 1024},
-        {"n_kv_heads", c->n_kv_heads, 1024}, {"vocab_size", c->vocab_size, 1 << 22},
+    struct {
+        const char *name;
+        int32_t value, max;
+    } fields[] = {
+        {"dim", c->dim, 1 << 16},
+        {"hidden_dim", c->hidden_dim, 1 << 20},
+        {"n_layers", c->n_layers, 1024},
+        {"n_heads", c->n_heads, 1024},
+        {"n_kv_heads", c->n_kv_heads, 1024},
+        {"vocab_size", c->vocab_size, 1 << 22},
         {"seq_len", c->seq_len, 1 << 20},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -48,8 +54,8 @@ static lc_status visit(layout_ctx *lc, const char *name, int n_dims, int64_t d0,
 }
 
 /* One tensor per layer, named blk.<layer>.<suffix>, all layers in a row. */
-static lc_status visit_layers(layout_ctx *lc, const lc_config *c, const char *suffix,
-                              int n_dims, int64_t d0, int64_t d1) {
+static lc_status visit_layers(layout_ctx *lc, const lc_config *c, const char *suffix, int n_dims,
+                              int64_t d0, int64_t d1) {
     char name[TENSOR_NAME_MAX];
     for (int l = 0; l < c->n_layers; l++) {
         snprintf(name, sizeof name, "blk.%d.%s", l, suffix);
@@ -66,7 +72,7 @@ lc_status llama2c_layout(const lc_config *c, llama2c_version version, llama2c_vi
     const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
     const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
     lc_status st = LC_OK;
-#define V(call) \
+#define V(call)                                                                                    \
     if ((st = (call)) != LC_OK) return st
     if (version == LLAMA2C_V1) {
         V(visit_layers(&lc, c, "attn_norm.weight", 1, dim, 0));
@@ -120,7 +126,8 @@ static lc_status add_tensor(void *user, const char *name, int n_dims, const int6
     }
     const void *data = r->file->data + r->offset;
     r->offset += bytes;
-    return skip ? LC_OK : tensor_table_add(r->tensors, name, LC_DTYPE_F32, n_dims, shape, data, err);
+    return skip ? LC_OK
+                : tensor_table_add(r->tensors, name, LC_DTYPE_F32, n_dims, shape, data, err);
 }
 
 lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg,
@@ -133,19 +140,25 @@ lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg
     if (file->size >= 4) memcpy(&magic, p, 4);
     if (magic == LLAMA2C_MAGIC) {
         if (file->size < LLAMA2C_V1_HEADER_BYTES)
-            return lc_fail(err, LC_ERR_FORMAT, "%s: truncated: %" PRIu64 " bytes is less than the "
-                           "256-byte version-1 header", path, file->size);
+            return lc_fail(err, LC_ERR_FORMAT,
+                           "%s: truncated: %" PRIu64 " bytes is less than the "
+                           "256-byte version-1 header",
+                           path, file->size);
         int32_t v = read_i32(p + 4);
         if (v != 1)
-            return lc_fail(err, LC_ERR_UNSUPPORTED, "%s: llama2.c export version %d is not "
-                           "supported (only legacy and version 1, fp32)", path, v);
+            return lc_fail(err, LC_ERR_UNSUPPORTED,
+                           "%s: llama2.c export version %d is not "
+                           "supported (only legacy and version 1, fp32)",
+                           path, v);
         p += 8;
         header_bytes = LLAMA2C_V1_HEADER_BYTES;
         *version = LLAMA2C_V1;
     } else {
         if (file->size < LLAMA2C_LEGACY_HEADER_BYTES)
-            return lc_fail(err, LC_ERR_FORMAT, "%s: truncated: %" PRIu64 " bytes is less than the "
-                           "28-byte llama2.c header", path, file->size);
+            return lc_fail(err, LC_ERR_FORMAT,
+                           "%s: truncated: %" PRIu64 " bytes is less than the "
+                           "28-byte llama2.c header",
+                           path, file->size);
         header_bytes = LLAMA2C_LEGACY_HEADER_BYTES;
         *version = LLAMA2C_LEGACY;
     }
@@ -176,8 +189,10 @@ lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg
     st = llama2c_layout(cfg, *version, add_tensor, &r, err);
     if (st) return st;
     if (r.offset != file->size)
-        return lc_fail(err, LC_ERR_FORMAT, "%s: %s: the header implies %" PRIu64 " bytes, the file "
-                       "has %" PRIu64, path, r.offset > file->size ? "truncated" : "size mismatch",
-                       r.offset, file->size);
+        return lc_fail(err, LC_ERR_FORMAT,
+                       "%s: %s: the header implies %" PRIu64 " bytes, the file "
+                       "has %" PRIu64,
+                       path, r.offset > file->size ? "truncated" : "size mismatch", r.offset,
+                       file->size);
     return LC_OK;
 }

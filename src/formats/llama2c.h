@@ -11,9 +11,9 @@
 #include "formats/tensor.h"
 #include "llamac.h"
 
-#define LLAMA2C_MAGIC 0x616b3432u /* "ak42" read as a little-endian uint32 */
+#define LLAMA2C_MAGIC               0x616b3432u /* "ak42" read as a little-endian uint32 */
 #define LLAMA2C_LEGACY_HEADER_BYTES 28
-#define LLAMA2C_V1_HEADER_BYTES 256
+#define LLAMA2C_V1_HEADER_BYTES     256
 
 typedef enum llama2c_version { LLAMA2C_LEGACY = 0, LLAMA2C_V1 = 1 } llama2c_version;
 

@@ -62,13 +62,13 @@ lc_status tensor_table_add(tensor_table *tt, const char *name, lc_dtype dtype, i
 static void format_shape(char *buf, size_t cap, int n_dims, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < n_dims && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, i ? ", %lld" : "%lld",
-                                 (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
-const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtype dtype,
-                               int n_dims, const int64_t *shape, lc_error *err) {
+const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtype dtype, int n_dims,
+                               const int64_t *shape, lc_error *err) {
     for (int i = 0; i < tt->count; i++) {
         const tensor *t = &tt->items[i];
         if (strcmp(t->name, name) != 0) continue;

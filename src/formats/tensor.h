@@ -41,7 +41,7 @@ lc_status tensor_table_add(tensor_table *tt, const char *name, lc_dtype dtype, i
                            const int64_t *shape, const void *data, lc_error *err);
 /* The tensor called `name`, checked against the expected dtype and shape;
  * NULL with an error naming the tensor when it is missing or differs. */
-const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtype dtype,
-                               int n_dims, const int64_t *shape, lc_error *err);
+const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtype dtype, int n_dims,
+                               const int64_t *shape, lc_error *err);
 
 #endif

@@ -42,7 +42,7 @@ static lc_status bind_weights(lc_model *m, lc_error *err) {
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return lc_fail(err, LC_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
     lc_status st;
-#define B(call) \
+#define B(call)                                                                                    \
     if ((st = (call)) != LC_OK) return st
     B(bind(&b, &w->token_embd, "token_embd.weight", vocab, dim));
     B(bind(&b, &w->output_norm, "output_norm.weight", dim, 0));
@@ -73,8 +73,10 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
     lc_status st = mapped_file_open(&m->file, path, err);
     if (st) goto fail;
     if (m->file.size >= 4 && memcmp(m->file.data, "GGUF", 4) == 0) {
-        st = lc_fail(err, LC_ERR_UNSUPPORTED, "%s: a GGUF file; this build reads llama2.c "
-                     "checkpoints only", path);
+        st = lc_fail(err, LC_ERR_UNSUPPORTED,
+                     "%s: a GGUF file; this build reads llama2.c "
+                     "checkpoints only",
+                     path);
         goto fail;
     }
     llama2c_version version;
@@ -108,10 +110,10 @@ const char *lc_model_format(const lc_model *m) { return m->format; }
 
 int model_weight_list(const model_weights *w, int n_layers, weight **out, int cap) {
     int n = 0;
-#define ADD(x) \
-    do { \
-        if (n < cap) out[n] = (weight *)(x); \
-        n++; \
+#define ADD(x)                                                                                     \
+    do {                                                                                           \
+        if (n < cap) out[n] = (weight *)(x);                                                       \
+        n++;                                                                                       \
     } while (0)
     ADD(&w->token_embd);
     ADD(&w->output_norm);
@@ -154,6 +156,7 @@ uint64_t lc_model_bytes_per_token(const lc_model *m) {
 
 uint64_t lc_model_n_params(const lc_model *m) {
     uint64_t n = 0;
-    for (int i = 0; i < m->tensors.count; i++) n += (uint64_t)tensor_n_elements(&m->tensors.items[i]);
+    for (int i = 0; i < m->tensors.count; i++)
+        n += (uint64_t)tensor_n_elements(&m->tensors.items[i]);
     return n;
 }

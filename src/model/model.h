@@ -29,10 +29,10 @@ typedef struct layer_weights {
 } layer_weights;
 
 typedef struct model_weights {
-    weight token_embd;  /* (vocab_size, dim) */
+    weight token_embd;     /* (vocab_size, dim) */
     layer_weights *layers; /* (n_layers) */
-    weight output_norm; /* (dim) */
-    weight output;      /* (vocab_size, dim); the embedding table when shared */
+    weight output_norm;    /* (dim) */
+    weight output;         /* (vocab_size, dim); the embedding table when shared */
 } model_weights;
 
 /* Every distinct weight of `w` (the shared classifier once, as token_embd):
@@ -44,7 +44,7 @@ uint64_t weight_bytes(const weight *w);
 struct lc_model {
     lc_config config;
     model_weights weights;
-    mapped_file file;     /* kept mapped while weights point into it */
+    mapped_file file; /* kept mapped while weights point into it */
     tensor_table tensors;
     char format[64];
 };

@@ -27,7 +27,8 @@ lc_status lc_sampler_create(const lc_sampler_params *params, int32_t vocab, lc_s
         return lc_fail(err, LC_ERR_ARG, "temperature %g: must be 0 or more", params->temperature);
     if (!(params->top_p > 0.0f && params->top_p <= 1.0f))
         return lc_fail(err, LC_ERR_ARG, "top-p %g: must be in (0, 1]", params->top_p);
-    if (params->top_k < 0) return lc_fail(err, LC_ERR_ARG, "top-k %d: must be 0 or more", params->top_k);
+    if (params->top_k < 0)
+        return lc_fail(err, LC_ERR_ARG, "top-k %d: must be 0 or more", params->top_k);
     if (vocab < 1) return lc_fail(err, LC_ERR_ARG, "vocabulary size %d", vocab);
     lc_sampler *s = calloc(1, sizeof *s);
     if (s) s->cand = malloc((size_t)vocab * sizeof *s->cand);
@@ -90,9 +91,12 @@ static int32_t select_top_k(candidate *c, int32_t n, int32_t k) {
                 c[j--] = t;
             }
         }
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
+        if (k - 1 <= j)
+            hi = j;
+        else if (k - 1 >= i)
+            lo = i;
+        else
+            break;
     }
     return k;
 }

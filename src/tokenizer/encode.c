@@ -109,9 +109,8 @@ static size_t emit_symbol(const encoder *e, const symbol *s, lc_token *out) {
     return s->len;
 }
 
-lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len,
-                              bool add_bos, bool add_eos, lc_token **out, size_t *n_out,
-                              lc_error *err) {
+lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                              bool add_eos, lc_token **out, size_t *n_out, lc_error *err) {
     *out = NULL;
     *n_out = 0;
     size_t bad = utf8_first_invalid(text, len);

@@ -16,13 +16,13 @@ typedef enum token_kind {
 
 struct lc_tokenizer {
     int32_t n_vocab;
-    char *arena;        /* every piece, NUL-terminated, back to back */
-    uint32_t *offset;   /* (n_vocab) start of each piece in arena */
-    uint32_t *length;   /* (n_vocab) bytes, without the NUL */
-    float *score;       /* (n_vocab) merge priority: higher merges first */
-    uint8_t *kind;      /* (n_vocab) token_kind */
+    char *arena;              /* every piece, NUL-terminated, back to back */
+    uint32_t *offset;         /* (n_vocab) start of each piece in arena */
+    uint32_t *length;         /* (n_vocab) bytes, without the NUL */
+    float *score;             /* (n_vocab) merge priority: higher merges first */
+    uint8_t *kind;            /* (n_vocab) token_kind */
     lc_token byte_token[256]; /* id of <0xXX>, or -1 */
-    int32_t *slots;     /* open-addressing hash of NORMAL pieces: id or -1 */
+    int32_t *slots;           /* open-addressing hash of NORMAL pieces: id or -1 */
     uint32_t slot_mask;
     lc_token unk, bos, eos;
 };

@@ -9,7 +9,6 @@
 #include "formats/mapped_file.h"
 #include "tokenizer/tokenizer.h"
 
-
 static uint32_t hash_bytes(const char *s, size_t len) {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
@@ -64,8 +63,10 @@ static lc_status parse(lc_tokenizer *t, const uint8_t *p, uint64_t size, const c
     int32_t max_len;
     memcpy(&max_len, p, 4);
     if (max_len < 1 || max_len > LC_MAX_PIECE_BYTES)
-        return lc_fail(err, LC_ERR_FORMAT, "%s: max_token_length %d is out of range [1, %d]; "
-                       "not a llama2.c tokenizer.bin?", path, max_len, LC_MAX_PIECE_BYTES);
+        return lc_fail(err, LC_ERR_FORMAT,
+                       "%s: max_token_length %d is out of range [1, %d]; "
+                       "not a llama2.c tokenizer.bin?",
+                       path, max_len, LC_MAX_PIECE_BYTES);
     /* First pass: count tokens and bytes, checking every record fits. */
     uint64_t off = 4, n = 0, bytes = 0;
     while (off < size) {
@@ -75,8 +76,10 @@ static lc_status parse(lc_tokenizer *t, const uint8_t *p, uint64_t size, const c
                            (unsigned long long)n);
         memcpy(&len, p + off + 4, 4);
         if (len < 0 || len > max_len || (uint64_t)len > size - off - 8)
-            return lc_fail(err, LC_ERR_FORMAT, "%s: token %llu has length %d (max_token_length "
-                           "%d, %llu bytes left)", path, (unsigned long long)n, len, max_len,
+            return lc_fail(err, LC_ERR_FORMAT,
+                           "%s: token %llu has length %d (max_token_length "
+                           "%d, %llu bytes left)",
+                           path, (unsigned long long)n, len, max_len,
                            (unsigned long long)(size - off - 8));
         off += 8 + (uint64_t)len;
         bytes += (uint64_t)len + 1;

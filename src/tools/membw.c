@@ -48,7 +48,8 @@ lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, dou
     }
     if ((st = threadpool_create(n_threads, &pool, err))) goto done;
     for (size_t i = 0; i < bytes / sizeof(float); i++) buf[i] = 1.0f; /* faults every page in */
-    *p = (pass){.buf = buf, .n = (int64_t)(bytes / sizeof(float)), .kern = cpu_kernels_select("auto")};
+    *p = (pass){
+        .buf = buf, .n = (int64_t)(bytes / sizeof(float)), .kern = cpu_kernels_select("auto")};
     p->per_task = (p->n + n_threads - 1) / n_threads;
     threadpool_run(pool, n_threads, read_share, p); /* warm-up */
     for (int r = 0; r < repeats; r++) {

@@ -25,7 +25,9 @@ static const model_shape SHAPES[] = {
 };
 #define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
-const char *lc_mkmodel_shape(int i) { return i >= 0 && (size_t)i < N_SHAPES ? SHAPES[i].name : NULL; }
+const char *lc_mkmodel_shape(int i) {
+    return i >= 0 && (size_t)i < N_SHAPES ? SHAPES[i].name : NULL;
+}
 
 typedef struct writer {
     FILE *f;
@@ -58,7 +60,8 @@ static lc_status write_tensor(void *user, const char *name, int n_dims, const in
     writer *w = user;
     const size_t cap = sizeof w->buf / sizeof w->buf[0];
     const int64_t n = n_dims == 1 ? shape[0] : shape[0] * shape[1];
-    const bool is_rope = strncmp(name, "rope.", 5) == 0, is_sin = strcmp(name, "rope.freq_sin") == 0;
+    const bool is_rope = strncmp(name, "rope.", 5) == 0,
+               is_sin = strcmp(name, "rope.freq_sin") == 0;
     size_t used = 0;
     for (int64_t i = 0; i < n; i += 2) {
         float a, b;
@@ -70,8 +73,8 @@ static lc_status write_tensor(void *user, const char *name, int n_dims, const in
             float v[2];
             for (int j = 0; j < 2; j++) {
                 int64_t pos = (i + j) / half, k = (i + j) % half;
-                float angle = (float)pos / powf(w->cfg->rope_theta, (float)(2 * k) /
-                                                                         (float)w->cfg->head_dim);
+                float angle =
+                    (float)pos / powf(w->cfg->rope_theta, (float)(2 * k) / (float)w->cfg->head_dim);
                 v[j] = is_sin ? sinf(angle) : cosf(angle);
             }
             a = v[0];
@@ -106,16 +109,21 @@ lc_status lc_mkmodel(const char *shape_name, const char *path, uint64_t seed,
     for (size_t i = 0; i < N_SHAPES; i++)
         if (strcmp(SHAPES[i].name, shape_name) == 0) sh = &SHAPES[i];
     if (!sh)
-        return lc_fail(err, LC_ERR_ARG, "--shape %s: unknown; `llamac mkmodel --help` lists the "
-                       "shapes", shape_name);
+        return lc_fail(err, LC_ERR_ARG,
+                       "--shape %s: unknown; `llamac mkmodel --help` lists the "
+                       "shapes",
+                       shape_name);
     const lc_config *c = &sh->config;
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return lc_fail(err, LC_ERR_ARG, "%s: path too long", path);
     writer *w = calloc(1, sizeof *w);
     if (!w) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
-    *w = (writer){.path = path, .cfg = c, .rng = seed * 2654435761u + 88172645463325252ull,
-                  .progress = progress, .user = user};
+    *w = (writer){.path = path,
+                  .cfg = c,
+                  .rng = seed * 2654435761u + 88172645463325252ull,
+                  .progress = progress,
+                  .user = user};
     lc_status st = llama2c_layout(c, LLAMA2C_LEGACY, count_floats, &w->total, err);
     if (st) goto done;
     if (!(w->f = fopen(tmp, "wb"))) {
@@ -123,16 +131,20 @@ lc_status lc_mkmodel(const char *shape_name, const char *path, uint64_t seed,
         goto done;
     }
     /* Legacy header; a negative vocab size says the classifier is separate. */
-    int32_t header[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                         c->shared_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    int32_t header[7] = {c->dim,        c->hidden_dim,
+                         c->n_layers,   c->n_heads,
+                         c->n_kv_heads, c->shared_classifier ? c->vocab_size : -c->vocab_size,
+                         c->seq_len};
     if (fwrite(header, sizeof header, 1, w->f) != 1) {
         st = lc_fail(err, LC_ERR_IO, "%s: write failed", tmp);
         goto done;
     }
     st = llama2c_layout(c, LLAMA2C_LEGACY, write_tensor, w, err);
 done:
-    if (w->f && fclose(w->f) != 0 && st == LC_OK) st = lc_fail(err, LC_ERR_IO, "%s: write failed", tmp);
-    if (st == LC_OK && rename(tmp, path) != 0) st = lc_fail(err, LC_ERR_IO, "%s: cannot rename", path);
+    if (w->f && fclose(w->f) != 0 && st == LC_OK)
+        st = lc_fail(err, LC_ERR_IO, "%s: write failed", tmp);
+    if (st == LC_OK && rename(tmp, path) != 0)
+        st = lc_fail(err, LC_ERR_IO, "%s: cannot rename", path);
     if (st != LC_OK && w->f) unlink(tmp);
     free(w);
     return st;

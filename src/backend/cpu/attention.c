@@ -48,8 +48,8 @@ static void weighted_values(const cpu_kernels *kern, const float *scores, int64_
         int r = rows - q < tile_rows ? (int)(rows - q) : (int)tile_rows;
         for (int64_t d = 0; d < hd; d += lanes) {
             int n = hd - d < lanes ? (int)(hd - d) : (int)lanes;
-            kern->gemm_tile(scores + q * scores_stride, scores_stride, n_keys, r, values + d, v_stride,
-                            n, out + q * out_stride + d, out_stride, 1);
+            kern->gemm_tile(scores + q * scores_stride, scores_stride, n_keys, r, values + d,
+                            v_stride, n, out + q * out_stride + d, out_stride, 1);
         }
     }
 }
@@ -67,13 +67,12 @@ static void attend_one(const attention_call *a, int64_t t, int64_t h, float *sco
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t p = 0; p <= pos; p++) scores[p] = cb->kern->dot(q, keys + p * kv_dim, hd) * scale;
     softmax_in_place(scores, pos + 1);
-    weighted_values(cb->kern, scores, 0, 1, pos + 1, values, kv_dim, hd, cb->att + t * q_dim + h * hd,
-                    q_dim);
+    weighted_values(cb->kern, scores, 0, 1, pos + 1, values, kv_dim, hd,
+                    cb->att + t * q_dim + h * hd, q_dim);
 }
 
 /* A block of `count` queries at consecutive positions of one sequence, one head. */
-static void attend_block(const attention_call *a, int64_t first, int count, int64_t h,
-                         int thread) {
+static void attend_block(const attention_call *a, int64_t first, int count, int64_t h, int thread) {
     const cpu_backend *cb = a->cb;
     const cpu_kernels *kern = cb->kern;
     const lc_config *c = cb->cfg;
@@ -122,7 +121,8 @@ int64_t cpu_attention_plan(cpu_backend *cb, const lc_batch *b) {
     int64_t n_items = 0;
     for (int32_t i = 0; i < b->n;) {
         int32_t j = i + 1;
-        while (j < b->n && j - i < max_run && b->seq[j] == b->seq[i] && b->pos[j] == b->pos[j - 1] + 1)
+        while (j < b->n && j - i < max_run && b->seq[j] == b->seq[i] &&
+               b->pos[j] == b->pos[j - 1] + 1)
             j++;
         for (int32_t h = 0; h < cb->cfg->n_heads; h++)
             cb->attn_items[n_items++] = (attention_item){i, j - i, h};

@@ -12,9 +12,9 @@ static void cpu_destroy(backend *b) {
     if (!cb) return;
     threadpool_free(cb->pool);
     weight_store_free(&cb->weights);
-    float *buffers[] = {cb->x,  cb->xb,  cb->xb2,   cb->q,         cb->k,           cb->v,
-                        cb->att, cb->hb, cb->hb2,  cb->xpack,     cb->key_cache, cb->value_cache,
-                        cb->rope};
+    float *buffers[] = {cb->x,         cb->xb,          cb->xb2, cb->q,   cb->k,
+                        cb->v,         cb->att,         cb->hb,  cb->hb2, cb->xpack,
+                        cb->key_cache, cb->value_cache, cb->rope};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     for (int t = 0; cb->attn_scratch && t < cb->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
@@ -58,8 +58,10 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     const lc_config *c = lc_model_config(model);
     const cpu_kernels *kern = cpu_kernels_select(opts->simd);
     if (!kern)
-        return lc_fail(err, LC_ERR_UNSUPPORTED, "--simd %s: not supported by this CPU or build "
-                       "(try auto, scalar, avx2 or avx512)", opts->simd);
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "--simd %s: not supported by this CPU or build "
+                       "(try auto, scalar, avx2 or avx512)",
+                       opts->simd);
     cpu_backend *cb = calloc(1, sizeof *cb);
     if (!cb) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     cb->base.ops = &CPU_OPS;
@@ -85,9 +87,9 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     uint64_t widest = dim > hidden ? dim : hidden;
     widest = widest > q_dim ? widest : q_dim;
     const uint64_t blocks = (nb + (uint64_t)kern->gemm_tokens - 1) / (uint64_t)kern->gemm_tokens;
-    const uint64_t cache = (uint64_t)c->n_layers * (uint64_t)opts->n_seq *
-                               (uint64_t)opts->n_ctx * kv_dim +
-                           (uint64_t)kern->gemm_tokens; /* tile padding, see cpu_backend.h */
+    const uint64_t cache =
+        (uint64_t)c->n_layers * (uint64_t)opts->n_seq * (uint64_t)opts->n_ctx * kv_dim +
+        (uint64_t)kern->gemm_tokens; /* tile padding, see cpu_backend.h */
     st = LC_ERR_NOMEM;
     if (!(cb->x = alloc_floats(nb * dim, "residual stream", err)) ||
         !(cb->xb = alloc_floats(nb * dim, "activations", err)) ||
@@ -98,12 +100,12 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         !(cb->att = alloc_floats(nb * q_dim, "activations", err)) ||
         !(cb->hb = alloc_floats(nb * hidden, "activations", err)) ||
         !(cb->hb2 = alloc_floats(nb * hidden, "activations", err)) ||
-        !(cb->xpack = alloc_floats(blocks * (uint64_t)kern->gemm_tokens * widest, "GEMM buffer",
-                                   err)) ||
+        !(cb->xpack =
+              alloc_floats(blocks * (uint64_t)kern->gemm_tokens * widest, "GEMM buffer", err)) ||
         !(cb->key_cache = alloc_floats(cache, "KV cache", err)) ||
         !(cb->value_cache = alloc_floats(cache, "KV cache", err)) ||
-        !(cb->rope = alloc_floats((uint64_t)opts->n_ctx * (uint64_t)c->head_dim, "RoPE table",
-                                  err)))
+        !(cb->rope =
+              alloc_floats((uint64_t)opts->n_ctx * (uint64_t)c->head_dim, "RoPE table", err)))
         goto fail;
     const uint64_t nt = (uint64_t)kern->gemm_tokens, ctx = (uint64_t)opts->n_ctx,
                    hd = (uint64_t)c->head_dim;

@@ -44,7 +44,7 @@ typedef struct cpu_backend {
     float *xpack; /* GEMM input packed in token blocks: (n_batch rounded up, max width) */
     attention_scratch *attn_scratch; /* (n_threads) */
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
-    int32_t *logit_rows; /* (n_batch) batch index of each entry that wants logits */
+    int32_t *logit_rows;             /* (n_batch) batch index of each entry that wants logits */
 
     /* Both caches end with gemm_tokens floats of padding: the GEMM tile reads
      * whole tiles of lanes from a V row even when a head is narrower. */
@@ -61,8 +61,7 @@ typedef struct matmul_job {
 
 /* Runs every job over the same input x (n_tok, K), K = each w->cols, on all
  * threads: a row-parallel matvec for a few tokens, a packed GEMM for more. */
-void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job *jobs,
-                int n_jobs);
+void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job *jobs, int n_jobs);
 
 /* Tokens at which matrix products switch from matvec passes to the GEMM. */
 #define GEMM_MIN_TOKENS 5

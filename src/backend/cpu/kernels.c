@@ -15,7 +15,9 @@ const cpu_kernels *cpu_kernels_select(const char *simd) {
     if (strcmp(simd, "avx512") == 0) return has_avx512 ? &cpu_kernels_avx512 : NULL;
     if (strcmp(simd, "avx2") == 0) return has_avx2 ? &cpu_kernels_avx2 : NULL;
     if (strcmp(simd, "auto") == 0)
-        return has_avx512 ? &cpu_kernels_avx512 : has_avx2 ? &cpu_kernels_avx2 : &cpu_kernels_scalar;
+        return has_avx512 ? &cpu_kernels_avx512
+               : has_avx2 ? &cpu_kernels_avx2
+                          : &cpu_kernels_scalar;
 #else
     if (strcmp(simd, "auto") == 0) return &cpu_kernels_scalar;
 #endif

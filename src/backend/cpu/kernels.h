@@ -12,8 +12,8 @@ typedef struct cpu_kernels {
     const char *name;
     /* out[t * out_stride + r] = dot(w[r * k ..], x[t * k ..]) for r < rows,
      * t < n_tok <= MATVEC_MAX_TOKENS: one pass over the rows serves every token. */
-    void (*matvec)(const float *w, int64_t k, int64_t rows, const float *x, int n_tok,
-                   float *out, int64_t out_stride);
+    void (*matvec)(const float *w, int64_t k, int64_t rows, const float *x, int n_tok, float *out,
+                   int64_t out_stride);
     /* The GEMM tile, C = A B for one block: for r < rows (<= gemm_rows) and
      * lanes t < n_lanes (<= gemm_tokens),
      *   c[r * c_row + t * c_lane] = sum over i < k of a[r * a_stride + i] * b[i * b_stride + t].

@@ -17,8 +17,8 @@ static void matvec_scalar(const float *w, int64_t k, int64_t rows, const float *
 
 #define SCALAR_GEMM_TOKENS 8
 
-static void gemm_tile_scalar(const float *a, int64_t a_stride, int64_t k, int rows,
-                             const float *b, int64_t b_stride, int n_lanes, float *c, int64_t c_row,
+static void gemm_tile_scalar(const float *a, int64_t a_stride, int64_t k, int rows, const float *b,
+                             int64_t b_stride, int n_lanes, float *c, int64_t c_row,
                              int64_t c_lane) {
     for (int r = 0; r < rows; r++)
         for (int t = 0; t < n_lanes; t++) {

@@ -7,21 +7,21 @@
 #include "backend/cpu/kernels.h"
 
 #if defined(SIMD_ISA_avx512)
-#define VL 16        /* floats per vector */
+#define VL        16 /* floats per vector */
 #define GEMM_ROWS 12 /* 12 rows x 2 vectors = 24 accumulators of 32 zmm */
-#define TABLE cpu_kernels_avx512
-#define NAME "avx512"
+#define TABLE     cpu_kernels_avx512
+#define NAME      "avx512"
 #elif defined(SIMD_ISA_avx2)
-#define VL 8
+#define VL        8
 #define GEMM_ROWS 6 /* 6 rows x 2 vectors = 12 accumulators of 16 ymm */
-#define TABLE cpu_kernels_avx2
-#define NAME "avx2"
+#define TABLE     cpu_kernels_avx2
+#define NAME      "avx2"
 #else
 #error "compile with -DSIMD_ISA_avx2 or -DSIMD_ISA_avx512"
 #endif
-#define GEMM_TOKENS (2 * VL)
+#define GEMM_TOKENS     (2 * VL)
 #define PREFETCH_FLOATS 2048 /* how far ahead the matvec prefetches weights */
-#define INLINE static inline __attribute__((always_inline))
+#define INLINE          static inline __attribute__((always_inline))
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
@@ -154,11 +154,13 @@ INLINE void gemm_block(const float *a, int64_t as, int64_t k, const float *b, in
 static void gemm_tile_simd(const float *a, int64_t as, int64_t k, int rows, const float *b,
                            int64_t bs, int n_lanes, float *c, int64_t c_row, int64_t c_lane) {
     switch (rows) {
-#define CASE(R) \
+#define CASE(R)                                                                                    \
     case R: gemm_block(a, as, k, b, bs, n_lanes, c, c_row, c_lane, R); break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+        CASE(1)
+        CASE(2)
+        CASE(3) CASE(4) CASE(5) CASE(6)
 #if GEMM_ROWS == 12
-        CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
+            CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
 #endif
 #undef CASE
     }

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-#define ALIGN 64
+#define ALIGN     64
 #define HUGE_PAGE (2u << 20)
 
 static uint64_t round_up(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
@@ -46,16 +46,18 @@ lc_status weight_store_init(weight_store *ws, const lc_model *model, const char 
     uint64_t total = 0;
     for (int i = 0; i < n; i++) total += round_up(weight_bytes(list[i]), ALIGN);
 
-    bool copy = strcmp(mode, "copy") == 0 ||
-                (strcmp(mode, "auto") == 0 && total <= available_memory() / 2);
+    bool copy =
+        strcmp(mode, "copy") == 0 || (strcmp(mode, "auto") == 0 && total <= available_memory() / 2);
     lc_status st = LC_OK;
     if (copy) {
         /* Over-allocate so the copy can start on a huge-page boundary. */
         size_t bytes = (size_t)round_up(total, HUGE_PAGE) + HUGE_PAGE;
         void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
-            st = lc_fail(err, LC_ERR_NOMEM, "out of memory: copying the weights needs %.2f GiB "
-                         "(--weights mmap reads them in place)", (double)bytes / (1u << 30));
+            st = lc_fail(err, LC_ERR_NOMEM,
+                         "out of memory: copying the weights needs %.2f GiB "
+                         "(--weights mmap reads them in place)",
+                         (double)bytes / (1u << 30));
         } else {
             ws->buffer = p;
             ws->buffer_bytes = bytes;
