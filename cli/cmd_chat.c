@@ -12,20 +12,6 @@
 #include "common.h"
 #include "sampling.h"
 
-typedef struct reply_printer {
-    const lc_tokenizer *tok;
-    lc_detokenizer dt;
-} reply_printer;
-
-static bool print_reply_token(void *user, lc_token id) {
-    reply_printer *p = user;
-    char buf[LC_DETOKENIZE_BUF];
-    size_t n = lc_detokenize(p->tok, &p->dt, id, buf, sizeof buf);
-    fwrite(buf, 1, n, stdout);
-    fflush(stdout);
-    return true;
-}
-
 /* Reads one line from stdin without its newline; NULL at end of input. */
 static char *read_line(void) {
     size_t cap = 256, n = 0;
@@ -146,13 +132,13 @@ int cmd_chat(int argc, char **argv) {
             rc = 0;
             goto done;
         }
-        reply_printer p = {tok, {0}};
-        lc_detokenizer_init(&p.dt);
+        text_printer p;
+        text_printer_init(&p, tok);
         p.dt.prev = lc_tokenizer_bos(tok); /* a reply starts like a fresh text: no leading space */
         lc_generate_params gp = {max_reply, &eos, 1};
         lc_generate_stats stats;
-        lc_status st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, print_reply_token, &p,
-                                   &stats, &err);
+        lc_status st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, text_printer_on_token,
+                                   &p, &stats, &err);
         free(turn_ids);
         printf("\n");
         fflush(stdout);

@@ -7,23 +7,6 @@
 #include "common.h"
 #include "sampling.h"
 
-typedef struct printer {
-    const lc_tokenizer *tok;
-    lc_detokenizer dt;
-} printer;
-
-static void print_token(printer *p, lc_token id) {
-    char buf[LC_DETOKENIZE_BUF];
-    size_t n = lc_detokenize(p->tok, &p->dt, id, buf, sizeof buf);
-    fwrite(buf, 1, n, stdout);
-    fflush(stdout);
-}
-
-static bool on_token(void *user, lc_token id) {
-    print_token(user, id);
-    return true;
-}
-
 int cmd_generate(int argc, char **argv) {
     static const command_info info = {
         "generate",
@@ -108,14 +91,14 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "llamac: %s (%s), %s, seed %llu\n", co.model_path, lc_model_format(model),
                 lc_engine_describe(engine), (unsigned long long)so.params.seed);
 
-    printer p = {tok, {0}};
-    lc_detokenizer_init(&p.dt);
-    for (size_t i = 0; i < n_ids; i++) print_token(&p, ids[i]);
+    text_printer p;
+    text_printer_init(&p, tok);
+    for (size_t i = 0; i < n_ids; i++) text_printer_put(&p, ids[i]); /* echo the prompt */
     /* llama2.c checkpoints of TinyStories emit BOS between stories: stop there too. */
     lc_token stop[] = {lc_tokenizer_eos(tok), lc_tokenizer_bos(tok)};
     lc_generate_params gp = {max_new, stop, 2};
     lc_generate_stats stats;
-    if (lc_generate(engine, 0, ids, n_ids, &gp, sampler, on_token, &p, &stats, &err)) {
+    if (lc_generate(engine, 0, ids, n_ids, &gp, sampler, text_printer_on_token, &p, &stats, &err)) {
         printf("\n");
         report(NULL, &err);
         goto done;

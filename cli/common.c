@@ -173,6 +173,23 @@ char *read_text_file(const char *path, size_t *len) {
     return buf;
 }
 
+void text_printer_init(text_printer *p, const lc_tokenizer *tok) {
+    p->tok = tok;
+    lc_detokenizer_init(&p->dt);
+}
+
+void text_printer_put(text_printer *p, lc_token id) {
+    char buf[LC_DETOKENIZE_BUF];
+    size_t n = lc_detokenize(p->tok, &p->dt, id, buf, sizeof buf);
+    fwrite(buf, 1, n, stdout);
+    fflush(stdout);
+}
+
+bool text_printer_on_token(void *printer, lc_token id) {
+    text_printer_put(printer, id);
+    return true;
+}
+
 int report(const char *context, const lc_error *err) {
     if (context)
         fprintf(stderr, "llamac: %s: %s\n", context, err->msg);

@@ -36,6 +36,16 @@ int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engin
 /* Reads a whole file ("-" for stdin) into a NUL-terminated buffer. */
 char *read_text_file(const char *path, size_t *len);
 
+/* Streams generated tokens to stdout as printable UTF-8, flushing each one. */
+typedef struct text_printer {
+    const lc_tokenizer *tok;
+    lc_detokenizer dt;
+} text_printer;
+
+void text_printer_init(text_printer *p, const lc_tokenizer *tok);
+void text_printer_put(text_printer *p, lc_token id);
+bool text_printer_on_token(void *printer, lc_token id); /* an lc_token_fn */
+
 int report(const char *context, const lc_error *err); /* prints "llamac: ...", returns 1 */
 void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s);
 
