@@ -27,6 +27,8 @@ typedef struct worker {
 
 struct threadpool {
     int n_threads;
+    int spin_rounds; /* 0 when there are more threads than cores: spinning would
+                        take the core from the thread that has the work */
     worker *workers; /* (n_threads - 1) */
 
     /* The current job; written by the caller before bumping `generation`. */
@@ -52,7 +54,7 @@ static void run_tasks(threadpool *p, int thread) {
 }
 
 static unsigned wait_for_job(threadpool *p, unsigned seen) {
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
+    for (int i = 0; i < p->spin_rounds; i++) {
         unsigned g = atomic_load_explicit(&p->generation, memory_order_acquire);
         if (g != seen) return g;
         cpu_relax();
@@ -110,6 +112,7 @@ lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
     threadpool *p = calloc(1, sizeof *p);
     if (!p) return lc_fail(err, LC_ERR_NOMEM, "out of memory for the thread pool");
     p->n_threads = n_threads;
+    p->spin_rounds = n_threads <= lc_n_cores() ? SPIN_ROUNDS : 0;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
