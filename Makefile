@@ -58,7 +58,7 @@ test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
 	tests/run.sh $(BUILD)
 
 test-sanitize:
-	$(MAKE) --no-print-directory BUILD=build-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" test-plain
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" test-plain
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
 # from $LLAMAC_MODELS, ./models or ../shared/models (llamac generate without -m).
@@ -86,4 +86,4 @@ format:
 	clang-format -i $$(find include src cli tests -name '*.[ch]')
 
 clean:
-	rm -rf $(BUILD) build-sanitize
+	rm -rf $(BUILD) $(BUILD)-sanitize

@@ -41,7 +41,8 @@ static bool parse_value(const arg_spec *s, const char *v, const char *shown) {
     }
     case ARG_FLOAT: {
         float x = strtof(v, &end);
-        if (*v == '\0' || *end != '\0' || errno || !isfinite(x)) break;
+        /* ERANGE on underflow still gives a usable (tiny) value; overflow gives inf. */
+        if (*v == '\0' || *end != '\0' || !isfinite(x)) break;
         *(float *)s->dest = x;
         return true;
     }

@@ -25,6 +25,21 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Prints s as a JSON string literal. */
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
 /* One timed run: pp prefills all tokens at once, tg one token per step. */
 static int run_once(lc_engine *e, const lc_token *tokens, int n, bool one_by_one, double *tok_s) {
     lc_error err;
@@ -92,7 +107,10 @@ int cmd_bench(int argc, char **argv) {
     tokens = malloc((size_t)(longest + 1) * sizeof *tokens);
     s[0].tok_s = calloc((size_t)runs, sizeof(double));
     s[1].tok_s = calloc((size_t)runs, sizeof(double));
-    if (!tokens || !s[0].tok_s || !s[1].tok_s) goto done;
+    if (!tokens || !s[0].tok_s || !s[1].tok_s) {
+        fprintf(stderr, "llamac: out of memory\n");
+        goto done;
+    }
     uint64_t x = 12345; /* fixed pseudo-random ids, the same every run */
     for (int i = 0; i < longest; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -113,9 +131,11 @@ int cmd_bench(int argc, char **argv) {
     }
     const double bytes = (double)lc_model_bytes_per_token(model);
     if (json) {
-        printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"weight_bytes_per_token\": "
-               "%.0f,\n",
-               co.model_path, lc_engine_describe(engine), bytes);
+        printf("{\n  \"model\": ");
+        print_json_string(co.model_path);
+        printf(",\n  \"backend\": ");
+        print_json_string(lc_engine_describe(engine));
+        printf(",\n  \"weight_bytes_per_token\": %.0f,\n", bytes);
         if (with_membw) printf("  \"membw_gb_s\": %.2f,\n", membw);
         printf("  \"results\": [");
     } else {

@@ -12,24 +12,34 @@
 #include "common.h"
 #include "sampling.h"
 
-/* Reads one line from stdin without its newline; NULL at end of input. */
-static char *read_line(void) {
+/* Reads one line from stdin without its newline (or CRLF); NULL at end of
+ * input, with *oom set when memory ran out instead. */
+static char *read_line(bool *oom) {
+    *oom = false;
     size_t cap = 256, n = 0;
     char *line = malloc(cap);
     int ch;
     while (line && (ch = getchar()) != EOF && ch != '\n') {
         if (n + 1 == cap) {
             char *bigger = realloc(line, cap *= 2);
-            if (!bigger) free(line);
+            if (!bigger) {
+                free(line);
+                *oom = true;
+                return NULL;
+            }
             line = bigger;
-            if (!line) break;
         }
         line[n++] = (char)ch;
     }
-    if (!line || (ch == EOF && n == 0)) {
+    if (!line) {
+        *oom = true;
+        return NULL;
+    }
+    if (ch == EOF && n == 0) {
         free(line);
         return NULL;
     }
+    if (n > 0 && line[n - 1] == '\r') n--;
     line[n] = '\0';
     return line;
 }
@@ -94,33 +104,47 @@ int cmd_chat(int argc, char **argv) {
     const bool interactive = isatty(STDIN_FILENO);
     const int n_ctx = lc_engine_n_ctx(engine);
     const lc_token eos = lc_tokenizer_eos(tok);
-    lc_token pending = -1; /* the last reply's final token, not yet in the cache */
+    /* Tokens that close the previous reply and are not in the cache yet: its
+     * final token, and EOS when a -n limit cut it off, so the template holds. */
+    lc_token carry[2];
+    int n_carry = 0;
     for (int turn = 0;; turn++) {
         if (interactive) fprintf(stderr, "> ");
-        char *line = turn == 0 && first_message ? strdup(first_message) : read_line();
-        if (!line) break;
+        bool oom = false;
+        char *line = turn == 0 && first_message ? strdup(first_message) : read_line(&oom);
+        if (!line) {
+            if (oom || (turn == 0 && first_message)) {
+                fprintf(stderr, "llamac: out of memory reading the next message\n");
+                goto done;
+            }
+            break;
+        }
         if (turn == 0 && first_message && interactive) fprintf(stderr, "%s\n", first_message);
         char *text = render_turn(system, line, turn == 0);
         free(line);
-        lc_token *ids = NULL, *turn_ids = NULL;
+        lc_token *ids = NULL;
         size_t n_ids = 0;
         lc_error err;
-        if (!text ||
-            lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids, &err)) {
-            if (text) report("chat", &err);
-            free(text);
+        if (!text) {
+            fprintf(stderr, "llamac: out of memory for the next message\n");
             goto done;
         }
+        lc_status st =
+            lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids, &err);
         free(text);
-        /* The previous reply's last token (EOS when it finished) goes in first. */
-        size_t n_turn = n_ids + (pending >= 0);
-        turn_ids = malloc(n_turn * sizeof *turn_ids);
+        if (st) { /* e.g. invalid UTF-8: this message is dropped, the chat goes on */
+            report("message skipped", &err);
+            continue;
+        }
+        size_t n_turn = (size_t)n_carry + n_ids;
+        lc_token *turn_ids = malloc(n_turn * sizeof *turn_ids);
         if (!turn_ids) {
             free(ids);
+            fprintf(stderr, "llamac: out of memory for the next message\n");
             goto done;
         }
-        if (pending >= 0) turn_ids[0] = pending;
-        memcpy(turn_ids + (pending >= 0), ids, n_ids * sizeof *ids);
+        memcpy(turn_ids, carry, (size_t)n_carry * sizeof *carry);
+        memcpy(turn_ids + n_carry, ids, n_ids * sizeof *ids);
         free(ids);
         int used = lc_engine_seq_pos(engine, 0);
         if (n_turn >= (size_t)(n_ctx - used)) {
@@ -137,8 +161,8 @@ int cmd_chat(int argc, char **argv) {
         p.dt.prev = lc_tokenizer_bos(tok); /* a reply starts like a fresh text: no leading space */
         lc_generate_params gp = {max_reply, &eos, 1};
         lc_generate_stats stats;
-        lc_status st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, text_printer_on_token,
-                                   &p, &stats, &err);
+        st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, text_printer_on_token, &p,
+                         &stats, &err);
         free(turn_ids);
         printf("\n");
         fflush(stdout);
@@ -146,7 +170,9 @@ int cmd_chat(int argc, char **argv) {
             report("chat", &err);
             goto done;
         }
-        pending = stats.pending;
+        n_carry = 0;
+        if (stats.pending >= 0) carry[n_carry++] = stats.pending;
+        if (stats.stop == LC_STOP_LENGTH) carry[n_carry++] = eos;
         if (verbose)
             fprintf(stderr,
                     "llamac: turn %d: %d prompt + %d reply tokens, %.1f tok/s; context %d/%d "

@@ -1,4 +1,5 @@
 /* llamac generate: print the prompt, then stream the continuation. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ int cmd_generate(int argc, char **argv) {
     char *file_text = NULL;
     size_t text_len = prompt ? strlen(prompt) : 0;
     if (prompt_file && !(file_text = read_text_file(prompt_file, &text_len))) {
-        fprintf(stderr, "llamac: -f %s: cannot read the prompt file\n", prompt_file);
+        fprintf(stderr, "llamac: -f %s: cannot read the prompt file: %s\n", prompt_file,
+                strerror(errno));
         goto done;
     }
     const char *text = file_text ? file_text : prompt ? prompt : "";

@@ -104,7 +104,7 @@ int cmd_logits(int argc, char **argv) {
         for (int32_t i = 0; i < count; i++) positions[i] = (int32_t)done_n + i;
         lc_batch b = {count, ids + done_n, positions, seqs, want};
         if (lc_engine_forward(engine, &b, logits, &err)) {
-            report("--ids", &err);
+            report(ids_arg ? "--ids" : "-p", &err);
             goto done;
         }
         if (fwrite(logits, sizeof(float) * (size_t)vocab, (size_t)count, f) != (size_t)count) {

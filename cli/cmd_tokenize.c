@@ -1,4 +1,5 @@
 /* llamac tokenize: text to token ids. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +43,35 @@ int cmd_tokenize(int argc, char **argv) {
         (arg_spec){"pieces", 0, ARG_FLAG, &pieces, NULL, "print one 'id<TAB>piece' line per token"};
     specs[n++] = (arg_spec){"count", 0, ARG_FLAG, &count, NULL, "print only the number of tokens"};
     specs_end(specs, n);
-    char *words[256];
+    char **words = calloc((size_t)argc, sizeof *words); /* at most every argument */
     int n_words;
-    parse_result pr = args_parse(&info, specs, argc, argv, words, &n_words, 256);
-    if (pr != PARSE_OK) return pr == PARSE_HELP ? 0 : 2;
+    if (!words) return 1;
+    parse_result pr = args_parse(&info, specs, argc, argv, words, &n_words, argc);
+    if (pr != PARSE_OK) {
+        free(words);
+        return pr == PARSE_HELP ? 0 : 2;
+    }
     if (file && n_words > 0) {
         fprintf(stderr, "llamac tokenize: give TEXT or -f, not both\n");
+        free(words);
         return 2;
     }
     char *text = NULL;
     size_t len = 0;
     if (file) {
         if (!(text = read_text_file(file, &len))) {
-            fprintf(stderr, "llamac: -f %s: cannot read the file\n", file);
+            fprintf(stderr, "llamac: -f %s: cannot read the file: %s\n", file, strerror(errno));
+            free(words);
             return 1;
         }
     } else { /* the words, joined by single spaces */
         for (int i = 0; i < n_words; i++) len += strlen(words[i]) + 1;
         text = calloc(len + 1, 1);
-        if (!text) return 1;
+        if (!text) {
+            fprintf(stderr, "llamac: out of memory\n");
+            free(words);
+            return 1;
+        }
         for (int i = 0; i < n_words; i++) {
             if (i) strcat(text, " ");
             strcat(text, words[i]);
@@ -93,6 +104,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     rc = 0;
 done:
+    free(words);
     free(ids);
     free(text);
     lc_tokenizer_free(tok);

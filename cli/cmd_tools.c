@@ -1,6 +1,7 @@
 /* Small tool subcommands: mkmodel, membw and info. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -17,9 +18,12 @@ int cmd_mkmodel(int argc, char **argv) {
         "mkmodel",
         "Write a llama2.c checkpoint with random weights (normal(0, 0.02) matrices, "
         "unit norms) of a standard shape, for speed tests.",
-        "--shape NAME --out FILE [--seed N]",
-        "shapes: stories260K, stories15M, stories42M, stories110M (shared classifier),\n"
-        "        llama2-7b (separate classifier; 27 GB in fp32)"};
+        "--shape NAME --out FILE [--seed N]", NULL};
+    char notes[256] = "shapes:";
+    for (int i = 0; lc_mkmodel_shape(i); i++)
+        snprintf(notes + strlen(notes), sizeof notes - strlen(notes), " %s", lc_mkmodel_shape(i));
+    command_info info_with_shapes = info;
+    info_with_shapes.notes = notes;
     const char *shape = NULL, *out = NULL;
     uint64_t seed = 1;
     arg_spec specs[] = {
@@ -30,7 +34,7 @@ int cmd_mkmodel(int argc, char **argv) {
     };
     char *pos[1];
     int n_pos;
-    parse_result pr = args_parse(&info, specs, argc, argv, pos, &n_pos, 0);
+    parse_result pr = args_parse(&info_with_shapes, specs, argc, argv, pos, &n_pos, 0);
     if (pr != PARSE_OK) return pr == PARSE_HELP ? 0 : 2;
     if (!shape || !out) {
         fprintf(stderr, "llamac mkmodel: need --shape and --out (see llamac mkmodel --help)\n");

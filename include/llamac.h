@@ -185,6 +185,7 @@ typedef struct lc_sampler lc_sampler;
 lc_status lc_sampler_create(const lc_sampler_params *params, int32_t vocab_size, lc_sampler **out,
                             lc_error *err);
 void lc_sampler_free(lc_sampler *sampler);
+int32_t lc_sampler_vocab_size(const lc_sampler *sampler);
 /* Picks a token from raw logits; the logits buffer is used as scratch. */
 lc_token lc_sampler_sample(lc_sampler *sampler, float *logits);
 

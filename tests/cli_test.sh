@@ -4,7 +4,7 @@
 # every kind of bad input. Usage: tests/cli_test.sh BUILD_DIR
 set -u
 BUILD=${1:-build}
-LLAMAC="$BUILD/llamac"
+LLAMAC="$(cd "$BUILD" && pwd)/llamac" # absolute: some tests run from another directory
 SHARED=${LLAMAC_SHARED:-../shared}
 M="$SHARED/models"
 G="$SHARED/golden"
@@ -147,7 +147,7 @@ expect_error "unknown command" "unknown command 'fly'" "$LLAMAC" fly
 expect_error "bad --ids" "--ids" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,x,3 --out "$TMP/x.f32"
 expect_error "token id past the vocabulary" "token 999 is outside" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,999 --out "$TMP/x.f32"
 expect_error "unknown mkmodel shape" "--shape gpt5" "$LLAMAC" mkmodel --shape gpt5 --out "$TMP/x.bin"
-(cd "$TMP" && LLAMAC_MODELS=/nonexistent "$OLDPWD/$LLAMAC" generate -n 4 >"$TMP/out" 2>"$TMP/err")
+(cd "$TMP" && LLAMAC_MODELS=/nonexistent "$LLAMAC" generate -n 4 >"$TMP/out" 2>"$TMP/err")
 rc=$?
 if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "stories15M.bin" "$TMP/err"; then pass "no model: says how to download one"; else fail "no model: says how to download one" "exit $rc" "$(cat "$TMP/err")"; fi
 

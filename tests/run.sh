@@ -5,8 +5,8 @@ set -u
 BUILD=${1:-build}
 total_pass=0
 total_fail=0
-for suite in "$BUILD/test_llamac" "tests/cli_test.sh $BUILD"; do
-    out=$($suite 2>&1)
+for suite in unit cli; do
+    if [ "$suite" = unit ]; then out=$("$BUILD/test_llamac" 2>&1); else out=$(tests/cli_test.sh "$BUILD" 2>&1); fi
     echo "$out"
     summary=$(echo "$out" | grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
     if [ -z "$summary" ]; then

@@ -70,6 +70,9 @@ void test_engine_rejects_bad_batches(test_ctx *t) {
               bad[i].what);
     }
     lc_batch ok = {3, tok, pos, seq, NULL};
+    CHECK(t, lc_engine_forward(f.engine, &ok, NULL, &err) == LC_ERR_ARG,
+          "logits wanted but no buffer given: accepted");
+    CHECK(t, lc_engine_seq_pos(f.engine, 0) == 0, "a refused batch changed the sequence length");
     CHECK(t, lc_engine_forward(f.engine, &ok, logits, &err) == LC_OK, "valid batch: %s", err.msg);
     CHECK(t, lc_engine_seq_pos(f.engine, 0) == 3, "length %d after 3 tokens",
           lc_engine_seq_pos(f.engine, 0));
@@ -157,6 +160,13 @@ void test_engine_generation_limits(test_ctx *t) {
               LC_ERR_CONTEXT,
           "a prompt longer than the context was accepted");
 
+    lc_sampler *wrong;
+    CHECK(t, lc_sampler_create(&sp, f.vocab + 1, &wrong, &err) == LC_OK, "%s", err.msg);
+    lc_engine_seq_reset(f.engine, 0);
+    CHECK(t, lc_generate(f.engine, 0, prompt, 3, &gp, wrong, NULL, NULL, &st, &err) == LC_ERR_ARG,
+          "a sampler for another vocabulary size was accepted");
+    lc_sampler_free(wrong);
+
     lc_engine_seq_reset(f.engine, 0);
     gp.max_new_tokens = 2;
     CHECK(t,
@@ -196,7 +206,10 @@ void test_engine_bad_options(test_ctx *t) {
     char path[1024];
     lc_model *m;
     lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &m, &err)) return;
+    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &m, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        return;
+    }
     lc_engine_options bad[] = {{.n_ctx = 513},   {.n_ctx = -1},     {.n_threads = -2},
                                {.n_batch = -1},  {.device = "tpu"}, {.simd = "neon9"},
                                {.n_seq = 100000}};
@@ -228,14 +241,19 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
     float *batched = malloc((size_t)N * (size_t)vocab * sizeof *batched);
     float *stepwise = malloc((size_t)N * (size_t)vocab * sizeof *stepwise);
     static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+    int ran = 0;
     for (size_t k = 0; k < 3; k++) {
         lc_engine *big = NULL, *one = NULL;
         lc_engine_options ob = {.simd = kernels[k], .n_batch = N},
                           o1 = {.simd = kernels[k], .n_batch = 1};
-        if (lc_engine_create(m, &ob, &big, &err) || lc_engine_create(m, &o1, &one, &err)) {
+        lc_status st = lc_engine_create(m, &ob, &big, &err);
+        if (st == LC_OK) st = lc_engine_create(m, &o1, &one, &err);
+        if (st != LC_OK) {
+            CHECK(t, st == LC_ERR_UNSUPPORTED, "%s: %s", kernels[k], err.msg);
             lc_engine_free(big);
             continue; /* this CPU lacks the kernel set */
         }
+        ran++;
         lc_batch b = {N, tok, pos, seq, want};
         CHECK(t, lc_engine_forward(big, &b, batched, &err) == LC_OK, "%s", err.msg);
         for (int i = 0; i < N; i++) {
@@ -249,6 +267,7 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
         lc_engine_free(big);
         lc_engine_free(one);
     }
+    CHECK(t, ran >= 1, "no kernel set ran");
     free(batched);
     free(stepwise);
     lc_model_free(m);

@@ -47,8 +47,11 @@ static bool load_seq(test_ctx *t, const json *seq, int32_t vocab, golden_seq *g)
     g->ref = (float *)read_file(shared_path(path, sizeof path, rel), &len);
     CHECK(t, g->ref && len == (size_t)g->rows * (size_t)vocab * sizeof(float),
           "%s: missing or wrong size", path);
+    CHECK(t, g->first_position >= 0 && g->first_position + g->rows <= g->n_ids,
+          "%s: rows %d from position %d exceed the %d ids", rel, g->rows, g->first_position,
+          g->n_ids);
     return g->ref && len == (size_t)g->rows * (size_t)vocab * sizeof(float) &&
-           g->first_position + g->rows <= g->n_ids;
+           g->first_position >= 0 && g->first_position + g->rows <= g->n_ids;
 }
 
 static void free_seq(golden_seq *g) {
@@ -118,11 +121,17 @@ static void check_model(test_ctx *t, const char *model_file, const char *golden_
             free_seq(&g);
             continue;
         }
+        int ran = 0;
         for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
             lc_engine_options probe = {.simd = kernels[k]};
             lc_engine *e;
-            if (lc_engine_create(m, &probe, &e, &err)) continue; /* not on this CPU */
+            lc_status st = lc_engine_create(m, &probe, &e, &err);
+            if (st != LC_OK) {
+                CHECK(t, st == LC_ERR_UNSUPPORTED, "%s: %s", kernels[k], err.msg);
+                continue; /* not on this CPU */
+            }
             lc_engine_free(e);
+            ran++;
             for (int n_batch = 1; n_batch <= 512; n_batch += 511) {
                 float *ours = run_logits(t, m, &g, kernels[k], n_batch);
                 if (!ours) continue;
@@ -146,6 +155,7 @@ static void check_model(test_ctx *t, const char *model_file, const char *golden_
                 free(ours);
             }
         }
+        CHECK(t, ran >= 1, "no kernel set ran");
         free_seq(&g);
     }
     json_free(root);

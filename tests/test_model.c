@@ -67,6 +67,7 @@ void test_model_bad_files(test_ctx *t) {
     }
     /* A version-1 header with a later version number, and a bad shared flag. */
     char *v1 = read_file(shared_path(src, sizeof src, "models/stories260K_v1.bin"), &len);
+    CHECK(t, v1 != NULL, "cannot read stories260K_v1.bin");
     if (v1) {
         int32_t version = 3;
         memcpy(v1 + 4, &version, 4);

@@ -109,3 +109,27 @@ void test_sampler_bad_params(test_ctx *t) {
         s = NULL;
     }
 }
+
+/* Cases where a naive nucleus cut-off keeps no candidate at all. */
+void test_sampler_degenerate_inputs(test_ctx *t) {
+    struct {
+        float temp, top_p;
+        int32_t n;
+    } cases[] = {{1.0f, 0.3f, 2}, {1e6f, 0.001f, 512}, {1.0f, 0.9f, 64}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        lc_sampler *s = make(t, cases[c].temp, cases[c].top_p, 0, 3, cases[c].n);
+        if (!s) continue;
+        float logits[512];
+        for (int r = 0; r < 50; r++) {
+            for (int32_t i = 0; i < cases[c].n; i++) logits[i] = c == 2 ? NAN : 0.0f;
+            lc_token id = lc_sampler_sample(s, logits);
+            CHECK(t, id >= 0 && id < cases[c].n, "case %zu: drew %d outside [0, %d)", c, id,
+                  cases[c].n);
+        }
+        lc_sampler_free(s);
+    }
+    lc_sampler *s = make(t, 1.0f, 1.0f, 0, 3, 8); /* infinite logits: argmax, not a crash */
+    float inf_logits[8] = {0, 1, INFINITY, 2, 0, 0, 0, 0};
+    if (s) CHECK(t, lc_sampler_sample(s, inf_logits) == 2, "an infinite logit must win");
+    lc_sampler_free(s);
+}

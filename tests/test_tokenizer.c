@@ -97,7 +97,8 @@ void test_tokenizer_round_trip(test_ctx *t) {
     static const char *const texts[] = {
         "Once upon a time, there was a little girl named Lily.",
         "  two leading spaces and\ttabs\nand newlines\n\n",
-        "Unicode: naïve café, Ελληνικά, русский, 日本語, emoji 🦙🚀 and ▁ "
+        "Unicode: naïve café, Ελληνικά, русский, 日本語, emoji 🦙🚀 and "
+        "▁ "
         "the "
         "escaped "
         "space",

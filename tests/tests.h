@@ -20,6 +20,7 @@
     X(test_sampler_distributions)                                                                  \
     X(test_sampler_greedy_and_seeds)                                                               \
     X(test_sampler_bad_params)                                                                     \
+    X(test_sampler_degenerate_inputs)                                                              \
     X(test_engine_rejects_bad_batches)                                                             \
     X(test_engine_sequences_are_isolated)                                                          \
     X(test_engine_rewind)                                                                          \

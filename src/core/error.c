@@ -28,10 +28,9 @@ lc_status lc_fail(lc_error *err, lc_status status, const char *fmt, ...) {
     return status;
 }
 
-lc_status lc_fail_prefix(lc_error *err, const char *prefix) {
-    if (!err) return LC_ERR_ARG;
+void lc_fail_prefix(lc_error *err, const char *prefix) {
+    if (!err) return;
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
-    return err->status;
 }

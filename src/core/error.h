@@ -8,7 +8,7 @@
 lc_status lc_fail(lc_error *err, lc_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prefixes the message already in `err` with "prefix: " and returns its status. */
-lc_status lc_fail_prefix(lc_error *err, const char *prefix);
+/* Prefixes the message already in `err` (when non-NULL) with "prefix: ". */
+void lc_fail_prefix(lc_error *err, const char *prefix);
 
 #endif

@@ -28,7 +28,7 @@ static lc_status resolve_options(const lc_config *c, const lc_engine_options *in
     if (o->n_batch < 1 || o->n_batch > 65536)
         return lc_fail(err, LC_ERR_ARG, "--batch %d: must be 1 to 65536", o->n_batch);
     if (o->chunk_rows < 0 || o->chunk_rows > (1 << 20))
-        return lc_fail(err, LC_ERR_ARG, "--chunk %d: must be 1 to %d", o->chunk_rows, 1 << 20);
+        return lc_fail(err, LC_ERR_ARG, "--chunk %d: must be 0 to %d", o->chunk_rows, 1 << 20);
     return LC_OK;
 }
 
@@ -103,56 +103,56 @@ void lc_engine_seq_reset(lc_engine *e, int seq) {
 
 /* Every entry must be in range, and the entries of a sequence must continue
  * it: consecutive positions starting at most at its current length (earlier
- * rewinds it). Checked here once, so no backend reads outside its cache. */
+ * rewinds it). Checked here once, so no backend reads outside its cache. On
+ * success batch_next holds each touched sequence's new length. */
 static lc_status check_batch(lc_engine *e, const lc_batch *b, lc_error *err) {
     const int32_t vocab = lc_model_config(e->model)->vocab_size;
+    for (int32_t i = 0; i < b->n; i++) {
+        const lc_token tok = b->token[i];
+        const int32_t pos = b->pos[i], seq = b->seq[i];
+        if (tok < 0 || tok >= vocab)
+            return lc_fail(err, LC_ERR_ARG, "token %d is outside the vocabulary [0, %d)", tok,
+                           vocab);
+        if (seq < 0 || seq >= e->n_seq)
+            return lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
+        if (pos < 0 || pos >= e->n_ctx)
+            return lc_fail(err, LC_ERR_CONTEXT, "position %d is outside the context of %d", pos,
+                           e->n_ctx);
+        int32_t expected = e->batch_next[seq];
+        if (expected < 0 ? pos > e->seq_len[seq] : pos != expected)
+            return lc_fail(err, LC_ERR_ARG,
+                           "sequence %d: position %d does not continue it (next "
+                           "is %d)",
+                           seq, pos, expected < 0 ? e->seq_len[seq] : expected);
+        e->batch_next[seq] = pos + 1;
+    }
+    return LC_OK;
+}
+
+/* Commits the new sequence lengths when the forward ran, and always clears the scratch. */
+static void finish_batch(lc_engine *e, const lc_batch *b, bool ran) {
+    for (int32_t i = 0; i < b->n; i++) {
+        int32_t seq = b->seq[i];
+        if (seq < 0 || seq >= e->n_seq || e->batch_next[seq] < 0) continue;
+        if (ran) e->seq_len[seq] = e->batch_next[seq];
+        e->batch_next[seq] = -1;
+    }
+}
+
+lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
     if (!b || b->n < 1 || b->n > e->n_batch || !b->token || !b->pos || !b->seq)
         return lc_fail(err, LC_ERR_ARG,
                        "batch of %d entries: must be 1 to %d with tokens, "
                        "positions and sequences",
                        b ? b->n : 0, e->n_batch);
-    lc_status st = LC_OK;
-    int32_t i = 0;
-    for (; i < b->n; i++) {
-        const lc_token tok = b->token[i];
-        const int32_t pos = b->pos[i], seq = b->seq[i];
-        if (tok < 0 || tok >= vocab) {
-            st = lc_fail(err, LC_ERR_ARG, "token %d is outside the vocabulary [0, %d)", tok, vocab);
-            break;
-        }
-        if (seq < 0 || seq >= e->n_seq) {
-            st = lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
-            break;
-        }
-        if (pos < 0 || pos >= e->n_ctx) {
-            st = lc_fail(err, LC_ERR_CONTEXT, "position %d is outside the context of %d", pos,
-                         e->n_ctx);
-            break;
-        }
-        int32_t expected = e->batch_next[seq];
-        if (expected < 0 ? pos > e->seq_len[seq] : pos != expected) {
-            st = lc_fail(err, LC_ERR_ARG,
-                         "sequence %d: position %d does not continue it (next "
-                         "is %d)",
-                         seq, pos, expected < 0 ? e->seq_len[seq] : expected);
-            break;
-        }
-        e->batch_next[seq] = pos + 1;
-    }
-    /* Commit the new lengths only for a valid batch; always clear the scratch. */
-    for (int32_t j = 0; j < i; j++) {
-        int32_t seq = b->seq[j];
-        if (e->batch_next[seq] < 0) continue;
-        if (st == LC_OK) e->seq_len[seq] = e->batch_next[seq];
-        e->batch_next[seq] = -1;
-    }
+    bool wants_logits = !b->logits;
+    for (int32_t i = 0; b->logits && i < b->n; i++) wants_logits |= b->logits[i] != 0;
+    if (wants_logits && !logits)
+        return lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
+    lc_status st = check_batch(e, b, err);
+    if (st == LC_OK) st = e->backend->ops->forward(e->backend, b, logits, err);
+    finish_batch(e, b, st == LC_OK);
     return st;
-}
-
-lc_status lc_engine_forward(lc_engine *e, const lc_batch *batch, float *logits, lc_error *err) {
-    lc_status st = check_batch(e, batch, err);
-    if (st) return st;
-    return e->backend->ops->forward(e->backend, batch, logits, err);
 }
 
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,

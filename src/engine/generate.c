@@ -17,6 +17,9 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     memset(stats, 0, sizeof *stats);
     stats->pending = -1;
     const int32_t vocab = lc_model_config(e->model)->vocab_size;
+    if (lc_sampler_vocab_size(sampler) != vocab)
+        return lc_fail(err, LC_ERR_ARG, "the sampler was made for %d tokens, the model has %d",
+                       lc_sampler_vocab_size(sampler), vocab);
     const float *logits;
     double t0 = lc_time_seconds();
     lc_status st = lc_engine_prefill(e, seq, prompt, n_prompt, &logits, err);

@@ -182,7 +182,10 @@ lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg
         cfg->vocab_size = vocab == INT32_MIN ? 0 : (vocab < 0 ? -vocab : vocab);
     }
     lc_status st = llama2c_check_config(cfg, err);
-    if (st) return lc_fail_prefix(err, path);
+    if (st) {
+        lc_fail_prefix(err, path);
+        return st;
+    }
     cfg->head_dim = cfg->dim / cfg->n_heads;
 
     reader r = {file, header_bytes, tensors};

@@ -27,10 +27,6 @@ int64_t tensor_n_elements(const tensor *t) {
     return n;
 }
 
-uint64_t tensor_n_bytes(const tensor *t) {
-    return (uint64_t)tensor_n_elements(t) * dtype_info(t->dtype)->bytes;
-}
-
 void tensor_table_free(tensor_table *tt) {
     free(tt->items);
     tt->items = NULL;

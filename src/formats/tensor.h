@@ -29,7 +29,6 @@ typedef struct tensor {
 } tensor;
 
 int64_t tensor_n_elements(const tensor *t);
-uint64_t tensor_n_bytes(const tensor *t);
 
 typedef struct tensor_table {
     tensor *items;

@@ -38,7 +38,6 @@ typedef struct model_weights {
 /* Every distinct weight of `w` (the shared classifier once, as token_embd):
  * writes up to `cap` pointers and returns how many there are. */
 int model_weight_list(const model_weights *w, int n_layers, weight **out, int cap);
-#define MODEL_WEIGHTS_PER_LAYER 9
 uint64_t weight_bytes(const weight *w);
 
 struct lc_model {

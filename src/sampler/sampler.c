@@ -101,24 +101,40 @@ static int32_t select_top_k(candidate *c, int32_t n, int32_t k) {
     return k;
 }
 
+int32_t lc_sampler_vocab_size(const lc_sampler *s) { return s->vocab; }
+
 lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
     const int32_t n = s->vocab;
-    if (s->p.temperature == 0.0f) return argmax(logits, n);
+    const lc_token best = argmax(logits, n);
+    if (s->p.temperature == 0.0f) return best;
 
-    float max = logits[argmax(logits, n)], sum = 0.0f;
+    const float max = logits[best];
+    float sum = 0.0f;
     for (int32_t i = 0; i < n; i++) {
         logits[i] = expf((logits[i] - max) / s->p.temperature);
         sum += logits[i];
     }
+    /* NaN or infinite logits leave no distribution to sample: fall back to argmax. */
+    if (!(sum > 0.0f) || !isfinite(sum)) return best;
+
+    if (s->p.top_k == 0 && s->p.top_p >= 1.0f) { /* plain sampling: one pass, no sort */
+        float r = next_unit(&s->rng) * sum, cum = 0.0f;
+        for (int32_t i = 0; i < n; i++) {
+            cum += logits[i];
+            if (r < cum) return i;
+        }
+        return best; /* rounding left r at the very top */
+    }
+
     candidate *c = s->cand;
     int32_t m = 0;
     /* With top-p alone, tokens below (1 - p) / (n - 1) can never be in the
-     * nucleus (llama2.c's observation); dropping them keeps the sort short. */
-    const float floor = s->p.top_k == 0 && s->p.top_p < 1.0f && n > 1
-                            ? (1.0f - s->p.top_p) / (float)(n - 1) * sum
-                            : 0.0f;
+     * nucleus (llama2.c's observation); dropping them keeps the sort short.
+     * The most likely token always stays, so the set is never empty. */
+    const float floor =
+        s->p.top_k == 0 && n > 1 ? (1.0f - s->p.top_p) / (float)(n - 1) * sum : 0.0f;
     for (int32_t i = 0; i < n; i++)
-        if (logits[i] >= floor) c[m++] = (candidate){logits[i], i};
+        if (logits[i] >= floor || i == best) c[m++] = (candidate){logits[i], i};
     if (s->p.top_k > 0) m = select_top_k(c, m, s->p.top_k);
     qsort(c, (size_t)m, sizeof *c, by_prob_desc);
 
@@ -141,5 +157,5 @@ lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
         cum += c[i].prob;
         if (r < cum) return c[i].id;
     }
-    return c[m - 1].id; /* rounding left r at the very top */
+    return c[m - 1].id; /* m >= 1: the most likely token is always a candidate */
 }

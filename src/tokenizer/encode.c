@@ -102,10 +102,15 @@ static size_t emit_symbol(const encoder *e, const symbol *s, lc_token *out) {
         out[0] = id;
         return 1;
     }
-    for (uint32_t i = 0; i < s->len; i++) {
-        lc_token b = e->tok->byte_token[(uint8_t)e->text[s->start + i]];
-        out[i] = b >= 0 ? b : e->tok->unk;
-    }
+    /* Byte fallback; a vocabulary without it gets one <unk> per character, as
+     * SentencePiece gives. */
+    for (uint32_t i = 0; i < s->len; i++)
+        if (e->tok->byte_token[(uint8_t)e->text[s->start + i]] < 0) {
+            out[0] = e->tok->unk;
+            return 1;
+        }
+    for (uint32_t i = 0; i < s->len; i++)
+        out[i] = e->tok->byte_token[(uint8_t)e->text[s->start + i]];
     return s->len;
 }
 
@@ -113,6 +118,10 @@ lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t 
                               bool add_eos, lc_token **out, size_t *n_out, lc_error *err) {
     *out = NULL;
     *n_out = 0;
+    /* Symbol indices are int32 and offsets uint32: keep well inside both. */
+    if (len > (size_t)INT32_MAX / 2)
+        return lc_fail(err, LC_ERR_ARG, "text of %zu bytes is too long to encode (limit 1 GiB)",
+                       len);
     size_t bad = utf8_first_invalid(text, len);
     if (bad < len)
         return lc_fail(err, LC_ERR_ARG, "text is not valid UTF-8 (byte 0x%02x at offset %zu)",

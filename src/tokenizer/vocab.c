@@ -88,6 +88,9 @@ static lc_status parse(lc_tokenizer *t, const uint8_t *p, uint64_t size, const c
     if (n < 3 || n > (1u << 22))
         return lc_fail(err, LC_ERR_FORMAT, "%s: %llu tokens; expected 3 to %u", path,
                        (unsigned long long)n, 1u << 22);
+    if (bytes > UINT32_MAX)
+        return lc_fail(err, LC_ERR_FORMAT, "%s: %llu bytes of pieces; at most 4 GiB", path,
+                       (unsigned long long)bytes);
     t->n_vocab = (int32_t)n;
     t->arena = malloc(bytes);
     t->offset = malloc(n * sizeof *t->offset);

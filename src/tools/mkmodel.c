@@ -14,14 +14,54 @@ typedef struct model_shape {
     lc_config config;
 } model_shape;
 
-/* dim, hidden, layers, heads, kv heads, head dim, vocab, seq_len: the
- * tinyllamas configs (karpathy/llama2.c README) and Llama 2 7B's params.json. */
+/* The tinyllamas configs (karpathy/llama2.c README) and Llama 2 7B's
+ * params.json; head_dim and the Llama 2 defaults are filled in by lc_mkmodel. */
 static const model_shape SHAPES[] = {
-    {"stories260K", {64, 172, 5, 8, 4, 8, 512, 512, 10000.0f, 1e-5f, true}},
-    {"stories15M", {288, 768, 6, 6, 6, 48, 32000, 256, 10000.0f, 1e-5f, true}},
-    {"stories42M", {512, 1376, 8, 8, 8, 64, 32000, 1024, 10000.0f, 1e-5f, true}},
-    {"stories110M", {768, 2048, 12, 12, 12, 64, 32000, 1024, 10000.0f, 1e-5f, true}},
-    {"llama2-7b", {4096, 11008, 32, 32, 32, 128, 32000, 4096, 10000.0f, 1e-5f, false}},
+    {"stories260K",
+     {.dim = 64,
+      .hidden_dim = 172,
+      .n_layers = 5,
+      .n_heads = 8,
+      .n_kv_heads = 4,
+      .vocab_size = 512,
+      .seq_len = 512,
+      .shared_classifier = true}},
+    {"stories15M",
+     {.dim = 288,
+      .hidden_dim = 768,
+      .n_layers = 6,
+      .n_heads = 6,
+      .n_kv_heads = 6,
+      .vocab_size = 32000,
+      .seq_len = 256,
+      .shared_classifier = true}},
+    {"stories42M",
+     {.dim = 512,
+      .hidden_dim = 1376,
+      .n_layers = 8,
+      .n_heads = 8,
+      .n_kv_heads = 8,
+      .vocab_size = 32000,
+      .seq_len = 1024,
+      .shared_classifier = true}},
+    {"stories110M",
+     {.dim = 768,
+      .hidden_dim = 2048,
+      .n_layers = 12,
+      .n_heads = 12,
+      .n_kv_heads = 12,
+      .vocab_size = 32000,
+      .seq_len = 1024,
+      .shared_classifier = true}},
+    {"llama2-7b",
+     {.dim = 4096,
+      .hidden_dim = 11008,
+      .n_layers = 32,
+      .n_heads = 32,
+      .n_kv_heads = 32,
+      .vocab_size = 32000,
+      .seq_len = 4096,
+      .shared_classifier = false}},
 };
 #define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
@@ -55,6 +95,7 @@ static lc_status flush(writer *w, size_t n, lc_error *err) {
     return LC_OK;
 }
 
+/* Writes every tensor the layout lists, the RoPE tables the reader skips included. */
 static lc_status write_tensor(void *user, const char *name, int n_dims, const int64_t *shape,
                               bool skip, lc_error *err) {
     writer *w = user;
@@ -93,7 +134,6 @@ static lc_status write_tensor(void *user, const char *name, int n_dims, const in
             used = 0;
         }
     }
-    (void)skip;
     return used ? flush(w, used, err) : LC_OK;
 }
 
@@ -113,7 +153,10 @@ lc_status lc_mkmodel(const char *shape_name, const char *path, uint64_t seed,
                        "--shape %s: unknown; `llamac mkmodel --help` lists the "
                        "shapes",
                        shape_name);
-    const lc_config *c = &sh->config;
+    lc_config config = sh->config;
+    config.head_dim = config.dim / config.n_heads;
+    llama2c_default_hparams(&config);
+    const lc_config *c = &config;
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return lc_fail(err, LC_ERR_ARG, "%s: path too long", path);

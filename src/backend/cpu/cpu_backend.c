@@ -103,14 +103,18 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         !(cb->xpack =
               alloc_floats(blocks * (uint64_t)kern->gemm_tokens * widest, "GEMM buffer", err)) ||
         !(cb->key_cache = alloc_floats(cache, "KV cache", err)) ||
-        !(cb->value_cache = alloc_floats(cache, "KV cache", err)) ||
+        /* padded by one tile, see cpu_backend.h */
+        !(cb->value_cache = alloc_floats(cache + (uint64_t)kern->gemm_tokens, "KV cache", err)) ||
         !(cb->rope =
               alloc_floats((uint64_t)opts->n_ctx * (uint64_t)c->head_dim, "RoPE table", err)))
         goto fail;
     const uint64_t nt = (uint64_t)kern->gemm_tokens, ctx = (uint64_t)opts->n_ctx,
                    hd = (uint64_t)c->head_dim;
     cb->attn_scratch = calloc((size_t)opts->n_threads, sizeof *cb->attn_scratch);
-    if (!cb->attn_scratch) goto fail;
+    if (!cb->attn_scratch) {
+        lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     for (int t = 0; t < opts->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
         if (!(s->scores = alloc_floats(nt * ctx, "attention buffer", err)) ||

@@ -46,9 +46,9 @@ typedef struct cpu_backend {
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows;             /* (n_batch) batch index of each entry that wants logits */
 
-    /* Both caches end with gemm_tokens floats of padding: the GEMM tile reads
-     * whole tiles of lanes from a V row even when a head is narrower. */
-    float *key_cache;   /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) + padding */
+    float *key_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
+    /* The value cache ends with gemm_tokens floats of padding: the GEMM tile
+     * reads whole tiles of lanes from a V row even when a head is narrower. */
     float *value_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) + padding */
     float *rope;        /* (n_ctx, head_dim / 2, 2): cos and sin per position and pair */
 } cpu_backend;

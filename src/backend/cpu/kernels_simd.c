@@ -159,7 +159,9 @@ static void gemm_tile_simd(const float *a, int64_t as, int64_t k, int rows, cons
         CASE(1)
         CASE(2)
         CASE(3)
-        CASE(4) CASE(5) CASE(6)
+        CASE(4)
+        CASE(5)
+        CASE(6)
 #if GEMM_ROWS == 12
             CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
 #endif

@@ -102,7 +102,12 @@ void threadpool_run(threadpool *p, int64_t n_tasks, task_fn fn, void *ctx) {
     atomic_store_explicit(&p->busy, p->n_threads - 1, memory_order_relaxed);
     publish(p);
     run_tasks(p, 0);
-    while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) cpu_relax();
+    while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
+        if (p->spin_rounds)
+            cpu_relax();
+        else
+            sched_yield(); /* more threads than cores: let the workers run */
+    }
 }
 
 lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
@@ -117,6 +122,7 @@ lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
     pthread_cond_init(&p->wake, NULL);
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     if (!p->workers) {
+        p->n_threads = 1; /* no workers started, none to join */
         threadpool_free(p);
         return lc_fail(err, LC_ERR_NOMEM, "out of memory for the thread pool");
     }
@@ -144,5 +150,3 @@ void threadpool_free(threadpool *p) {
     free(p->workers);
     free(p);
 }
-
-int threadpool_size(const threadpool *p) { return p->n_threads; }

@@ -15,7 +15,6 @@ typedef void (*task_fn)(void *ctx, int64_t task, int thread);
 
 lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err);
 void threadpool_free(threadpool *pool);
-int threadpool_size(const threadpool *pool);
 
 /* Runs fn(ctx, i, thread) for every i in [0, n_tasks), handing tasks out in
  * index order to whichever thread is free; returns when all have finished. */
