@@ -70,6 +70,9 @@ lc_status weight_store_init(weight_store *ws, const lc_model *model, const char 
                 at += round_up(size, ALIGN);
             }
             if (model->config.shared_classifier) ws->view.output = ws->view.token_embd;
+            /* The copy is all this backend reads: let the file's pages go from our
+             * mapping (they re-fault from the page cache if anything reads them). */
+            madvise((void *)model->file.data, (size_t)model->file.size, MADV_DONTNEED);
         }
     }
     free(list);
