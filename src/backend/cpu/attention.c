@@ -59,16 +59,16 @@ static void attend_one(const attention_call *a, int64_t t, int64_t h, float *sco
     const cpu_backend *cb = a->cb;
     const lc_config *c = cb->cfg;
     const int64_t hd = c->head_dim, q_dim = (int64_t)c->n_heads * hd;
-    const int64_t kv_dim = (int64_t)c->n_kv_heads * hd, kv_head = h / (c->n_heads / c->n_kv_heads);
+    const int64_t kv_head = h / (c->n_heads / c->n_kv_heads);
     const int32_t pos = a->batch->pos[t];
-    const int64_t base = cpu_cache_offset(cb, a->layer, a->batch->seq[t], 0) + kv_head * hd;
+    const int64_t base = cpu_cache_head(cb, a->layer, a->batch->seq[t], kv_head);
     const float *q = cb->q + t * q_dim + h * hd;
     const float *keys = cb->key_cache + base, *values = cb->value_cache + base;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t p = 0; p <= pos; p++) scores[p] = cb->kern->dot(q, keys + p * kv_dim, hd) * scale;
+    for (int64_t p = 0; p <= pos; p++) scores[p] = cb->kern->dot(q, keys + p * hd, hd) * scale;
     softmax_in_place(scores, pos + 1);
-    weighted_values(cb->kern, scores, 0, 1, pos + 1, values, kv_dim, hd,
-                    cb->att + t * q_dim + h * hd, q_dim);
+    weighted_values(cb->kern, scores, 0, 1, pos + 1, values, hd, hd, cb->att + t * q_dim + h * hd,
+                    q_dim);
 }
 
 /* A block of `count` queries at consecutive positions of one sequence, one head. */
@@ -77,11 +77,11 @@ static void attend_block(const attention_call *a, int64_t first, int count, int6
     const cpu_kernels *kern = cb->kern;
     const lc_config *c = cb->cfg;
     const int64_t hd = c->head_dim, q_dim = (int64_t)c->n_heads * hd;
-    const int64_t kv_dim = (int64_t)c->n_kv_heads * hd, kv_head = h / (c->n_heads / c->n_kv_heads);
+    const int64_t kv_head = h / (c->n_heads / c->n_kv_heads);
     const int64_t n_ctx = cb->base.n_ctx, lanes = kern->gemm_tokens, rows = kern->gemm_rows;
     const int32_t pos0 = a->batch->pos[first];
     const int64_t n_keys = (int64_t)pos0 + count; /* keys 0 .. last query's position */
-    const int64_t base = cpu_cache_offset(cb, a->layer, a->batch->seq[first], 0) + kv_head * hd;
+    const int64_t base = cpu_cache_head(cb, a->layer, a->batch->seq[first], kv_head);
     const float *keys = cb->key_cache + base, *values = cb->value_cache + base;
     attention_scratch *s = &cb->attn_scratch[thread];
 
@@ -89,8 +89,7 @@ static void attend_block(const attention_call *a, int64_t first, int count, int6
     cpu_pack_block(kern, cb->q + first * q_dim + h * hd, q_dim, count, hd, 0, s->qpack);
     for (int64_t p = 0; p < n_keys; p += rows) {
         int r = n_keys - p < rows ? (int)(n_keys - p) : (int)rows;
-        kern->gemm_tile(keys + p * kv_dim, kv_dim, hd, r, s->qpack, lanes, count, s->scores + p, 1,
-                        n_ctx);
+        kern->gemm_tile(keys + p * hd, hd, hd, r, s->qpack, lanes, count, s->scores + p, 1, n_ctx);
     }
     const float scale = 1.0f / sqrtf((float)hd);
     for (int t = 0; t < count; t++) {
@@ -101,7 +100,7 @@ static void attend_block(const attention_call *a, int64_t first, int count, int6
         memset(row + visible, 0, (size_t)(n_keys - visible) * sizeof *row);
     }
 
-    weighted_values(kern, s->scores, n_ctx, count, n_keys, values, kv_dim, hd,
+    weighted_values(kern, s->scores, n_ctx, count, n_keys, values, hd, hd,
                     cb->att + first * q_dim + h * hd, q_dim);
 }
 

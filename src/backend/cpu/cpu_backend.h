@@ -46,10 +46,12 @@ typedef struct cpu_backend {
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows;             /* (n_batch) batch index of each entry that wants logits */
 
-    float *key_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) */
+    /* Head-major, so each head's keys and values are one contiguous stream:
+     * the position-major layout made attention a strided, prefetch-poor read. */
+    float *key_cache; /* (n_layers, n_seq, n_kv_heads, n_ctx, head_dim) */
     /* The value cache ends with gemm_tokens floats of padding: the GEMM tile
      * reads whole tiles of lanes from a V row even when a head is narrower. */
-    float *value_cache; /* (n_layers, n_seq, n_ctx, n_kv_heads * head_dim) + padding */
+    float *value_cache; /* (n_layers, n_seq, n_kv_heads, n_ctx, head_dim) + padding */
     float *rope;        /* (n_ctx, head_dim / 2, 2): cos and sin per position and pair */
 } cpu_backend;
 
@@ -66,10 +68,12 @@ void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job
 /* Tokens at which matrix products switch from matvec passes to the GEMM. */
 #define GEMM_MIN_TOKENS 5
 
-/* Where position `pos` of sequence `seq` starts in a layer's key or value cache. */
-static inline int64_t cpu_cache_offset(const cpu_backend *cb, int layer, int32_t seq, int32_t pos) {
-    const int64_t kv_dim = (int64_t)cb->cfg->n_kv_heads * cb->cfg->head_dim;
-    return (((int64_t)layer * cb->base.n_seq + seq) * cb->base.n_ctx + pos) * kv_dim;
+/* Where the (n_ctx, head_dim) block of one kv head of one sequence starts in
+ * a layer's key or value cache; position p is head_dim * p further. */
+static inline int64_t cpu_cache_head(const cpu_backend *cb, int layer, int32_t seq, int64_t kv_head) {
+    const lc_config *c = cb->cfg;
+    return ((((int64_t)layer * cb->base.n_seq + seq) * c->n_kv_heads + kv_head) * cb->base.n_ctx) *
+           c->head_dim;
 }
 
 /* Splits the batch into attention work items (once per forward); returns how many. */

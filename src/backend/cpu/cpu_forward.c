@@ -88,9 +88,12 @@ static void rope_store_task(void *ctx, int64_t t, int thread) {
     const float *cos_sin = cb->rope + (int64_t)pos * c->head_dim;
     rope(cb->q + t * q_dim, c->n_heads, c->head_dim, cos_sin);
     rope(cb->k + t * kv_dim, c->n_kv_heads, c->head_dim, cos_sin);
-    int64_t at = cpu_cache_offset(cb, s->layer, s->batch->seq[t], pos);
-    memcpy(cb->key_cache + at, cb->k + t * kv_dim, (size_t)kv_dim * sizeof(float));
-    memcpy(cb->value_cache + at, cb->v + t * kv_dim, (size_t)kv_dim * sizeof(float));
+    for (int64_t h = 0; h < c->n_kv_heads; h++) {
+        int64_t at = cpu_cache_head(cb, s->layer, s->batch->seq[t], h) + (int64_t)pos * c->head_dim;
+        const int64_t from = t * kv_dim + h * c->head_dim;
+        memcpy(cb->key_cache + at, cb->k + from, (size_t)c->head_dim * sizeof(float));
+        memcpy(cb->value_cache + at, cb->v + from, (size_t)c->head_dim * sizeof(float));
+    }
 }
 
 static void gather_task(void *ctx, int64_t i, int thread) {
