@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "llamac.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,4 +46,22 @@ char *read_file(const char *path, size_t *len) {
         if (len) *len = (size_t)size;
     }
     return buf;
+}
+
+lc_model *load_shared_model(test_ctx *t, const char *rel) {
+    char path[1024];
+    lc_model *m = NULL;
+    lc_error err;
+    if (lc_model_load(shared_path(path, sizeof path, rel), &m, &err))
+        CHECK(t, false, "%s", err.msg);
+    return m;
+}
+
+lc_tokenizer *load_shared_tokenizer(test_ctx *t, const char *rel) {
+    char path[1024];
+    lc_tokenizer *tok = NULL;
+    lc_error err;
+    if (lc_tokenizer_load(shared_path(path, sizeof path, rel), &tok, &err))
+        CHECK(t, false, "%s", err.msg);
+    return tok;
 }

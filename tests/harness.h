@@ -27,6 +27,10 @@ const char *temp_path(char *buf, size_t cap, const char *name);
 /* Reads a whole file; NULL when it cannot. */
 char *read_file(const char *path, size_t *len);
 
+/* Loads ../shared/<rel>; on failure records it in t and returns NULL. */
+struct lc_model *load_shared_model(test_ctx *t, const char *rel);
+struct lc_tokenizer *load_shared_tokenizer(test_ctx *t, const char *rel);
+
 typedef void (*test_fn)(test_ctx *t);
 typedef struct test_case {
     const char *name;

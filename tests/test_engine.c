@@ -14,13 +14,9 @@ typedef struct fixture {
 } fixture;
 
 static bool setup(test_ctx *t, fixture *f, int n_ctx, int n_seq, int n_batch) {
-    char path[1024];
     lc_error err;
     memset(f, 0, sizeof *f);
-    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &f->model, &err)) {
-        CHECK(t, false, "%s", err.msg);
-        return false;
-    }
+    if (!(f->model = load_shared_model(t, "models/stories260K.bin"))) return false;
     lc_engine_options o = {.n_ctx = n_ctx, .n_seq = n_seq, .n_batch = n_batch};
     if (lc_engine_create(f->model, &o, &f->engine, &err)) {
         CHECK(t, false, "%s", err.msg);
@@ -203,13 +199,9 @@ void test_engine_seed_reproducible(test_ctx *t) {
 }
 
 void test_engine_bad_options(test_ctx *t) {
-    char path[1024];
     lc_model *m;
     lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, "models/stories260K.bin"), &m, &err)) {
-        CHECK(t, false, "%s", err.msg);
-        return;
-    }
+    if (!(m = load_shared_model(t, "models/stories260K.bin"))) return;
     lc_engine_options bad[] = {{.n_ctx = 513},   {.n_ctx = -1},     {.n_threads = -2},
                                {.n_batch = -1},  {.device = "tpu"}, {.simd = "neon9"},
                                {.n_seq = 100000}};
@@ -224,13 +216,9 @@ void test_engine_bad_options(test_ctx *t) {
 /* A long prompt in one batch (blocked GEMM attention over several query
  * blocks) must give the logits that one-token steps give, on every kernel set. */
 void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
-    char path[1024];
     lc_model *m;
     lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, "models/tiny-gutenberg-15M.bin"), &m, &err)) {
-        CHECK(t, false, "%s", err.msg);
-        return;
-    }
+    if (!(m = load_shared_model(t, "models/tiny-gutenberg-15M.bin"))) return;
     enum { N = 150 };
     const int32_t vocab = lc_model_config(m)->vocab_size;
     lc_token tok[N];

@@ -103,10 +103,7 @@ static void check_model(test_ctx *t, const char *model_file, const char *golden_
     char path[1024];
     lc_model *m;
     lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, model_file), &m, &err)) {
-        CHECK(t, false, "%s", err.msg);
-        return;
-    }
+    if (!(m = load_shared_model(t, model_file))) return;
     const int32_t vocab = lc_model_config(m)->vocab_size;
     char rel[256];
     snprintf(rel, sizeof rel, "golden/logits/%s.json", golden_name);

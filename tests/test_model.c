@@ -119,13 +119,8 @@ void test_model_mkmodel_round_trip(test_ctx *t) {
 }
 
 void test_model_bytes_per_token(test_ctx *t) {
-    char path[1024];
     lc_model *m;
-    lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, "models/tiny-gutenberg-15M.bin"), &m, &err)) {
-        CHECK(t, false, "%s", err.msg);
-        return;
-    }
+    if (!(m = load_shared_model(t, "models/tiny-gutenberg-15M.bin"))) return;
     /* Every weight except the RoPE tables; the embedding counts once, as the classifier. */
     uint64_t want = 4ull * (288 * 32000 + 6 * (2 * 288 + 4 * 288 * 288 + 3 * 288 * 768) + 288);
     CHECK(t, lc_model_bytes_per_token(m) == want, "%llu bytes, want %llu",

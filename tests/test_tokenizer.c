@@ -7,15 +7,6 @@
 #include "harness.h"
 #include "llamac.h"
 
-static lc_tokenizer *load(test_ctx *t, const char *rel) {
-    char path[1024];
-    lc_tokenizer *tok = NULL;
-    lc_error err;
-    if (lc_tokenizer_load(shared_path(path, sizeof path, rel), &tok, &err))
-        CHECK(t, false, "%s", err.msg);
-    return tok;
-}
-
 static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) {
     char *out = malloc(n * LC_DETOKENIZE_BUF + 1);
     size_t len = 0;
@@ -28,7 +19,7 @@ static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) 
 }
 
 void test_tokenizer_spm_cases(test_ctx *t) {
-    lc_tokenizer *tok = load(t, "models/tokenizer.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
     char p1[1024], p2[1024];
     char *inp = read_file(
         shared_path(p1, sizeof p1, "tokenizer_tests/ggml-vocab-llama-spm.gguf.inp"), NULL);
@@ -70,7 +61,7 @@ done:
 }
 
 void test_tokenizer_known_ids(test_ctx *t) {
-    lc_tokenizer *tok = load(t, "models/tokenizer.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
     if (!tok) return;
     /* Llama 2's ids for this sentence, from Meta's SentencePiece model. */
     const lc_token want[] = {1, 306, 4658, 278, 6593, 310, 2834, 338};
@@ -107,7 +98,7 @@ void test_tokenizer_round_trip(test_ctx *t) {
     };
     static const char *const vocabs[] = {"models/tokenizer.bin", "models/tok512.bin"};
     for (size_t v = 0; v < 2; v++) {
-        lc_tokenizer *tok = load(t, vocabs[v]);
+        lc_tokenizer *tok = load_shared_tokenizer(t, vocabs[v]);
         if (!tok) continue;
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
             lc_token *ids;
@@ -133,7 +124,7 @@ void test_tokenizer_round_trip(test_ctx *t) {
 }
 
 void test_tokenizer_invalid_utf8(test_ctx *t) {
-    lc_tokenizer *tok = load(t, "models/tokenizer.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
     if (!tok) return;
     static const char *const bad[] = {"abc\xff", "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                                       "\xc0\xaf"};
@@ -151,7 +142,7 @@ void test_tokenizer_invalid_utf8(test_ctx *t) {
 }
 
 void test_tokenizer_decode_bytes(test_ctx *t) {
-    lc_tokenizer *tok = load(t, "models/tokenizer.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
     if (!tok) return;
     /* 🦙 (F0 9F A6 99) has no piece: it arrives as four byte tokens (3 + byte). */
     const lc_token llama[] = {1, 3 + 0xF0, 3 + 0x9F, 3 + 0xA6, 3 + 0x99};
@@ -180,7 +171,7 @@ void test_tokenizer_decode_bytes(test_ctx *t) {
  * takes ~10 ms; a quadratic rescan takes seconds. Also checks the result is
  * the per-word encoding repeated. */
 void test_tokenizer_long_prompt(test_ctx *t) {
-    lc_tokenizer *tok = load(t, "models/tokenizer.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
     if (!tok) return;
     const char *word = " Sherlock";
     const size_t n_words = 10000, wlen = strlen(word);
