@@ -70,7 +70,8 @@ void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job
 
 /* Where the (n_ctx, head_dim) block of one kv head of one sequence starts in
  * a layer's key or value cache; position p is head_dim * p further. */
-static inline int64_t cpu_cache_head(const cpu_backend *cb, int layer, int32_t seq, int64_t kv_head) {
+static inline int64_t cpu_cache_head(const cpu_backend *cb, int layer, int32_t seq,
+                                     int64_t kv_head) {
     const lc_config *c = cb->cfg;
     return ((((int64_t)layer * cb->base.n_seq + seq) * c->n_kv_heads + kv_head) * cb->base.n_ctx) *
            c->head_dim;

@@ -163,7 +163,7 @@ static void gemm_tile_simd(const float *a, int64_t as, int64_t k, int rows, cons
         CASE(5)
         CASE(6)
 #if GEMM_ROWS == 12
-            CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
+        CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
 #endif
 #undef CASE
     }
