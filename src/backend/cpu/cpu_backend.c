@@ -88,8 +88,7 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     widest = widest > q_dim ? widest : q_dim;
     const uint64_t blocks = (nb + (uint64_t)kern->gemm_tokens - 1) / (uint64_t)kern->gemm_tokens;
     const uint64_t cache =
-        (uint64_t)c->n_layers * (uint64_t)opts->n_seq * (uint64_t)opts->n_ctx * kv_dim +
-        (uint64_t)kern->gemm_tokens; /* tile padding, see cpu_backend.h */
+        (uint64_t)c->n_layers * (uint64_t)opts->n_seq * (uint64_t)opts->n_ctx * kv_dim;
     st = LC_ERR_NOMEM;
     if (!(cb->x = alloc_floats(nb * dim, "residual stream", err)) ||
         !(cb->xb = alloc_floats(nb * dim, "activations", err)) ||
