@@ -4,11 +4,11 @@
  * ceiling is measured under the same best conditions decoding gets. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/threadpool.h"
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 typedef struct pass {
     const float *buf;
@@ -36,12 +36,11 @@ lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, dou
     if (repeats < 1 || repeats > 1000 || bytes < (1u << 20))
         return lc_fail(err, LC_ERR_ARG, "membw: need at least 1 MiB and 1 to 1000 repeats");
     pass *p = calloc(1, sizeof *p);
-    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    float *buf = map == MAP_FAILED ? NULL : map;
+    huge_buffer hb;
+    float *buf = huge_buffer_alloc(&hb, bytes) ? hb.data : NULL;
     double *gbs = calloc((size_t)repeats, sizeof *gbs);
     threadpool *pool = NULL;
     lc_status st = LC_OK;
-    if (buf) madvise(buf, bytes, MADV_HUGEPAGE);
     if (!p || !buf || !gbs) {
         st = lc_fail(err, LC_ERR_NOMEM, "membw: cannot allocate %zu bytes", bytes);
         goto done;
@@ -63,7 +62,7 @@ lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, dou
 done:
     threadpool_free(pool);
     free(gbs);
-    if (buf) munmap(buf, bytes);
+    if (buf) huge_buffer_free(&hb);
     free(p);
     return st;
 }

@@ -129,7 +129,8 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     fill_rope_table(cb->rope, c, opts->n_ctx);
     snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s, %s)",
              kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s",
-             cb->weights.buffer ? "aligned weight copy" : "weights read from the file mapping");
+             cb->weights.buffer.data ? "aligned weight copy"
+                                     : "weights read from the file mapping");
     *out = &cb->base;
     return LC_OK;
 fail:

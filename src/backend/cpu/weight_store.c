@@ -8,8 +8,7 @@
 
 #include "core/error.h"
 
-#define ALIGN     64
-#define HUGE_PAGE (2u << 20)
+#define ALIGN 64
 
 static uint64_t round_up(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
 
@@ -50,19 +49,13 @@ lc_status weight_store_init(weight_store *ws, const lc_model *model, const char 
         strcmp(mode, "copy") == 0 || (strcmp(mode, "auto") == 0 && total <= available_memory() / 2);
     lc_status st = LC_OK;
     if (copy) {
-        /* Over-allocate so the copy can start on a huge-page boundary. */
-        size_t bytes = (size_t)round_up(total, HUGE_PAGE) + HUGE_PAGE;
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
+        if (!huge_buffer_alloc(&ws->buffer, (size_t)total)) {
             st = lc_fail(err, LC_ERR_NOMEM,
                          "out of memory: copying the weights needs %.2f GiB "
                          "(--weights mmap reads them in place)",
-                         (double)bytes / (1u << 30));
+                         (double)total / (1u << 30));
         } else {
-            ws->buffer = p;
-            ws->buffer_bytes = bytes;
-            uint8_t *at = (uint8_t *)round_up((uint64_t)(uintptr_t)p, HUGE_PAGE);
-            madvise(at, bytes - (size_t)(at - (uint8_t *)p), MADV_HUGEPAGE); /* a hint only */
+            uint8_t *at = ws->buffer.data;
             for (int i = 0; i < n; i++) {
                 uint64_t size = weight_bytes(list[i]);
                 memcpy(at, list[i]->data, (size_t)size);
@@ -80,7 +73,7 @@ lc_status weight_store_init(weight_store *ws, const lc_model *model, const char 
 }
 
 void weight_store_free(weight_store *ws) {
-    if (ws->buffer) munmap(ws->buffer, ws->buffer_bytes);
+    huge_buffer_free(&ws->buffer);
     free(ws->layers);
     memset(ws, 0, sizeof *ws);
 }

@@ -9,13 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/huge_pages.h"
 #include "model/model.h"
 
 typedef struct weight_store {
     model_weights view;    /* what the forward reads */
     layer_weights *layers; /* (n_layers) the view's layers */
-    void *buffer;          /* the aligned copy, or NULL when reading the mapping */
-    size_t buffer_bytes;
+    huge_buffer buffer;    /* the aligned copy; buffer.data is NULL when reading the mapping */
 } weight_store;
 
 /* mode: "auto" (copy when the weights take at most half the available memory),
