@@ -8,7 +8,7 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-param
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 LDLIBS    = -lm -pthread
 
-LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c,$(shell find src -name '*.c' | sort))
+LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
 TEST_SRC  = $(shell find tests -name '*.c' | sort)
 
@@ -21,13 +21,31 @@ FLAGS_avx2   = -mavx2 -mfma -mf16c
 FLAGS_avx512 = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mf16c
 endif
 
-LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ)
+# The CUDA backend builds when nvcc is found (CUDA=0 leaves it out; then
+# cuda_none.c stands in and --device cuda says the build has none).
+# CUDA_ARCH picks the GPU generation: 90 for Hopper (H100, H200), 89 for Ada, 80 for A100.
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA     ?= $(if $(NVCC),1,0)
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_ARCH ?= 90
+CUDA_SRC  = $(shell find src -name '*.cu' | sort)
+CUDA_OBJ  = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+NVFLAGS   = -std=c++17 -O3 -Iinclude -Isrc -MMD -MP --Werror all-warnings \
+            -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+            -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter,-Wno-format-truncation,-Wno-missing-field-initializers
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
+else
+CUDA_OBJ  = $(BUILD)/obj/src/backend/cuda/cuda_none.o
+endif
+
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # No built-in suffix rules: every rule is written here.
 .SUFFIXES:
-.PHONY: all test test-plain test-sanitize bench run clean format models
+.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda
 all: $(BUILD)/llamac
 
 $(BUILD)/libllamac.a: $(LIB_OBJ)
@@ -44,11 +62,19 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) -c -o $@ $<
 
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
 $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# Which backends a build holds, for scripts: make print-cuda
+print-cuda:
+	@echo $(CUDA)
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -58,7 +84,7 @@ test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
 	tests/run.sh $(BUILD)
 
 test-sanitize:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" test-plain
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 test-plain
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
 # from $LLAMAC_MODELS, ./models or ../shared/models (llamac generate without -m).

@@ -40,19 +40,30 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-/* One timed run: pp prefills all tokens at once, tg one token per step. */
-static int run_once(lc_engine *e, const lc_token *tokens, int n, bool one_by_one, double *tok_s) {
+/* pp: prefills n tokens in batches, timed to the logits being ready. */
+static int run_prompt(lc_engine *e, const lc_token *tokens, int n, double *tok_s) {
     lc_error err;
     const float *logits;
     lc_engine_seq_reset(e, 0);
     double t0 = lc_time_seconds();
-    for (int done = 0; done < n;) {
-        int step = one_by_one ? 1 : n - done;
-        if (lc_engine_prefill(e, 0, tokens + done, (size_t)step, &logits, &err))
-            return report("bench", &err);
-        done += step;
-    }
+    if (lc_engine_prefill(e, 0, tokens, (size_t)n, &logits, &err)) return report("bench", &err);
     *tok_s = n / (lc_time_seconds() - t0);
+    return 0;
+}
+
+/* tg: after `depth` tokens of context (at least one), n greedy decoding
+ * steps as generation runs them (sampling included, on the device when the
+ * backend samples there); only the steps are timed. */
+static int run_generate(lc_engine *e, lc_sampler *greedy, const lc_token *tokens, int depth, int n,
+                        double *tok_s) {
+    lc_error err;
+    lc_generate_stats st;
+    lc_generate_params gp = {n, NULL, 0};
+    lc_engine_seq_reset(e, 0);
+    if (lc_generate(e, 0, tokens, (size_t)(depth > 0 ? depth : 1), &gp, greedy, NULL, NULL, &st,
+                    &err))
+        return report("bench", &err);
+    *tok_s = st.n_decoded / st.decode_seconds;
     return 0;
 }
 
@@ -62,11 +73,12 @@ int cmd_bench(int argc, char **argv) {
         "Measure prompt processing (pp: P tokens in batches) and generation (tg: N "
         "tokens one at a time) speed; prints medians and the spread over -r runs.",
         "-m model.bin [-p 256] [-n 128] [-r 5] [--json] [options]",
-        "GB/s is the weight bytes a decoding step reads times tg tok/s; --membw also\n"
-        "measures the memory bandwidth and prints the fraction of it tg reaches."};
+        "GB/s is the bytes a decoding step reads (weights as stored, KV cache at the\n"
+        "step's depth) times tg tok/s; --membw also measures the device's memory\n"
+        "bandwidth and prints the fraction of it tg reaches."};
     common_opts co;
     common_defaults(&co);
-    int n_prompt = 256, n_gen = 128, runs = 5;
+    int n_prompt = 256, n_gen = 128, runs = 5, depth = 0;
     bool json = false, with_membw = false;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, false);
@@ -74,6 +86,8 @@ int cmd_bench(int argc, char **argv) {
                             &n_prompt,  "P", "prompt tokens for pp; 0 skips (default: 256)"};
     specs[n++] =
         (arg_spec){"n-gen", 'n', ARG_INT, &n_gen, "N", "tokens for tg; 0 skips (default: 128)"};
+    specs[n++] = (arg_spec){"depth", 'd', ARG_INT, &depth, "D",
+                            "tokens of context before tg's first step (default: 0)"};
     specs[n++] =
         (arg_spec){"repetitions", 'r', ARG_INT, &runs, "R", "timed runs of each (default: 5)"};
     specs[n++] = (arg_spec){"json", 0, ARG_FLAG, &json, NULL, "print JSON instead of a table"};
@@ -85,8 +99,8 @@ int cmd_bench(int argc, char **argv) {
     int n_pos;
     parse_result pr = args_parse(&info, specs, argc, argv, pos, &n_pos, 0);
     if (pr != PARSE_OK) return pr == PARSE_HELP ? 0 : 2;
-    if (n_prompt < 0 || n_gen < 0 || runs < 1 || runs > 1000) {
-        fprintf(stderr, "llamac bench: -p and -n must be 0 or more, -r 1 to 1000\n");
+    if (n_prompt < 0 || n_gen < 0 || depth < 0 || runs < 1 || runs > 1000) {
+        fprintf(stderr, "llamac bench: -p, -n and -d must be 0 or more, -r 1 to 1000\n");
         return 2;
     }
     int rc = 1;
@@ -94,12 +108,14 @@ int cmd_bench(int argc, char **argv) {
     lc_engine *engine = NULL;
     lc_token *tokens = NULL;
     series s[2] = {{"pp", n_prompt, NULL, 0}, {"tg", n_gen, NULL, 0}};
+    lc_sampler *greedy = NULL;
+    lc_error err;
     if (open_model(&co, &model) || open_engine(&co, model, 1, &engine)) goto done;
     const lc_config *c = lc_model_config(model);
-    int longest = n_prompt > n_gen ? n_prompt : n_gen;
+    int longest = n_prompt > depth + n_gen + 1 ? n_prompt : depth + n_gen + 1;
     if (longest > lc_engine_n_ctx(engine)) {
         fprintf(stderr,
-                "llamac bench: %d tokens do not fit the context of %d (lower -p/-n or "
+                "llamac bench: %d tokens do not fit the context of %d (lower -p/-n/-d or "
                 "raise --ctx)\n",
                 longest, lc_engine_n_ctx(engine));
         goto done;
@@ -116,33 +132,45 @@ int cmd_bench(int argc, char **argv) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (lc_token)((x >> 33) % (uint64_t)c->vocab_size);
     }
-    for (int k = 0; k < 2; k++) {
-        if (s[k].tokens == 0) continue;
-        double warm;
-        if (run_once(engine, tokens, s[k].tokens < 16 ? s[k].tokens : 16, k == 1, &warm)) goto done;
-        for (int r = 0; r < runs; r++)
-            if (run_once(engine, tokens, s[k].tokens, k == 1, &s[k].tok_s[s[k].runs++])) goto done;
+    lc_sampler_params gp = {0.0f, 1.0f, 0, 0};
+    if (lc_sampler_create(&gp, c->vocab_size, &greedy, &err)) {
+        report("bench", &err);
+        goto done;
     }
-    double membw = 0, membw_best = 0;
-    lc_error err;
-    if (with_membw && lc_membw((size_t)1 << 30, co.threads, 10, &membw, &membw_best, &err)) {
+    /* One warm-up of each (graph capture, library start-up), then the timed runs. */
+    double warm;
+    if (n_prompt && run_prompt(engine, tokens, n_prompt, &warm)) goto done;
+    for (int r = 0; n_prompt && r < runs; r++)
+        if (run_prompt(engine, tokens, n_prompt, &s[0].tok_s[s[0].runs++])) goto done;
+    if (n_gen && run_generate(engine, greedy, tokens, depth, n_gen < 16 ? n_gen : 16, &warm))
+        goto done;
+    for (int r = 0; n_gen && r < runs; r++)
+        if (run_generate(engine, greedy, tokens, depth, n_gen, &s[1].tok_s[s[1].runs++])) goto done;
+    double membw = 0;
+    if (with_membw && lc_engine_membw(engine, co.threads, &membw, &err)) {
         report("membw", &err);
         goto done;
     }
-    const double bytes = (double)lc_model_bytes_per_token(model);
+    /* What a step reads on average: the weights as stored, and the KV cache
+     * up to the middle of the timed steps. */
+    const double bytes = (double)lc_engine_bytes_per_token(engine, (depth > 0 ? depth : 1) + n_gen / 2);
     if (json) {
         printf("{\n  \"model\": ");
         print_json_string(co.model_path);
         printf(",\n  \"backend\": ");
         print_json_string(lc_engine_describe(engine));
-        printf(",\n  \"weight_bytes_per_token\": %.0f,\n", bytes);
+        printf(",\n  \"depth\": %d,\n  \"bytes_per_token\": %.0f,\n", depth, bytes);
         if (with_membw) printf("  \"membw_gb_s\": %.2f,\n", membw);
         printf("  \"results\": [");
     } else {
-        printf("model: %s (%s, %.1f MB of weights per token)\nbackend: %s\n", co.model_path,
-               lc_model_format(model), bytes / 1e6, lc_engine_describe(engine));
+        printf("model: %s (%s)\nbackend: %s\ntg reads %.1f MB per token (weights as stored + KV "
+               "cache at depth %d)\n",
+               co.model_path, lc_model_format(model), lc_engine_describe(engine), bytes / 1e6,
+               depth);
         if (with_membw)
-            printf("memory bandwidth: %.1f GB/s (median of 10 passes over 1 GiB)\n", membw);
+            printf("memory bandwidth: %.1f GB/s (median of 10; a GPU's device copy counts bytes "
+                   "read + written)\n",
+                   membw);
         printf("%-8s %8s %14s %12s %12s %10s\n", "test", "tokens", "median tok/s", "min", "max",
                "GB/s");
     }
@@ -176,6 +204,7 @@ int cmd_bench(int argc, char **argv) {
     if (json) printf("\n  ]\n}\n");
     rc = 0;
 done:
+    lc_sampler_free(greedy);
     free(tokens);
     free(s[0].tok_s);
     free(s[1].tok_s);

@@ -7,6 +7,7 @@
 void common_defaults(common_opts *o) {
     memset(o, 0, sizeof *o);
     o->device = "auto";
+    o->dtype = "auto";
     o->simd = "auto";
     o->weights = "auto";
 }
@@ -38,7 +39,15 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
     specs[n++] = (arg_spec){"batch",   0,   ARG_INT,
                             &o->batch, "N", "most prompt tokens per forward pass (default: 512)"};
     specs[n++] =
-        (arg_spec){"device", 0, ARG_STRING, &o->device, "D", "auto, cpu or cuda (default: auto)"};
+        (arg_spec){"device", 0,  ARG_STRING, &o->device, "D",
+                   "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
+    specs[n++] = (arg_spec){"dtype",
+                            0,
+                            ARG_STRING,
+                            &o->dtype,
+                            "T",
+                            "weight storage: auto, f32, f16 or bf16 (default: auto, f16\n"
+                            "                               on a GPU, the file's f32 on the CPU)"};
     specs[n++] =
         (arg_spec){"simd",   0,   ARG_STRING,
                    &o->simd, "S", "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};
@@ -133,6 +142,7 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
 
 int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine) {
     lc_engine_options opts = {.device = o->device,
+                              .dtype = o->dtype,
                               .n_threads = o->threads,
                               .n_ctx = o->ctx,
                               .n_seq = n_seq,

@@ -15,6 +15,7 @@ typedef struct common_opts {
     const char *model;     /* -m */
     const char *tokenizer; /* -z */
     const char *device;
+    const char *dtype;
     const char *simd;
     const char *weights;
     int threads, ctx, batch, chunk;
@@ -24,7 +25,7 @@ typedef struct common_opts {
 void common_defaults(common_opts *o);
 /* Appends the -m/-z flags (when with_tokenizer, also -z) to specs at n; returns the new n. */
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer);
-/* Appends --threads, --ctx, --batch, --device, --simd, --chunk. */
+/* Appends --threads, --ctx, --batch, --device, --dtype, --simd, --weights, --chunk. */
 int common_engine_specs(common_opts *o, arg_spec *specs, int n);
 static inline void specs_end(arg_spec *specs, int n) { specs[n] = (arg_spec){0}; }
 

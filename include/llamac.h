@@ -32,6 +32,7 @@ typedef enum lc_status {
     LC_ERR_NOMEM,       /* an allocation failed */
     LC_ERR_CONTEXT,     /* a sequence would grow past the context length */
     LC_ERR_UNSUPPORTED, /* valid, but not something this build can do */
+    LC_ERR_DEVICE,      /* the GPU or its driver failed */
 } lc_status;
 
 typedef struct lc_error {
@@ -125,7 +126,9 @@ size_t lc_detokenize(const lc_tokenizer *tok, lc_detokenizer *dt, lc_token id, c
 /* ---- engine: a backend running batched forwards over KV-cache slots ---- */
 
 typedef struct lc_engine_options {
-    const char *device; /* "auto" (default), "cpu" */
+    const char *device; /* "auto" (default: cuda when a GPU is present, else cpu), "cpu", "cuda" */
+    const char *dtype;  /* how the backend stores weights: "auto" (default: f16 on a GPU, the
+                           file's on the CPU), "f32", "f16", "bf16" */
     int n_threads;      /* 0: every online core */
     int n_ctx;          /* positions per sequence; 0: the model's seq_len */
     int n_seq;          /* KV-cache slots (independent sequences); 0: 1 */
@@ -155,6 +158,13 @@ void lc_engine_free(lc_engine *engine);
 /* "cpu (avx512, 2 threads)" — what actually runs. */
 const char *lc_engine_describe(const lc_engine *engine);
 int lc_engine_n_ctx(const lc_engine *engine);
+/* Bytes a decoding step at position `pos` reads: the weights as this
+ * backend stores them plus the KV cache of positions 0..pos. */
+uint64_t lc_engine_bytes_per_token(const lc_engine *engine, int pos);
+/* The memory bandwidth of the engine's device in GB/s: a GPU's measured
+ * device-to-device copy (bytes read + written), else lc_membw's median over
+ * 1 GiB with `n_threads` threads. */
+lc_status lc_engine_membw(lc_engine *engine, int n_threads, double *gb_s, lc_error *err);
 int lc_engine_n_batch(const lc_engine *engine);
 
 /* The forward contract shared by every backend: runs the batch (up to
@@ -242,6 +252,10 @@ const char *lc_mkmodel_shape(int i);
  * the fastest of `repeats` passes in *best and the median in *median. */
 lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, double *best,
                    lc_error *err);
+
+/* CUDA devices this build can use: 0 when the build has no CUDA backend,
+ * or there is no driver or GPU. */
+int lc_cuda_device_count(void);
 
 double lc_time_seconds(void); /* monotonic clock */
 int lc_n_cores(void);

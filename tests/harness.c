@@ -17,6 +17,12 @@ void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...) {
     }
 }
 
+bool skip_without_gpu(test_ctx *t) {
+    if (lc_cuda_device_count() > 0) return false;
+    snprintf(t->skipped, sizeof t->skipped, "no CUDA device here (the GPU tests run in scripts/gpu-check.sh)");
+    return true;
+}
+
 const char *shared_path(char *buf, size_t cap, const char *rel) {
     const char *dir = getenv("LLAMAC_SHARED");
     snprintf(buf, cap, "%s/%s", dir && *dir ? dir : "../shared", rel);

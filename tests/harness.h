@@ -10,7 +10,11 @@ typedef struct test_ctx {
     const char *name;
     int failures;
     char first[512]; /* the first failure's message */
+    char skipped[256]; /* why the test could not run here, when it could not */
 } test_ctx;
+
+/* Marks the test skipped when no CUDA device is present; true then. */
+bool skip_without_gpu(test_ctx *t);
 
 void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -17,7 +17,7 @@ static bool setup(test_ctx *t, fixture *f, int n_ctx, int n_seq, int n_batch) {
     lc_error err;
     memset(f, 0, sizeof *f);
     if (!(f->model = load_shared_model(t, "models/stories260K.bin"))) return false;
-    lc_engine_options o = {.n_ctx = n_ctx, .n_seq = n_seq, .n_batch = n_batch};
+    lc_engine_options o = {.device = "cpu", .n_ctx = n_ctx, .n_seq = n_seq, .n_batch = n_batch};
     if (lc_engine_create(f->model, &o, &f->engine, &err)) {
         CHECK(t, false, "%s", err.msg);
         lc_model_free(f->model);
@@ -232,7 +232,7 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
     int ran = 0;
     for (size_t k = 0; k < 3; k++) {
         lc_engine *big = NULL, *one = NULL;
-        lc_engine_options ob = {.simd = kernels[k], .n_batch = N},
+        lc_engine_options ob = {.device = "cpu", .simd = kernels[k], .n_batch = N},
                           o1 = {.simd = kernels[k], .n_batch = 1};
         lc_status st = lc_engine_create(m, &ob, &big, &err);
         if (st == LC_OK) st = lc_engine_create(m, &o1, &one, &err);

@@ -11,12 +11,15 @@ static const test_case TESTS[] = {
 };
 
 int main(int argc, char **argv) {
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
         if (argc > 1 && !strstr(TESTS[i].name, argv[1])) continue;
-        test_ctx t = {TESTS[i].name, 0, ""};
+        test_ctx t = {TESTS[i].name, 0, "", ""};
         TESTS[i].fn(&t);
-        if (t.failures) {
+        if (t.skipped[0] && !t.failures) {
+            printf("skip %s: %s\n", t.name, t.skipped);
+            skipped++;
+        } else if (t.failures) {
             printf("FAIL %s (%d checks failed)\n     %s\n", t.name, t.failures, t.first);
             failed++;
         } else {
@@ -25,6 +28,6 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    printf("unit: %d passed, %d failed\n", passed, failed);
+    printf("unit: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

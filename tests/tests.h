@@ -31,7 +31,14 @@
     X(test_logits_stories260k)                                                                     \
     X(test_logits_stories260k_v1)                                                                  \
     X(test_logits_llama2xs)                                                                        \
-    X(test_logits_gutenberg15m)
+    X(test_logits_gutenberg15m)                                                                    \
+    X(test_cuda_absent_is_an_error)                                                                \
+    X(test_cuda_ops)                                                                               \
+    X(test_cuda_logits_golden)                                                                     \
+    X(test_cuda_forward_matches_cpu)                                                               \
+    X(test_cuda_golden_text)                                                                       \
+    X(test_cuda_device_sampling)                                                                   \
+    X(test_cuda_sequences_isolated)                                                                
 
 #define X(name) void name(test_ctx *t);
 TEST_LIST

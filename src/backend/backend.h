@@ -10,8 +10,18 @@
 typedef struct backend backend;
 
 typedef struct backend_ops {
-    /* Runs one batch; writes a logits row per requested entry, in order. */
+    /* Runs one batch; writes a logits row per requested entry, in order.
+     * logits NULL (only for backends with `sample`): the rows stay in the
+     * backend for `sample`, and the call may return before the work is done. */
     lc_status (*forward)(backend *b, const lc_batch *batch, float *logits, lc_error *err);
+    /* Optional: draws a token from the last logits row the previous forward
+     * kept, by the rule of lc_sampler_sample with `coin` as its draw. A
+     * backend whose logits live elsewhere (a GPU) saves copying them out. */
+    lc_status (*sample)(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
+                        lc_error *err);
+    /* Optional: the memory bandwidth this backend's device reaches (GB/s,
+     * bytes read + written by a large device-to-device copy, median). */
+    lc_status (*membw)(backend *b, double *gb_s, lc_error *err);
     void (*destroy)(backend *b);
 } backend_ops;
 
@@ -19,11 +29,18 @@ struct backend {
     const backend_ops *ops;
     const lc_model *model;
     int n_ctx, n_seq, n_batch;
+    uint64_t weight_bytes_per_token; /* weights one decoding step reads, as stored */
+    uint64_t kv_bytes_per_position;  /* keys + values of one position, all layers */
     char description[128];
 };
 
 /* Options after the engine filled in its defaults: every field is set. */
 lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opts, backend **out,
                              lc_error *err);
+/* The CUDA backend (backend/cuda), or a stand-in that says the build has none. */
+lc_status cuda_backend_create(const lc_model *model, const lc_engine_options *opts, backend **out,
+                              lc_error *err);
+/* Usable CUDA devices: 0 without a driver, a GPU or CUDA in the build. */
+int cuda_device_count(void);
 
 #endif

@@ -13,6 +13,7 @@ const char *lc_status_name(lc_status status) {
     case LC_ERR_NOMEM: return "out of memory";
     case LC_ERR_CONTEXT: return "context full";
     case LC_ERR_UNSUPPORTED: return "unsupported";
+    case LC_ERR_DEVICE: return "device error";
     }
     return "unknown status";
 }

@@ -13,6 +13,7 @@ static lc_status resolve_options(const lc_config *c, const lc_engine_options *in
     *o = in ? *in : (lc_engine_options){0};
     if (!o->device) o->device = "auto";
     if (!o->simd) o->simd = "auto";
+    if (!o->dtype) o->dtype = "auto";
     if (!o->weights) o->weights = "auto";
     if (o->n_threads == 0) o->n_threads = lc_n_cores();
     if (o->n_ctx == 0) o->n_ctx = c->seq_len;
@@ -45,10 +46,17 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->n_ctx = o.n_ctx;
     e->n_seq = o.n_seq;
     e->n_batch = o.n_batch;
-    if (strcmp(o.device, "auto") == 0 || strcmp(o.device, "cpu") == 0) {
-        st = cpu_backend_create(model, &o, &e->backend, err);
-    } else if (strcmp(o.device, "cuda") == 0) {
-        st = lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: this build has no CUDA backend");
+    const bool is_auto = strcmp(o.device, "auto") == 0;
+    if (strcmp(o.device, "cuda") == 0 || (is_auto && cuda_device_count() > 0)) {
+        st = cuda_backend_create(model, &o, &e->backend, err);
+    } else if (is_auto || strcmp(o.device, "cpu") == 0) {
+        if (strcmp(o.dtype, "auto") != 0 && strcmp(o.dtype, "f32") != 0)
+            st = lc_fail(err, LC_ERR_UNSUPPORTED,
+                         "--dtype %s: the CPU backend computes with the file's f32 weights "
+                         "(f16/bf16 storage is on the GPU)",
+                         o.dtype);
+        else
+            st = cpu_backend_create(model, &o, &e->backend, err);
     } else {
         st = lc_fail(err, LC_ERR_ARG, "--device %s: unknown device (expected auto, cpu or cuda)",
                      o.device);
@@ -89,8 +97,21 @@ void lc_engine_free(lc_engine *e) {
     free(e);
 }
 
+lc_status lc_engine_membw(lc_engine *e, int n_threads, double *gb_s, lc_error *err) {
+    if (e->backend->ops->membw) return e->backend->ops->membw(e->backend, gb_s, err);
+    double best;
+    return lc_membw((size_t)1 << 30, n_threads > 0 ? n_threads : lc_n_cores(), 10, gb_s, &best,
+                    err);
+}
+
+int lc_cuda_device_count(void) { return cuda_device_count(); }
+
 const char *lc_engine_describe(const lc_engine *e) { return e->backend->description; }
 int lc_engine_n_ctx(const lc_engine *e) { return e->n_ctx; }
+uint64_t lc_engine_bytes_per_token(const lc_engine *e, int pos) {
+    return e->backend->weight_bytes_per_token +
+           (uint64_t)(pos + 1) * e->backend->kv_bytes_per_position;
+}
 int lc_engine_n_batch(const lc_engine *e) { return e->n_batch; }
 
 int lc_engine_seq_pos(const lc_engine *e, int seq) {
@@ -139,17 +160,34 @@ static void finish_batch(lc_engine *e, const lc_batch *b, bool ran) {
     }
 }
 
-lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+static lc_status check_shape(const lc_engine *e, const lc_batch *b, lc_error *err) {
     if (!b || b->n < 1 || b->n > e->n_batch || !b->token || !b->pos || !b->seq)
         return lc_fail(err, LC_ERR_ARG,
                        "batch of %d entries: must be 1 to %d with tokens, "
                        "positions and sequences",
                        b ? b->n : 0, e->n_batch);
-    bool wants_logits = !b->logits;
-    for (int32_t i = 0; b->logits && i < b->n; i++) wants_logits |= b->logits[i] != 0;
-    if (wants_logits && !logits)
+    return LC_OK;
+}
+
+static bool wants_logits(const lc_batch *b) {
+    bool wants = !b->logits;
+    for (int32_t i = 0; b->logits && i < b->n; i++) wants |= b->logits[i] != 0;
+    return wants;
+}
+
+lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+    lc_status st = check_shape(e, b, err);
+    if (st == LC_OK && wants_logits(b) && !logits)
+        st = lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
+    return st ? st : engine_forward(e, b, logits, err);
+}
+
+lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+    lc_status st = check_shape(e, b, err);
+    if (st) return st;
+    if (wants_logits(b) && !logits && !e->backend->ops->sample)
         return lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
-    lc_status st = check_batch(e, b, err);
+    st = check_batch(e, b, err);
     if (st == LC_OK) st = e->backend->ops->forward(e->backend, b, logits, err);
     finish_batch(e, b, st == LC_OK);
     return st;
@@ -158,6 +196,13 @@ lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_e
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,
                             const float **logits, lc_error *err) {
     *logits = NULL;
+    lc_status st = engine_append(e, seq, tokens, n, e->logits, err);
+    if (st == LC_OK) *logits = e->logits;
+    return st;
+}
+
+lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n, float *logits,
+                        lc_error *err) {
     if (seq < 0 || seq >= e->n_seq)
         return lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
     if (n == 0) return lc_fail(err, LC_ERR_ARG, "nothing to prefill: no tokens");
@@ -177,10 +222,9 @@ lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_
         /* Only the final entry's logits are wanted; earlier chunks skip the classifier. */
         bool last_chunk = done + (size_t)count == n;
         lc_batch b = {count, e->tokens, e->pos, e->seq, last_chunk ? NULL : e->no_logits};
-        lc_status st = lc_engine_forward(e, &b, e->logits, err);
+        lc_status st = engine_forward(e, &b, logits, err);
         if (st) return st;
         done += (size_t)count;
     }
-    *logits = e->logits;
     return LC_OK;
 }

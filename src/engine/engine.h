@@ -20,4 +20,11 @@ struct lc_engine {
     float *sample_scratch; /* (vocab_size) what the sampler may overwrite */
 };
 
+/* lc_engine_forward, where logits may be NULL for a backend that samples
+ * itself: the rows then stay in the backend for engine_sample. */
+lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err);
+/* lc_engine_prefill writing the last row to `logits` (NULL: kept as above). */
+lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n, float *logits,
+                        lc_error *err);
+
 #endif

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "sampler/sampler.h"
 
 static bool is_stop(const lc_generate_params *p, lc_token tok) {
     for (int i = 0; i < p->n_stop; i++)
@@ -20,22 +21,38 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     if (lc_sampler_vocab_size(sampler) != vocab)
         return lc_fail(err, LC_ERR_ARG, "the sampler was made for %d tokens, the model has %d",
                        lc_sampler_vocab_size(sampler), vocab);
-    const float *logits;
+    /* A backend that samples on its own keeps the logits where they are:
+     * each step then returns one token id instead of a row of logits. */
+    const bool on_backend = e->backend->ops->sample != NULL && params->max_new_tokens != 0;
+    float *logits = on_backend ? NULL : e->logits;
     double t0 = lc_time_seconds();
-    lc_status st = lc_engine_prefill(e, seq, prompt, n_prompt, &logits, err);
+    lc_status st = engine_append(e, seq, prompt, n_prompt, logits, err);
     if (st) return st;
     stats->n_prompt = (int)n_prompt;
-    stats->prompt_seconds = lc_time_seconds() - t0;
 
     /* The sampler scribbles on its input; the engine's row must stay intact. */
     float *scratch = e->sample_scratch;
     if (params->max_new_tokens == 0) {
+        stats->prompt_seconds = lc_time_seconds() - t0;
         stats->stop = LC_STOP_LENGTH;
         return LC_OK;
     }
+    double step_start = -1.0; /* a decoding step ends when its token is known */
     for (;;) {
-        memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);
-        lc_token next = lc_sampler_sample(sampler, scratch);
+        lc_token next;
+        if (on_backend) {
+            float coin = sampler_next_coin(sampler);
+            st = e->backend->ops->sample(e->backend, sampler_params(sampler), coin, &next, err);
+            if (st) return st;
+        } else {
+            memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);
+            next = lc_sampler_sample(sampler, scratch);
+        }
+        /* A backend may run asynchronously: the prompt is done once its token is. */
+        if (step_start < 0.0)
+            stats->prompt_seconds = lc_time_seconds() - t0;
+        else
+            stats->decode_seconds += lc_time_seconds() - step_start;
         stats->pending = next; /* until it is fed back below */
         if (is_stop(params, next)) {
             stats->stop = LC_STOP_TOKEN;
@@ -54,10 +71,9 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
             stats->stop = LC_STOP_CONTEXT;
             break;
         }
-        double t = lc_time_seconds();
-        st = lc_engine_prefill(e, seq, &next, 1, &logits, err);
+        step_start = lc_time_seconds();
+        st = engine_append(e, seq, &next, 1, logits, err);
         if (st) return st;
-        stats->decode_seconds += lc_time_seconds() - t;
         stats->n_decoded++;
         stats->pending = -1;
     }

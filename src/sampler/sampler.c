@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "llamac.h"
+#include "sampler/sampler.h"
 
 typedef struct candidate {
     float prob;
@@ -102,6 +103,12 @@ static int32_t select_top_k(candidate *c, int32_t n, int32_t k) {
 }
 
 int32_t lc_sampler_vocab_size(const lc_sampler *s) { return s->vocab; }
+
+const lc_sampler_params *sampler_params(const lc_sampler *s) { return &s->p; }
+
+float sampler_next_coin(lc_sampler *s) {
+    return s->p.temperature == 0.0f ? 0.0f : next_unit(&s->rng);
+}
 
 lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
     const int32_t n = s->vocab;

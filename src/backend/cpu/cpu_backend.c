@@ -27,7 +27,7 @@ static void cpu_destroy(backend *b) {
     free(cb);
 }
 
-static const backend_ops CPU_OPS = {.forward = cpu_forward, .destroy = cpu_destroy};
+static const backend_ops CPU_OPS = {.forward = cpu_forward, .destroy = cpu_destroy}; /* host sampling, lc_membw */
 
 /* A zeroed buffer of n floats, or NULL with a message. calloc maps large
  * buffers lazily, so an unused KV cache costs no memory. */
@@ -69,6 +69,8 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     cb->base.n_ctx = opts->n_ctx;
     cb->base.n_seq = opts->n_seq;
     cb->base.n_batch = opts->n_batch;
+    cb->base.weight_bytes_per_token = lc_model_bytes_per_token(model);
+    cb->base.kv_bytes_per_position = (uint64_t)c->n_layers * 2 * c->n_kv_heads * c->head_dim * 4;
     cb->cfg = c;
     cb->kern = kern;
     cb->n_threads = opts->n_threads;

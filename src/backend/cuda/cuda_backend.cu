@@ -1,0 +1,359 @@
+/* Creating the CUDA backend: pick the device, upload the weights once
+ * (converted to the storage dtype on the device), allocate the KV cache and
+ * the activations. Every failure unwinds through cuda_destroy. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_backend.cuh"
+extern "C" {
+#include "model/model.h"
+}
+
+#define STAGE_BYTES ((size_t)64 << 20) /* host-to-device upload chunk */
+#define ATTN_SCORE_BUDGET ((size_t)512 << 20) /* prefill attention scores + probabilities */
+
+lc_status cublas_check(cublasStatus_t s, const char *what, lc_error *err) {
+    if (s == CUBLAS_STATUS_SUCCESS) return LC_OK;
+    return lc_fail(err, LC_ERR_DEVICE, "cuBLAS: %s: %s", what, cublasGetStatusString(s));
+}
+
+extern "C" int cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear it: no driver or no device is an answer, not an error */
+        return 0;
+    }
+    return n;
+}
+
+static void cuda_destroy(backend *b) {
+    cuda_backend *cb = (cuda_backend *)b;
+    if (!cb) return;
+    cudaSetDevice(cb->device);
+    if (cb->stream) cudaStreamSynchronize(cb->stream);
+    for (int i = 0; i <= MV_MAX_TOKENS; i++)
+        for (int j = 0; j <= MV_MAX_TOKENS; j++)
+            if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
+    void *dev[] = {cb->weights, cb->k_cache, cb->v_cache, cb->rope,    cb->x,
+                   cb->q,       cb->att,     cb->hb,      cb->qkv,     cb->g13,
+                   cb->xa,      cb->q_kv,    cb->scores,  cb->probs,   cb->logits,
+                   cb->sample_scratch, cb->o_part, cb->ml_part, cb->attn_done, cb->in_dev,
+                   cb->token_dev};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i]) cudaFree(dev[i]);
+    if (cb->in_host) cudaFreeHost(cb->in_host);
+    if (cb->token_host) cudaFreeHost(cb->token_host);
+    if (cb->blas) cublasDestroy(cb->blas);
+    if (cb->stream) cudaStreamDestroy(cb->stream);
+    free(cb->layers);
+    free(cb);
+}
+
+/* A 2 GiB device-to-device copy, ten times: the ceiling a decoding step is measured against. */
+static lc_status cuda_membw(backend *b, double *gb_s, lc_error *err) {
+    cuda_backend *cb = (cuda_backend *)b;
+    const size_t bytes = (size_t)2 << 30;
+    void *src = NULL, *dst = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    float ms[10];
+    lc_status st = LC_OK;
+    cudaError_t e = cudaMalloc(&src, bytes);
+    if (e == cudaSuccess) e = cudaMalloc(&dst, bytes);
+    if (e == cudaSuccess) e = cudaMemset(src, 1, bytes);
+    if (e == cudaSuccess) e = cudaEventCreate(&t0);
+    if (e == cudaSuccess) e = cudaEventCreate(&t1);
+    for (int i = -1; e == cudaSuccess && i < 10; i++) { /* one warm-up */
+        e = cudaEventRecord(t0, cb->stream);
+        if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream);
+        if (e == cudaSuccess) e = cudaEventRecord(t1, cb->stream);
+        if (e == cudaSuccess) e = cudaEventSynchronize(t1);
+        if (e == cudaSuccess && i >= 0) e = cudaEventElapsedTime(&ms[i], t0, t1);
+    }
+    if (e != cudaSuccess) {
+        st = cuda_fail(err, e, "measuring the copy bandwidth", __FILE__, __LINE__);
+    } else {
+        for (int i = 1; i < 10; i++) /* insertion sort for the median */
+            for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+                float x = ms[j];
+                ms[j] = ms[j - 1];
+                ms[j - 1] = x;
+            }
+        *gb_s = 2.0 * bytes / (0.5 * (ms[4] + ms[5]) * 1e-3) / 1e9;
+    }
+    if (t0) cudaEventDestroy(t0);
+    if (t1) cudaEventDestroy(t1);
+    cudaFree(src);
+    cudaFree(dst);
+    cudaGetLastError();
+    return st;
+}
+
+static const backend_ops CUDA_OPS = {cuda_forward, cuda_sample, cuda_membw, cuda_destroy};
+
+/* Bump allocation inside the one weight buffer, 256-byte aligned for 16-byte loads. */
+typedef struct arena {
+    char *base;
+    size_t used, cap;
+} arena;
+
+static void *arena_take(arena *a, size_t bytes) {
+    void *p = a->base ? a->base + a->used : NULL;
+    a->used += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+/* Copies `src` rows into dst (row r at dst + r * dst_ld elements of `to`),
+ * converting on the device through a staging buffer. */
+static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *dst, int64_t dst_ld,
+                        void *stage, lc_error *err) {
+    const size_t row_bytes = (size_t)src->cols * dtype_info(src->dtype)->bytes;
+    const int64_t rows_per = (int64_t)(STAGE_BYTES / row_bytes) > 0 ? STAGE_BYTES / row_bytes : 1;
+    if (row_bytes > STAGE_BYTES)
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "a weight row of %zu bytes", row_bytes);
+    const size_t to_size = dtype_info(to)->bytes;
+    for (int64_t r = 0; r < src->rows; r += rows_per) {
+        const int64_t n = src->rows - r < rows_per ? src->rows - r : rows_per;
+        CU_TRY(cudaMemcpyAsync(stage, (const char *)src->data + (size_t)r * row_bytes,
+                               (size_t)n * row_bytes, cudaMemcpyHostToDevice, cb->stream));
+        lc_status st = launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
+                                      (char *)dst + (size_t)r * dst_ld * to_size, dst_ld,
+                                      cb->stream, err);
+        if (st) return st;
+        CU_TRY(cudaStreamSynchronize(cb->stream)); /* the stage is reused */
+    }
+    return LC_OK;
+}
+
+/* Lays out every weight in the arena; with a->base set, uploads them too. */
+static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const model_weights *w = &cb->base.model->weights;
+    const lc_dtype wt = cb->wt;
+    const size_t ws = dtype_info(wt)->bytes;
+    const bool go = a->base != NULL;
+    lc_status st = LC_OK;
+#define PUT(src, to, dst, ld)                                                                      \
+    do {                                                                                           \
+        if (go && (st = upload(cb, (src), (to), (dst), (ld), stage, err))) return st;              \
+    } while (0)
+    cb->token_embd = arena_take(a, (size_t)c->vocab_size * c->dim * ws);
+    PUT(&w->token_embd, wt, cb->token_embd, c->dim);
+    if (c->shared_classifier) {
+        cb->output = cb->token_embd;
+    } else {
+        cb->output = arena_take(a, (size_t)c->vocab_size * c->dim * ws);
+        PUT(&w->output, wt, cb->output, c->dim);
+    }
+    cb->output_norm = (float *)arena_take(a, (size_t)c->dim * 4);
+    PUT(&w->output_norm, LC_DTYPE_F32, cb->output_norm, 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_weights *lw = &w->layers[l];
+        cuda_layer *L = &cb->layers[l];
+        L->attn_norm = (float *)arena_take(a, (size_t)c->dim * 4);
+        L->ffn_norm = (float *)arena_take(a, (size_t)c->dim * 4);
+        PUT(&lw->attn_norm, LC_DTYPE_F32, L->attn_norm, 1);
+        PUT(&lw->ffn_norm, LC_DTYPE_F32, L->ffn_norm, 1);
+        L->wqkv = arena_take(a, (size_t)cb->qkv_rows * c->dim * ws);
+        PUT(&lw->wq, wt, L->wqkv, c->dim);
+        PUT(&lw->wk, wt, (char *)L->wqkv + (size_t)cb->q_dim * c->dim * ws, c->dim);
+        PUT(&lw->wv, wt, (char *)L->wqkv + (size_t)(cb->q_dim + cb->kv_dim) * c->dim * ws, c->dim);
+        L->wo = arena_take(a, (size_t)c->dim * cb->q_dim * ws);
+        PUT(&lw->wo, wt, L->wo, cb->q_dim);
+        L->w13 = arena_take(a, (size_t)2 * c->hidden_dim * c->dim * ws);
+        PUT(&lw->w_gate, wt, L->w13, 2 * (int64_t)c->dim);
+        PUT(&lw->w_up, wt, (char *)L->w13 + (size_t)c->dim * ws, 2 * (int64_t)c->dim);
+        L->w2 = arena_take(a, (size_t)c->dim * c->hidden_dim * ws);
+        PUT(&lw->w_down, wt, L->w2, c->hidden_dim);
+    }
+#undef PUT
+    return st;
+}
+
+static lc_status check_shape(const lc_config *c, int n_batch, int64_t mv_max, lc_error *err) {
+    const int widest = c->hidden_dim > c->dim ? c->hidden_dim : c->dim;
+    if (c->dim % 8 || c->hidden_dim % 8 || c->head_dim % 8 || c->vocab_size % 2)
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "the CUDA backend needs dim, hidden_dim and head_dim multiples of 8 and an "
+                       "even vocabulary (this model: %d, %d, %d, %d)",
+                       c->dim, c->hidden_dim, c->head_dim, c->vocab_size);
+    if ((int64_t)MV_MAX_TOKENS * widest > mv_max)
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "the CUDA backend's matrix-vector kernel holds %lld input floats; this "
+                       "model needs %d",
+                       (long long)mv_max, MV_MAX_TOKENS * widest);
+    (void)n_batch;
+    return LC_OK;
+}
+
+static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
+    if (!strcmp(name, "auto") || !strcmp(name, "f16")) *wt = LC_DTYPE_F16;
+    else if (!strcmp(name, "f32")) *wt = LC_DTYPE_F32;
+    else if (!strcmp(name, "bf16")) *wt = LC_DTYPE_BF16;
+    else return lc_fail(err, LC_ERR_ARG, "--dtype %s: expected auto, f32, f16 or bf16", name);
+    return LC_OK;
+}
+
+static void fill_rope(float2 *rope, const lc_config *c, int n_ctx) {
+    const int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* The CPU backend's formula, in float, so both rotate alike. */
+        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        for (int p = 0; p < n_ctx; p++) {
+            float angle = (float)p * freq;
+            rope[(int64_t)p * half + i] = make_float2(cosf(angle), sinf(angle));
+        }
+    }
+}
+
+#define DEV_ALLOC(ptr, bytes) CU_TRY(cudaMalloc((void **)&(ptr), (bytes)))
+
+static lc_status allocate(cuda_backend *cb, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const int64_t nb = cb->base.n_batch, n_ctx = cb->base.n_ctx, n_seq = cb->base.n_seq;
+    const size_t kvs = dtype_info(cb->kv_t)->bytes, ws = dtype_info(cb->wt)->bytes;
+    cb->head_stride = n_ctx * c->head_dim;
+    cb->seq_stride = (int64_t)c->n_kv_heads * cb->head_stride;
+    cb->layer_stride = n_seq * cb->seq_stride;
+    const size_t cache_bytes = (size_t)c->n_layers * cb->layer_stride * kvs;
+    DEV_ALLOC(cb->k_cache, cache_bytes);
+    DEV_ALLOC(cb->v_cache, cache_bytes);
+
+    float2 *rope = (float2 *)malloc((size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
+    if (!rope) return lc_fail(err, LC_ERR_NOMEM, "out of memory for the RoPE table");
+    fill_rope(rope, c, (int)n_ctx);
+    cudaError_t e = cudaMalloc((void **)&cb->rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
+    if (e == cudaSuccess)
+        e = cudaMemcpy(cb->rope, rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2),
+                       cudaMemcpyHostToDevice);
+    free(rope);
+    CU_TRY(e);
+
+    const int widest = c->hidden_dim > c->dim ? c->hidden_dim : c->dim;
+    cb->xa_ld = widest > cb->q_dim ? widest : cb->q_dim;
+    DEV_ALLOC(cb->x, nb * c->dim * 4);
+    DEV_ALLOC(cb->q, nb * cb->q_dim * 4);
+    DEV_ALLOC(cb->att, nb * cb->q_dim * 4);
+    DEV_ALLOC(cb->hb, nb * c->hidden_dim * 4);
+    DEV_ALLOC(cb->qkv, nb * cb->qkv_rows * 4);
+    DEV_ALLOC(cb->g13, nb * 2 * c->hidden_dim * 4);
+    DEV_ALLOC(cb->xa, nb * cb->xa_ld * ws);
+    DEV_ALLOC(cb->q_kv, nb * cb->q_dim * kvs);
+    DEV_ALLOC(cb->logits, nb * c->vocab_size * 4);
+    DEV_ALLOC(cb->sample_scratch, (size_t)c->vocab_size * 4);
+
+    const int rep = c->n_heads / c->n_kv_heads;
+    const size_t per_kv_head = (size_t)rep * nb * n_ctx * (4 + kvs);
+    int64_t chunk = (int64_t)(ATTN_SCORE_BUDGET / per_kv_head);
+    cb->kv_chunk = chunk < 1 ? 1 : chunk > c->n_kv_heads ? c->n_kv_heads : (int)chunk;
+    DEV_ALLOC(cb->scores, (size_t)cb->kv_chunk * rep * nb * n_ctx * 4);
+    DEV_ALLOC(cb->probs, (size_t)cb->kv_chunk * rep * nb * n_ctx * kvs);
+
+    attention_split((int)n_ctx, &cb->attn_chunk, &cb->attn_max_splits);
+    DEV_ALLOC(cb->o_part, (size_t)nb * c->n_heads * cb->attn_max_splits * c->head_dim * 4);
+    DEV_ALLOC(cb->ml_part, (size_t)nb * c->n_heads * cb->attn_max_splits * 2 * 4);
+    DEV_ALLOC(cb->attn_done, (size_t)nb * c->n_kv_heads * sizeof(unsigned));
+    CU_TRY(cudaMemset(cb->attn_done, 0, (size_t)nb * c->n_kv_heads * sizeof(unsigned)));
+
+    DEV_ALLOC(cb->in_dev, (size_t)4 * nb * sizeof(int32_t));
+    DEV_ALLOC(cb->token_dev, sizeof(int32_t));
+    CU_TRY(cudaMallocHost((void **)&cb->in_host, (size_t)4 * nb * sizeof(int32_t)));
+    CU_TRY(cudaMallocHost((void **)&cb->token_host, sizeof(int32_t)));
+    return LC_OK;
+}
+
+extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_options *opts,
+                                         backend **out, lc_error *err) {
+    *out = NULL;
+    const lc_config *c = lc_model_config(model);
+    lc_dtype wt = LC_DTYPE_F16;
+    lc_status st = pick_dtype(opts->dtype, &wt, err);
+    if (st) return st;
+    int n_dev = 0;
+    cudaError_t probe = cudaGetDeviceCount(&n_dev);
+    if (probe != cudaSuccess || n_dev < 1) {
+        cudaGetLastError();
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: no CUDA device is present (%s)",
+                       probe != cudaSuccess ? cudaGetErrorString(probe) : "none found");
+    }
+    cuda_backend *cb = (cuda_backend *)calloc(1, sizeof *cb);
+    if (!cb) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    cb->base.ops = &CUDA_OPS;
+    cb->base.model = model;
+    cb->base.n_ctx = opts->n_ctx;
+    cb->base.n_seq = opts->n_seq;
+    cb->base.n_batch = opts->n_batch;
+    cb->cfg = c;
+    cb->wt = wt;
+    cb->kv_t = wt == LC_DTYPE_F32 ? LC_DTYPE_F32 : LC_DTYPE_F16;
+    cb->q_dim = c->n_heads * c->head_dim;
+    cb->kv_dim = c->n_kv_heads * c->head_dim;
+    cb->qkv_rows = cb->q_dim + 2 * cb->kv_dim;
+    cb->device = 0;
+    void *stage = NULL;
+    cudaDeviceProp prop;
+    arena a = {0};
+    cb->layers = (cuda_layer *)calloc((size_t)c->n_layers, sizeof *cb->layers);
+    if (!cb->layers) {
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((st = (call))) goto fail;                                                              \
+    } while (0)
+#define TRY_CU(call)                                                                               \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            st = cuda_fail(err, e_, #call, __FILE__, __LINE__);                                    \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+    TRY_CU(cudaSetDevice(cb->device));
+    TRY_CU(cudaGetDeviceProperties(&prop, cb->device));
+    TRY_CU(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
+    TRY(cublas_check(cublasCreate(&cb->blas), "cublasCreate", err));
+    TRY(cublas_check(cublasSetStream(cb->blas, cb->stream), "cublasSetStream", err));
+    TRY(matvec_setup(cb->device, &cb->mv_max_input, err));
+    TRY(attention_setup(cb->device, err));
+    TRY(check_shape(c, cb->base.n_batch, cb->mv_max_input, err));
+
+    place_weights(cb, &a, NULL, err); /* sizes only */
+    cb->weight_bytes = a.used;
+    /* A step reads every matrix once, but of the embedding table only one row
+     * unless it doubles as the classifier. */
+    cb->base.weight_bytes_per_token =
+        a.used - (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->bytes);
+    cb->base.kv_bytes_per_position = (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->bytes;
+    {
+        cudaError_t e = cudaMalloc((void **)&a.base, a.used);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            st = lc_fail(err, LC_ERR_NOMEM, "--device cuda: %.2f GB of %s weights do not fit on %s (%s)",
+                         a.used / 1e9, lc_dtype_name(wt), prop.name, cudaGetErrorString(e));
+            goto fail;
+        }
+    }
+    cb->weights = a.base;
+    a.used = 0;
+    TRY_CU(cudaMalloc(&stage, STAGE_BYTES));
+    TRY(place_weights(cb, &a, stage, err));
+    TRY_CU(cudaFree(stage));
+    stage = NULL;
+    TRY(allocate(cb, err));
+    TRY_CU(cudaStreamSynchronize(cb->stream));
+    snprintf(cb->base.description, sizeof cb->base.description,
+             "cuda (%s, %s weights %.2f GB, %s KV cache)", prop.name, lc_dtype_name(wt),
+             cb->weight_bytes / 1e9, lc_dtype_name(cb->kv_t));
+    *out = &cb->base;
+    return LC_OK;
+fail:
+    if (stage) cudaFree(stage);
+    cudaGetLastError();
+    cuda_destroy(&cb->base);
+    return st;
+#undef TRY
+#undef TRY_CU
+}

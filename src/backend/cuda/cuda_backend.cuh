@@ -1,0 +1,85 @@
+/* The CUDA backend's state: weights, KV cache and activations all on the
+ * device, uploaded once. Everything lives here, none in file statics. */
+#ifndef LLAMAC_BACKEND_CUDA_BACKEND_CUH
+#define LLAMAC_BACKEND_CUDA_BACKEND_CUH
+
+#include <cublas_v2.h>
+
+#include "backend/cuda/cuda_ops.cuh"
+extern "C" {
+#include "backend/backend.h"
+}
+
+/* One layer's weights as the kernels want them (dtype cuda_backend.wt). */
+typedef struct cuda_layer {
+    float *attn_norm, *ffn_norm; /* (dim) f32 */
+    void *wqkv;  /* (q_dim + 2 kv_dim, dim): Wq, Wk, Wv stacked, one product for all three */
+    void *wo;    /* (dim, q_dim) */
+    void *w13;   /* (2 hidden, dim): rows of W1 and W3 interleaved, so SwiGLU pairs are adjacent */
+    void *w2;    /* (dim, hidden) */
+} cuda_layer;
+
+typedef struct cuda_backend {
+    backend base;
+    const lc_config *cfg;
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    lc_dtype wt;   /* weights and the activations fed to matrix products */
+    lc_dtype kv_t; /* KV cache and prefill queries: f16, or f32 with f32 weights */
+    int q_dim, kv_dim, qkv_rows;
+
+    void *weights; /* one allocation holding every matrix and norm */
+    size_t weight_bytes;
+    void *token_embd;  /* (vocab, dim) */
+    void *output;      /* (vocab, dim); token_embd when shared */
+    float *output_norm; /* (dim) */
+    cuda_layer *layers; /* (n_layers) host array of device pointers */
+
+    void *k_cache, *v_cache; /* (n_layers, n_seq, n_kv_heads, n_ctx, head_dim) of kv_t */
+    int64_t layer_stride, seq_stride, head_stride;
+    float2 *rope; /* (n_ctx, head_dim / 2) */
+
+    /* Activations for up to n_batch entries. */
+    float *x;    /* (n_batch, dim) the residual stream */
+    float *q;    /* (n_batch, q_dim) rotated queries, f32 */
+    float *att;  /* (n_batch, q_dim) attention output */
+    float *hb;   /* (n_batch, hidden) SwiGLU output of a decoding step */
+    float *qkv;  /* (n_batch, qkv_rows) prefill projections */
+    float *g13;  /* (n_batch, 2 hidden) prefill W1/W3 products, interleaved */
+    void *xa;    /* (n_batch, xa_ld) of wt: normalised input of a prefill product */
+    int64_t xa_ld;
+    void *q_kv;  /* (n_batch, q_dim) of kv_t: queries for the prefill attention products */
+    float *scores; /* (kv_chunk * rep, n_batch, n_ctx) prefill attention scores */
+    void *probs;   /* same shape, of kv_t */
+    int kv_chunk;  /* kv heads per round of prefill attention */
+    float *logits; /* (n_batch, vocab) */
+    float *sample_scratch; /* (vocab) */
+
+    int attn_chunk, attn_max_splits;
+    float *o_part, *ml_part;
+    unsigned *attn_done;
+
+    /* Per-forward inputs: tokens, pos, seq and the rows that want logits,
+     * n_batch each, staged in pinned memory and sent in one copy. */
+    int32_t *in_host, *in_dev;
+    int32_t *token_host, *token_dev;
+    int n_logits; /* rows the last forward produced */
+    int64_t mv_max_input;
+
+    /* Decoding steps replay a captured graph, one per (entries, logits rows). */
+    cudaGraphExec_t graphs[MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];
+} cuda_backend;
+
+/* Device copies of the batch inputs, n_batch apart. */
+static inline int32_t *in_tokens(cuda_backend *cb) { return cb->in_dev; }
+static inline int32_t *in_pos(cuda_backend *cb) { return cb->in_dev + cb->base.n_batch; }
+static inline int32_t *in_seq(cuda_backend *cb) { return cb->in_dev + 2 * cb->base.n_batch; }
+static inline int32_t *in_rows(cuda_backend *cb) { return cb->in_dev + 3 * cb->base.n_batch; }
+
+lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
+lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
+                      lc_error *err);
+lc_status cublas_check(cublasStatus_t s, const char *what, lc_error *err);
+
+#endif

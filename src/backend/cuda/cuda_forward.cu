@@ -1,0 +1,255 @@
+/* The forward pass on the GPU, the same contract as the CPU backend's.
+ *   per layer:  x += Wo · attention(rope(Wq · norm(x)), rope(Wk · norm(x)), Wv · norm(x))
+ *               x += W2 · (silu(W1 · norm(x)) * (W3 · norm(x)))
+ *   then        logits = Wcls · norm(x)
+ * Decoding (up to MV_MAX_TOKENS entries) runs fused matrix-vector kernels,
+ * five per layer, captured once in a CUDA graph and replayed; a longer batch
+ * runs each product as one cuBLAS matrix product on the tensor cores. The
+ * host waits only when it reads a result. */
+#include <string.h>
+
+#include "backend/cuda/cuda_backend.cuh"
+
+static kv_target kv_for(cuda_backend *cb, int layer) {
+    const lc_config *c = cb->cfg;
+    const size_t kvs = cb->kv_t == LC_DTYPE_F16 ? 2 : 4;
+    kv_target kv;
+    kv.q_rows = cb->q_dim;
+    kv.kv_rows = cb->kv_dim;
+    kv.head_dim = c->head_dim;
+    kv.rope = cb->rope;
+    kv.pos = in_pos(cb);
+    kv.seq = in_seq(cb);
+    kv.k_cache = (char *)cb->k_cache + (size_t)layer * cb->layer_stride * kvs;
+    kv.v_cache = (char *)cb->v_cache + (size_t)layer * cb->layer_stride * kvs;
+    kv.kv_dtype = cb->kv_t;
+    kv.seq_stride = cb->seq_stride;
+    kv.head_stride = cb->head_stride;
+    return kv;
+}
+
+static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const kv_target kv = kv_for(cb, layer);
+    attn_args a;
+    a.q = cb->q;
+    a.out = cb->att;
+    a.k_cache = kv.k_cache;
+    a.v_cache = kv.v_cache;
+    a.kv_dtype = cb->kv_t;
+    a.pos = in_pos(cb);
+    a.seq = in_seq(cb);
+    a.n = n;
+    a.n_heads = c->n_heads;
+    a.n_kv_heads = c->n_kv_heads;
+    a.head_dim = c->head_dim;
+    a.seq_stride = cb->seq_stride;
+    a.head_stride = cb->head_stride;
+    a.chunk = cb->attn_chunk;
+    a.max_splits = cb->attn_max_splits;
+    a.o_part = cb->o_part;
+    a.ml_part = cb->ml_part;
+    a.done = cb->attn_done;
+    return launch_attention(&a, cb->stream, err);
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        lc_status st_ = (call);                                                                    \
+        if (st_) return st_;                                                                       \
+    } while (0)
+
+static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
+                        int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
+                        mv_epilogue e, lc_error *err) {
+    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n};
+    return launch_matvec(cb->wt, w, rows, cols, &in, &e, cb->stream, err);
+}
+
+/* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L launches. */
+static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, in_tokens(cb), n, cb->x, cb->stream, err));
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *L = &cb->layers[l];
+        mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};
+        TRY(matvec(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, c->dim, NULL, L->attn_norm, n, e, err));
+        TRY(attention(cb, l, n, err));
+        e = (mv_epilogue){MV_ADD, cb->x, c->dim};
+        TRY(matvec(cb, L->wo, c->dim, cb->q_dim, cb->att, cb->q_dim, NULL, NULL, n, e, err));
+        e = (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim};
+        TRY(matvec(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, c->dim, NULL, L->ffn_norm, n, e,
+                   err));
+        e = (mv_epilogue){MV_ADD, cb->x, c->dim};
+        TRY(matvec(cb, L->w2, c->dim, c->hidden_dim, cb->hb, c->hidden_dim, NULL, NULL, n, e, err));
+    }
+    if (n_logits == 0) return LC_OK;
+    mv_epilogue e = {MV_STORE, cb->logits, c->vocab_size};
+    return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb),
+                  cb->output_norm, n_logits, e, err);
+}
+
+static cudaDataType blas_type(lc_dtype t) {
+    return t == LC_DTYPE_F16 ? CUDA_R_16F : t == LC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+/* y(n, rows) f32 = x(n, cols) W(rows, cols)^T + beta y, all row-major. */
+static lc_status gemm(cuda_backend *cb, const void *w, int rows, int cols, const void *x,
+                      int64_t x_ld, int n, float *y, int64_t y_ld, float beta, lc_error *err) {
+    const float alpha = 1.0f;
+    const cudaDataType t = blas_type(cb->wt);
+    return cublas_check(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, w, t,
+                                     cols, x, t, (int)x_ld, &beta, y, CUDA_R_32F, (int)y_ld,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                        "cublasGemmEx", err);
+}
+
+/* Causal attention of one run of n entries of sequence `seq` at positions
+ * p0 .. p0 + n - 1 as two batched products per kv head group:
+ * S = Q K^T / sqrt(hd) over keys 0 .. p0 + n - 1, P = softmax(S) masked, O = P V. */
+static lc_status attention_run(cuda_backend *cb, int layer, int n, int seq, int p0, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const kv_target kv = kv_for(cb, layer);
+    const int hd = c->head_dim, rep = c->n_heads / c->n_kv_heads, L = p0 + n;
+    const size_t kvs = cb->kv_t == LC_DTYPE_F16 ? 2 : 4;
+    const cudaDataType t = blas_type(cb->kv_t);
+    const float scale = 1.0f / sqrtf((float)hd), one = 1.0f, zero = 0.0f;
+    const int64_t mat = (int64_t)n * L; /* elements of one head's S */
+    for (int g0 = 0; g0 < c->n_kv_heads; g0 += cb->kv_chunk) {
+        const int gc = c->n_kv_heads - g0 < cb->kv_chunk ? c->n_kv_heads - g0 : cb->kv_chunk;
+        const char *k = (const char *)kv.k_cache + ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
+        const char *v = (const char *)kv.v_cache + ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
+        for (int r = 0; r < rep; r++) {
+            const char *q = (const char *)cb->q_kv + (size_t)(g0 * rep + r) * hd * kvs;
+            TRY(cublas_check(cublasGemmStridedBatchedEx(
+                                 cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, L, n, hd, &scale, k, t, hd,
+                                 cb->head_stride, q, t, cb->q_dim, (int64_t)rep * hd, &zero,
+                                 cb->scores + r * mat, CUDA_R_32F, L, rep * mat, gc,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                             "attention scores", err));
+        }
+        TRY(launch_causal_softmax(cb->scores, gc * rep, n, L, p0, cb->kv_t, cb->probs, cb->stream,
+                                  err));
+        for (int r = 0; r < rep; r++) {
+            TRY(cublas_check(cublasGemmStridedBatchedEx(
+                                 cb->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, n, L, &one, v, t, hd,
+                                 cb->head_stride, (const char *)cb->probs + r * mat * kvs, t, L,
+                                 rep * mat, &zero, cb->att + (size_t)(g0 * rep + r) * hd,
+                                 CUDA_R_32F, cb->q_dim, (int64_t)rep * hd, gc, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT),
+                             "attention output", err));
+        }
+    }
+    return LC_OK;
+}
+
+/* A batch of more than MV_MAX_TOKENS entries. `run_seq` >= 0: the batch is one
+ * run of sequence run_seq from position p0 (a prompt), which takes the
+ * matrix-product attention; otherwise every entry attends on its own. */
+static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_seq, int p0,
+                                 lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const lc_dtype wt = cb->wt;
+    cudaStream_t s = cb->stream;
+    const float eps = c->norm_eps;
+    TRY(launch_embed(wt, cb->token_embd, c->dim, in_tokens(cb), n, cb->x, s, err));
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *L = &cb->layers[l];
+        const kv_target kv = kv_for(cb, l);
+        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->attn_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
+        TRY(gemm(cb, L->wqkv, cb->qkv_rows, c->dim, cb->xa, cb->xa_ld, n, cb->qkv, cb->qkv_rows, 0.0f, err));
+        if (run_seq >= 0) {
+            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, cb->kv_t, cb->q_kv, cb->q_dim, s, err));
+            TRY(attention_run(cb, l, n, run_seq, p0, err));
+        } else {
+            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, LC_DTYPE_F32, cb->q, cb->q_dim, s, err));
+            TRY(attention(cb, l, n, err));
+        }
+        const void *att = cb->att;
+        int64_t att_ld = cb->q_dim;
+        if (wt != LC_DTYPE_F32) { /* the product's inputs share the weights' dtype */
+            TRY(launch_convert(LC_DTYPE_F32, cb->att, cb->q_dim, n, cb->q_dim, wt, cb->xa, cb->xa_ld, s, err));
+            att = cb->xa;
+            att_ld = cb->xa_ld;
+        }
+        TRY(gemm(cb, L->wo, c->dim, cb->q_dim, att, att_ld, n, cb->x, c->dim, 1.0f, err));
+        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->ffn_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
+        TRY(gemm(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->xa, cb->xa_ld, n, cb->g13, 2 * c->hidden_dim, 0.0f, err));
+        TRY(launch_swiglu(cb->g13, 2 * c->hidden_dim, n, c->hidden_dim, wt, cb->xa, cb->xa_ld, s, err));
+        TRY(gemm(cb, L->w2, c->dim, c->hidden_dim, cb->xa, cb->xa_ld, n, cb->x, c->dim, 1.0f, err));
+    }
+    if (n_logits == 0) return LC_OK;
+    if (n_logits <= MV_MAX_TOKENS) {
+        mv_epilogue e = {MV_STORE, cb->logits, c->vocab_size};
+        return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb), cb->output_norm, n_logits, e, err);
+    }
+    TRY(launch_rmsnorm(cb->x, c->dim, in_rows(cb), n_logits, c->dim, cb->output_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
+    return gemm(cb, cb->output, c->vocab_size, c->dim, cb->xa, cb->xa_ld, n_logits, cb->logits, c->vocab_size, 0.0f, err);
+}
+
+/* Replays (capturing on first use) the graph of a decoding step. */
+static lc_status run_decode_graph(cuda_backend *cb, int n, int n_logits, lc_error *err) {
+    cudaGraphExec_t *exec = &cb->graphs[n][n_logits];
+    if (!*exec) {
+        cudaGraph_t graph = NULL;
+        CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
+        lc_status st = enqueue_decode(cb, n, n_logits, err);
+        cudaError_t e = cudaStreamEndCapture(cb->stream, &graph);
+        if (st == LC_OK && e != cudaSuccess) st = cuda_fail(err, e, "capturing a decoding step", __FILE__, __LINE__);
+        if (st == LC_OK) {
+            e = cudaGraphInstantiate(exec, graph, 0);
+            if (e != cudaSuccess) st = cuda_fail(err, e, "cudaGraphInstantiate", __FILE__, __LINE__);
+        }
+        if (graph) cudaGraphDestroy(graph);
+        if (st) {
+            *exec = NULL;
+            cudaGetLastError();
+            return st;
+        }
+    }
+    CU_TRY(cudaGraphLaunch(*exec, cb->stream));
+    return LC_OK;
+}
+
+lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err) {
+    cuda_backend *cb = (cuda_backend *)b;
+    const int n = batch->n, nb = cb->base.n_batch;
+    int32_t *h = cb->in_host;
+    int n_logits = 0;
+    bool one_run = true;
+    for (int i = 0; i < n; i++) {
+        h[i] = batch->token[i];
+        h[nb + i] = batch->pos[i];
+        h[2 * nb + i] = batch->seq[i];
+        if (batch->logits ? batch->logits[i] != 0 : i == n - 1) h[3 * nb + n_logits++] = i;
+        if (i > 0 && (batch->seq[i] != batch->seq[0] || batch->pos[i] != batch->pos[0] + i))
+            one_run = false;
+    }
+    CU_TRY(cudaSetDevice(cb->device));
+    /* The host buffer is reused by the next call: it must not change before
+     * this copy ran, which the synchronisation at the end of every step
+     * that reads a result (and the one here otherwise) guarantees. */
+    CU_TRY(cudaMemcpyAsync(cb->in_dev, h, (size_t)4 * nb * sizeof(int32_t), cudaMemcpyHostToDevice, cb->stream));
+    lc_status st;
+    if (n <= MV_MAX_TOKENS && n_logits <= MV_MAX_TOKENS)
+        st = run_decode_graph(cb, n, n_logits, err);
+    else
+        st = enqueue_prefill(cb, n, n_logits, one_run ? batch->seq[0] : -1, batch->pos[0], err);
+    if (st) return st;
+    cb->n_logits = n_logits;
+    if (logits && n_logits)
+        CU_TRY(cudaMemcpyAsync(logits, cb->logits, (size_t)n_logits * cb->cfg->vocab_size * sizeof(float), cudaMemcpyDeviceToHost, cb->stream));
+    if (logits || n_logits == 0) CU_TRY(cudaStreamSynchronize(cb->stream));
+    return LC_OK;
+}
+
+lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out, lc_error *err) {
+    cuda_backend *cb = (cuda_backend *)b;
+    if (cb->n_logits < 1) return lc_fail(err, LC_ERR_ARG, "sample: the last forward kept no logits");
+    const int vocab = cb->cfg->vocab_size;
+    TRY(launch_sample(cb->logits + (size_t)(cb->n_logits - 1) * vocab, vocab, p->temperature, p->top_p, p->top_k, coin, cb->sample_scratch, cb->token_dev, cb->stream, err));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost, cb->stream));
+    CU_TRY(cudaStreamSynchronize(cb->stream));
+    *out = *cb->token_host;
+    return LC_OK;
+}

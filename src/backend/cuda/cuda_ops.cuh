@@ -1,0 +1,117 @@
+/* The CUDA backend's operations, as host-side launchers. Each runs one
+ * kernel on a stream, templated on the storage dtype inside; they are what
+ * the backend's forward strings together and what the backend test runs one
+ * by one against the CPU reference. Shapes are in comments: (rows, cols). */
+#ifndef LLAMAC_BACKEND_CUDA_OPS_CUH
+#define LLAMAC_BACKEND_CUDA_OPS_CUH
+
+#include "backend/cuda/cuda_common.cuh"
+
+/* Where rotated keys and values go: one layer's slice of the KV cache,
+ * laid out (n_seq, n_kv_heads, n_ctx, head_dim) so each head's keys are
+ * contiguous for attention. */
+typedef struct kv_target {
+    int q_rows, kv_rows, head_dim;
+    const float2 *rope;        /* (n_ctx, head_dim / 2) cos, sin per position and pair */
+    const int32_t *pos, *seq;  /* (n) per batch entry, on the device */
+    void *k_cache, *v_cache;   /* this layer's slice */
+    lc_dtype kv_dtype;         /* F16 or F32 */
+    int64_t seq_stride, head_stride; /* elements */
+} kv_target;
+
+/* What a matrix-vector product does with each pair of output rows (2i, 2i+1). */
+typedef enum mv_epilogue_kind {
+    MV_STORE,  /* out[t, r] = y */
+    MV_ADD,    /* out[t, r] += y: the residual connection */
+    MV_QKV,    /* rows of [Wq; Wk; Wv]: RoPE on q and k, q to out, k and v into the cache */
+    MV_SWIGLU, /* rows interleave W1 and W3: out[t, i] = silu(y[2i]) * y[2i+1] */
+} mv_epilogue_kind;
+
+typedef struct mv_epilogue {
+    mv_epilogue_kind kind;
+    float *out;
+    int64_t out_ld;
+    kv_target kv; /* MV_QKV only */
+} mv_epilogue;
+
+/* The input vectors: n (1 to MV_MAX_TOKENS) rows of x, row i being
+ * x[rows[i] * x_ld] (rows NULL: row i), RMS-normalised with `norm` first
+ * when norm is not NULL. */
+typedef struct mv_input {
+    const float *x;
+    int64_t x_ld;
+    const int32_t *rows;
+    const float *norm;
+    float eps;
+    int n;
+} mv_input;
+
+#define MV_MAX_TOKENS 4
+
+/* Raises the shared-memory limit of every matvec instantiation to what the
+ * device allows; returns the most input floats (n * cols) one launch takes. */
+lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err);
+/* y = W x for W (rows, cols) of dtype wt; rows even, cols a multiple of 8. */
+lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, const mv_input *in,
+                        const mv_epilogue *epi, cudaStream_t s, lc_error *err);
+
+/* x(n, dim) f32 = table(vocab, dim)[tokens]. */
+lc_status launch_embed(lc_dtype wt, const void *table, int dim, const int32_t *tokens, int n,
+                       float *x, cudaStream_t s, lc_error *err);
+/* out(n, dim) of out_t = rmsnorm(x[rows[i]]) * norm. */
+lc_status launch_rmsnorm(const float *x, int64_t x_ld, const int32_t *rows, int n, int dim,
+                         const float *norm, float eps, lc_dtype out_t, void *out, int64_t out_ld,
+                         cudaStream_t s, lc_error *err);
+/* From qkv(n, q_rows + 2 kv_rows) f32: RoPE on q and k; q to q_out (q_t), k
+ * and v into the cache. */
+lc_status launch_rope_store(const float *qkv, int64_t qkv_ld, int n, const kv_target *kv,
+                            lc_dtype q_t, void *q_out, int64_t q_ld, cudaStream_t s,
+                            lc_error *err);
+/* out(n, hidden) of out_t = silu(g13[:, 2i]) * g13[:, 2i+1]. */
+lc_status launch_swiglu(const float *g13, int64_t g13_ld, int n, int hidden, lc_dtype out_t,
+                        void *out, int64_t out_ld, cudaStream_t s, lc_error *err);
+/* dst(rows, cols) of dst_t = src(rows, cols) of src_t, each with its row stride. */
+lc_status launch_convert(lc_dtype src_t, const void *src, int64_t src_ld, int64_t rows,
+                         int64_t cols, lc_dtype dst_t, void *dst, int64_t dst_ld, cudaStream_t s,
+                         lc_error *err);
+
+/* ---- attention ------------------------------------------------------------ */
+
+/* Attention of n queries, each over positions 0..pos of its own sequence,
+ * the keys split into chunks across blocks (flash-decoding) and merged by
+ * the last block of each head. Works for any batch. */
+typedef struct attn_args {
+    const float *q;  /* (n, n_heads * head_dim) */
+    float *out;      /* (n, n_heads * head_dim) */
+    const void *k_cache, *v_cache; /* this layer's slice, as kv_target */
+    lc_dtype kv_dtype;
+    const int32_t *pos, *seq; /* (n) */
+    int n, n_heads, n_kv_heads, head_dim;
+    int64_t seq_stride, head_stride;
+    int chunk, max_splits;  /* keys per block; chunks per head at the full context */
+    float *o_part;          /* (n, n_heads, max_splits, head_dim) */
+    float *ml_part;         /* (n, n_heads, max_splits, 2) running max and sum */
+    unsigned *done;         /* (n, n_kv_heads) zero between launches */
+} attn_args;
+
+/* Raises the attention kernels' shared-memory limit (once, before any capture). */
+lc_status attention_setup(int device, lc_error *err);
+lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err);
+/* Keys per chunk and chunks per head for a context of n_ctx positions. */
+void attention_split(int n_ctx, int *chunk, int *max_splits);
+
+/* P(rows, L) of p_t = softmax(S(rows, L) f32) per row, where row r of each
+ * of n_mats matrices is query position p0 + r % n and may see keys 0..p0 + r % n. */
+lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0, lc_dtype p_t,
+                                void *P, cudaStream_t s, lc_error *err);
+
+/* ---- sampling --------------------------------------------------------------- */
+
+/* Picks a token from one logits row (vocab) as lc_sampler_sample does: argmax
+ * at temperature 0, else softmax(logits / T) cut to the top-k, then to the
+ * top-p nucleus, drawn with `coin` in [0, 1). `scratch` holds vocab floats. */
+lc_status launch_sample(const float *logits, int vocab, float temperature, float top_p, int top_k,
+                        float coin, float *scratch, int32_t *token, cudaStream_t s,
+                        lc_error *err);
+
+#endif

@@ -1,0 +1,162 @@
+/* One operation at a time on host arrays, for tests/test_cuda.c. Device
+ * memory is tracked in a small list and freed on every path. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "backend/cuda/cuda_ops.cuh"
+extern "C" {
+#include "backend/cuda/cuda_test.h"
+}
+
+typedef struct scratch {
+    void *p[16];
+    int n;
+} scratch;
+
+static void scratch_free(scratch *s) {
+    for (int i = 0; i < s->n; i++) cudaFree(s->p[i]);
+    cudaGetLastError();
+}
+
+/* Device copy of n floats converted to t (src NULL: uninitialised). */
+static lc_status put(scratch *s, const float *src, size_t n, lc_dtype t, void **out, lc_error *err) {
+    const size_t sz = t == LC_DTYPE_F32 ? 4 : 2;
+    float *tmp = NULL;
+    CU_TRY(cudaMalloc(out, n * sz));
+    s->p[s->n++] = *out;
+    if (!src) return LC_OK;
+    CU_TRY(cudaMalloc((void **)&tmp, n * 4));
+    s->p[s->n++] = tmp;
+    CU_TRY(cudaMemcpy(tmp, src, n * 4, cudaMemcpyHostToDevice));
+    return launch_convert(LC_DTYPE_F32, tmp, (int64_t)n, 1, (int64_t)n, t, *out, (int64_t)n, 0, err);
+}
+
+static lc_status get(float *dst, const void *src, size_t n, lc_error *err) {
+    CU_TRY(cudaDeviceSynchronize());
+    CU_TRY(cudaMemcpy(dst, src, n * 4, cudaMemcpyDeviceToHost));
+    return LC_OK;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((st = (call))) goto done;                                                              \
+    } while (0)
+
+extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, const float *w,
+                                      const float *x, const float *norm, float eps, bool swiglu,
+                                      float *y, lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    void *dw, *dx, *dn = NULL, *dy;
+    int64_t max_in;
+    const int out_cols = swiglu ? rows / 2 : rows;
+    TRY(matvec_setup(0, &max_in, err));
+    TRY(put(&s, w, (size_t)rows * cols, wt, &dw, err));
+    TRY(put(&s, x, (size_t)n * cols, LC_DTYPE_F32, &dx, err));
+    if (norm) TRY(put(&s, norm, (size_t)cols, LC_DTYPE_F32, &dn, err));
+    TRY(put(&s, NULL, (size_t)n * out_cols, LC_DTYPE_F32, &dy, err));
+    {
+        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n};
+        mv_epilogue e = {swiglu ? MV_SWIGLU : MV_STORE, (float *)dy, out_cols};
+        TRY(launch_matvec(wt, dw, rows, cols, &in, &e, 0, err));
+    }
+    TRY(get(y, dy, (size_t)n * out_cols, err));
+done:
+    scratch_free(&s);
+    return st;
+}
+
+extern "C" lc_status cuda_test_rmsnorm(int n, int dim, const float *x, const float *norm, float eps,
+                                       float *out, lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    void *dx, *dn, *dy;
+    TRY(put(&s, x, (size_t)n * dim, LC_DTYPE_F32, &dx, err));
+    TRY(put(&s, norm, (size_t)dim, LC_DTYPE_F32, &dn, err));
+    TRY(put(&s, NULL, (size_t)n * dim, LC_DTYPE_F32, &dy, err));
+    TRY(launch_rmsnorm((const float *)dx, dim, NULL, n, dim, (const float *)dn, eps, LC_DTYPE_F32,
+                       dy, dim, 0, err));
+    TRY(get(out, dy, (size_t)n * dim, err));
+done:
+    scratch_free(&s);
+    return st;
+}
+
+extern "C" lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta,
+                                    const float *q, const float *k, float *q_out, float *k_out,
+                                    lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    const int q_rows = n_heads * hd, kv_rows = n_kv * hd, n_ctx = pos + 1;
+    float *qkv = (float *)calloc((size_t)q_rows + 2 * kv_rows, 4);
+    float2 *rope = (float2 *)malloc((size_t)n_ctx * hd / 2 * sizeof(float2));
+    void *dqkv, *drope, *dq, *dk, *dv, *dpos;
+    const int32_t zero_pos[2] = {pos, 0}; /* pos, then seq 0 */
+    if (!qkv || !rope) {
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < q_rows; i++) qkv[i] = q[i];
+    for (int i = 0; i < kv_rows; i++) qkv[q_rows + i] = k[i];
+    for (int i = 0; i < hd / 2; i++) {
+        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+        for (int p = 0; p < n_ctx; p++)
+            rope[(int64_t)p * hd / 2 + i] = make_float2(cosf(p * freq), sinf(p * freq));
+    }
+    TRY(put(&s, qkv, (size_t)q_rows + 2 * kv_rows, LC_DTYPE_F32, &dqkv, err));
+    TRY(put(&s, (const float *)rope, (size_t)n_ctx * hd, LC_DTYPE_F32, &drope, err));
+    TRY(put(&s, NULL, (size_t)q_rows, LC_DTYPE_F32, &dq, err));
+    TRY(put(&s, NULL, (size_t)n_kv * n_ctx * hd, LC_DTYPE_F32, &dk, err));
+    TRY(put(&s, NULL, (size_t)n_kv * n_ctx * hd, LC_DTYPE_F32, &dv, err));
+    TRY(put(&s, (const float *)zero_pos, 2, LC_DTYPE_F32, &dpos, err)); /* bits copied as is */
+    {
+        kv_target kv = {q_rows, kv_rows, hd, (const float2 *)drope, (const int32_t *)dpos,
+                        (const int32_t *)dpos + 1, dk, dv, LC_DTYPE_F32,
+                        (int64_t)n_kv * n_ctx * hd, (int64_t)n_ctx * hd};
+        TRY(launch_rope_store((const float *)dqkv, q_rows + 2 * kv_rows, 1, &kv, LC_DTYPE_F32, dq,
+                              q_rows, 0, err));
+    }
+    TRY(get(q_out, dq, (size_t)q_rows, err));
+    for (int h = 0; h < n_kv; h++) /* each head's row at `pos` */
+        TRY(get(k_out + h * hd, (const float *)dk + ((int64_t)h * n_ctx + pos) * hd, (size_t)hd, err));
+done:
+    free(qkv);
+    free(rope);
+    scratch_free(&s);
+    return st;
+}
+
+extern "C" lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
+                                         const float *q, const float *k, const float *v, float *out,
+                                         lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    void *dq, *dk, *dv, *dout, *dpos, *dop, *dml, *ddone;
+    const int32_t pos_seq[2] = {len - 1, 0};
+    int chunk, max_splits;
+    attention_split(len, &chunk, &max_splits);
+    TRY(attention_setup(0, err));
+    TRY(put(&s, q, (size_t)n_heads * hd, LC_DTYPE_F32, &dq, err));
+    TRY(put(&s, k, (size_t)n_kv * len * hd, kv_t, &dk, err));
+    TRY(put(&s, v, (size_t)n_kv * len * hd, kv_t, &dv, err));
+    TRY(put(&s, NULL, (size_t)n_heads * hd, LC_DTYPE_F32, &dout, err));
+    TRY(put(&s, (const float *)pos_seq, 2, LC_DTYPE_F32, &dpos, err));
+    TRY(put(&s, NULL, (size_t)n_heads * max_splits * hd, LC_DTYPE_F32, &dop, err));
+    TRY(put(&s, NULL, (size_t)n_heads * max_splits * 2, LC_DTYPE_F32, &dml, err));
+    TRY(put(&s, NULL, (size_t)n_kv, LC_DTYPE_F32, &ddone, err));
+    if (cudaMemset(ddone, 0, (size_t)n_kv * 4) != cudaSuccess) {
+        st = lc_fail(err, LC_ERR_DEVICE, "cudaMemset");
+        goto done;
+    }
+    {
+        attn_args a = {(const float *)dq, (float *)dout, dk, dv, kv_t, (const int32_t *)dpos,
+                       (const int32_t *)dpos + 1, 1, n_heads, n_kv, hd, (int64_t)n_kv * len * hd,
+                       (int64_t)len * hd, chunk, max_splits, (float *)dop, (float *)dml,
+                       (unsigned *)ddone};
+        TRY(launch_attention(&a, 0, err));
+    }
+    TRY(get(out, dout, (size_t)n_heads * hd, err));
+done:
+    scratch_free(&s);
+    return st;
+}

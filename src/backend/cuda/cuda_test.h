@@ -1,0 +1,26 @@
+/* Entry points that run one CUDA operation on host arrays, for the backend
+ * test (tests/test_cuda.c) to check against its CPU reference. Each uploads
+ * its inputs, runs the launcher the forward pass uses, and copies back. */
+#ifndef LLAMAC_BACKEND_CUDA_TEST_H
+#define LLAMAC_BACKEND_CUDA_TEST_H
+
+#include "llamac.h"
+
+/* y(n, rows) = W(rows, cols) x(n, cols), W stored as wt; with norm, x is
+ * RMS-normalised first; swiglu: y(n, rows / 2) = silu(y[2i]) * y[2i + 1]. */
+lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, const float *w, const float *x,
+                           const float *norm, float eps, bool swiglu, float *y, lc_error *err);
+/* out(n, dim) = rmsnorm(x(n, dim)) * norm. */
+lc_status cuda_test_rmsnorm(int n, int dim, const float *x, const float *norm, float eps,
+                            float *out, lc_error *err);
+/* RoPE of q(n_heads * hd) and k(n_kv * hd) at position pos with base theta,
+ * through the prefill kernel: q_out and k_out receive the rotated vectors. */
+lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta, const float *q,
+                         const float *k, float *q_out, float *k_out, lc_error *err);
+/* One query per head at position len - 1 over keys/values (n_kv, len, hd),
+ * cached as kv_t; out(n_heads * hd). */
+lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
+                              const float *q, const float *k, const float *v, float *out,
+                              lc_error *err);
+
+#endif

@@ -1,0 +1,403 @@
+/* The CUDA backend against the CPU f32 reference, like llama.cpp's
+ * test-backend-ops: every operation on random inputs with a tolerance per
+ * dtype in normalised mean squared error (NMSE = sum (a - b)^2 / sum b^2),
+ * then the whole forward, the golden text and device sampling. Skipped,
+ * with the reason printed, where there is no GPU. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_test.h"
+#include "harness.h"
+#include "llamac.h"
+
+/* f32 differs only in summation order; f16 and bf16 weights carry 11 and 8
+ * significant bits, so their relative squared error is ~2^-24 and ~2^-18. */
+static double tolerance(lc_dtype t) {
+    return t == LC_DTYPE_F32 ? 1e-10 : t == LC_DTYPE_F16 ? 1e-6 : 3e-5;
+}
+
+static double nmse(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num; /* NaN stays NaN and fails every check */
+}
+
+static float *randn(size_t n, uint64_t *state) {
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        double u = 0;
+        for (int k = 0; k < 4; k++) { /* sum of uniforms: roughly normal, never zero */
+            *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+            u += (double)(*state >> 11) / 9007199254740992.0 - 0.5;
+        }
+        x[i] = (float)u;
+    }
+    return x;
+}
+
+static void ref_rmsnorm(const float *x, const float *w, int n, float eps, float *out) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
+                         bool swiglu, uint64_t *rng) {
+    float *w = randn((size_t)rows * cols, rng), *x = randn((size_t)n * cols, rng);
+    float *nw = randn((size_t)cols, rng), *xn = malloc((size_t)cols * sizeof *xn);
+    const int out_cols = swiglu ? rows / 2 : rows;
+    float *y = malloc((size_t)n * out_cols * sizeof *y), *ref = malloc((size_t)n * out_cols * sizeof *ref);
+    lc_error err;
+    lc_status st = cuda_test_matvec(wt, rows, cols, n, w, x, norm ? nw : NULL, 1e-5f, swiglu, y, &err);
+    CHECK(t, st == LC_OK, "matvec: %s", err.msg);
+    for (int k = 0; st == LC_OK && k < n; k++) {
+        const float *xi = x + (size_t)k * cols;
+        if (norm) {
+            ref_rmsnorm(xi, nw, cols, 1e-5f, xn);
+            xi = xn;
+        }
+        for (int r = 0; r < rows; r += 2) {
+            double a = 0, b = 0;
+            for (int c = 0; c < cols; c++) {
+                a += (double)w[(size_t)r * cols + c] * xi[c];
+                b += (double)w[(size_t)(r + 1) * cols + c] * xi[c];
+            }
+            if (swiglu) {
+                ref[(size_t)k * out_cols + r / 2] = (float)(a / (1.0 + exp(-a)) * b);
+            } else {
+                ref[(size_t)k * out_cols + r] = (float)a;
+                ref[(size_t)k * out_cols + r + 1] = (float)b;
+            }
+        }
+    }
+    if (st == LC_OK) {
+        double e = nmse(y, ref, (size_t)n * out_cols);
+        CHECK(t, e <= tolerance(wt), "matvec %s (%d, %d) x%d norm %d swiglu %d: NMSE %g > %g",
+              lc_dtype_name(wt), rows, cols, n, norm, swiglu, e, tolerance(wt));
+    }
+    free(w), free(x), free(nw), free(xn), free(y), free(ref);
+}
+
+static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
+                            uint64_t *rng) {
+    float *q = randn((size_t)n_heads * hd, rng), *k = randn((size_t)n_kv * len * hd, rng);
+    float *v = randn((size_t)n_kv * len * hd, rng);
+    float *out = malloc((size_t)n_heads * hd * sizeof *out), *ref = calloc((size_t)n_heads * hd, sizeof *ref);
+    double *s = malloc((size_t)len * sizeof *s);
+    lc_error err;
+    lc_status st = cuda_test_attention(kv_t, n_heads, n_kv, hd, len, q, k, v, out, &err);
+    CHECK(t, st == LC_OK, "attention: %s", err.msg);
+    for (int h = 0; st == LC_OK && h < n_heads; h++) {
+        const int g = h / (n_heads / n_kv);
+        double m = -INFINITY, sum = 0;
+        for (int j = 0; j < len; j++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * k[((size_t)g * len + j) * hd + i];
+            s[j] = d / sqrt((double)hd);
+            m = s[j] > m ? s[j] : m;
+        }
+        for (int j = 0; j < len; j++) sum += (s[j] = exp(s[j] - m));
+        for (int i = 0; i < hd; i++) {
+            double o = 0;
+            for (int j = 0; j < len; j++) o += s[j] * v[((size_t)g * len + j) * hd + i];
+            ref[h * hd + i] = (float)(o / sum);
+        }
+    }
+    if (st == LC_OK) {
+        /* The cache rounds keys and values to f16, the same order as f16 weights. */
+        double e = nmse(out, ref, (size_t)n_heads * hd);
+        CHECK(t, e <= tolerance(kv_t), "attention %s heads %d/%d hd %d len %d: NMSE %g > %g",
+              lc_dtype_name(kv_t), n_heads, n_kv, hd, len, e, tolerance(kv_t));
+    }
+    free(q), free(k), free(v), free(out), free(ref), free(s);
+}
+
+void test_cuda_ops(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    uint64_t rng = 42;
+    for (int wt = 0; wt < LC_DTYPE_COUNT; wt++)
+        for (int n = 1; n <= 4; n++) {
+            check_matvec(t, (lc_dtype)wt, 96, 64, n, false, false, &rng);
+            check_matvec(t, (lc_dtype)wt, 512, 1000, n, true, false, &rng); /* ragged tail */
+            check_matvec(t, (lc_dtype)wt, 344, 288, n, true, true, &rng);
+        }
+    for (int kv = 0; kv < 2; kv++) {
+        const lc_dtype kv_t = kv ? LC_DTYPE_F16 : LC_DTYPE_F32;
+        const int lens[] = {1, 7, 256, 257, 1500, 4000};
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            check_attention(t, kv_t, 8, 2, 64, lens[i], &rng);  /* grouped-query */
+            check_attention(t, kv_t, 4, 4, 128, lens[i], &rng); /* Llama-2-7B's head size */
+        }
+        check_attention(t, kv_t, 8, 8, 8, 300, &rng); /* stories260K's head size */
+    }
+    /* rmsnorm and RoPE through the prefill kernels */
+    float *x = randn(3 * 288, &rng), *w = randn(288, &rng), *y = malloc(3 * 288 * sizeof *y),
+          *ref = malloc(3 * 288 * sizeof *ref);
+    lc_error err;
+    CHECK(t, cuda_test_rmsnorm(3, 288, x, w, 1e-5f, y, &err) == LC_OK, "rmsnorm: %s", err.msg);
+    for (int r = 0; r < 3; r++) ref_rmsnorm(x + r * 288, w, 288, 1e-5f, ref + r * 288);
+    CHECK(t, nmse(y, ref, 3 * 288) <= 1e-10, "rmsnorm NMSE %g", nmse(y, ref, 3 * 288));
+    const int hd = 64, nh = 4, nkv = 2, pos = 1234;
+    float *q = randn(nh * hd, &rng), *k = randn(nkv * hd, &rng);
+    float *qo = malloc(nh * hd * sizeof *qo), *ko = malloc(nkv * hd * sizeof *ko);
+    float *qr = malloc(nh * hd * sizeof *qr), *kr = malloc(nkv * hd * sizeof *kr);
+    CHECK(t, cuda_test_rope(nh, nkv, hd, pos, 10000.0f, q, k, qo, ko, &err) == LC_OK, "rope: %s",
+          err.msg);
+    for (int v = 0; v < nh + nkv; v++) {
+        const float *src = v < nh ? q + v * hd : k + (v - nh) * hd;
+        float *dst = v < nh ? qr + v * hd : kr + (v - nh) * hd;
+        for (int i = 0; i < hd; i += 2) {
+            double freq = pow(10000.0, -(double)i / hd), a = pos * freq;
+            dst[i] = (float)(src[i] * cos(a) - src[i + 1] * sin(a));
+            dst[i + 1] = (float)(src[i] * sin(a) + src[i + 1] * cos(a));
+        }
+    }
+    /* float angles at position 1234 lose ~1e-4 rad to rounding (as in llama2.c and transformers) */
+    CHECK(t, nmse(qo, qr, nh * hd) <= 1e-7, "rope q NMSE %g", nmse(qo, qr, nh * hd));
+    CHECK(t, nmse(ko, kr, nkv * hd) <= 1e-7, "rope k NMSE %g", nmse(ko, kr, nkv * hd));
+    free(x), free(w), free(y), free(ref), free(q), free(k), free(qo), free(ko), free(qr), free(kr);
+}
+
+/* Logits of a whole sequence, n_batch entries per forward. */
+static float *sequence_logits(test_ctx *t, const lc_model *m, const char *device, const char *dtype,
+                              const lc_token *ids, int n, int n_batch) {
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_engine_options o = {.device = device, .dtype = dtype, .n_batch = n_batch};
+    lc_engine *e;
+    lc_error err;
+    if (lc_engine_create(m, &o, &e, &err)) {
+        CHECK(t, false, "%s %s: %s", device, dtype, err.msg);
+        return NULL;
+    }
+    float *logits = malloc((size_t)n * vocab * sizeof *logits);
+    int32_t *pos = malloc((size_t)n * sizeof *pos), *seq = calloc((size_t)n, sizeof *seq);
+    uint8_t *want = malloc((size_t)n);
+    memset(want, 1, (size_t)n);
+    for (int i = 0; i < n; i++) pos[i] = i;
+    for (int done = 0; done < n;) {
+        int k = n - done < n_batch ? n - done : n_batch;
+        lc_batch b = {k, ids + done, pos + done, seq + done, want + done};
+        if (lc_engine_forward(e, &b, logits + (size_t)done * vocab, &err)) {
+            CHECK(t, false, "forward: %s", err.msg);
+            free(logits);
+            logits = NULL;
+            break;
+        }
+        done += k;
+    }
+    free(pos), free(seq), free(want);
+    lc_engine_free(e);
+    return logits;
+}
+
+/* The full forward against the CPU, per dtype, batched (cuBLAS) and one
+ * entry at a time (the graph), over the whole context of a trained
+ * grouped-query model. */
+void test_cuda_forward_matches_cpu(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    lc_model *m = load_shared_model(t, "models/llama2xs-tinystories.bin");
+    if (!m) return;
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    const int n = 256;
+    lc_token ids[256];
+    for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
+    float *cpu = sequence_logits(t, m, "cpu", "auto", ids, n, 512);
+    static const char *const dtypes[] = {"f32", "f16", "bf16"};
+    /* f16 / bf16 weights and an f16 cache through 5 layers: rounding of 2^-11 / 2^-8 per
+     * element, squared, times a few for accumulation through the layers */
+    static const double tol[] = {1e-8, 1e-4, 1e-3};
+    for (int d = 0; cpu && d < 3; d++)
+        for (int n_batch = 1; n_batch <= 512; n_batch *= 512) {
+            float *gpu = sequence_logits(t, m, "cuda", dtypes[d], ids, n, n_batch);
+            if (!gpu) continue;
+            double e = nmse(gpu, cpu, (size_t)n * vocab);
+            int agree = 0;
+            for (int p = 0; p < n; p++) {
+                const float *a = gpu + (size_t)p * vocab, *b = cpu + (size_t)p * vocab;
+                int ia = 0, ib = 0;
+                for (int v = 1; v < vocab; v++) {
+                    ia = a[v] > a[ia] ? v : ia;
+                    ib = b[v] > b[ib] ? v : ib;
+                }
+                agree += ia == ib;
+            }
+            CHECK(t, e <= tol[d], "%s batch %d: NMSE %g > %g", dtypes[d], n_batch, e, tol[d]);
+            CHECK(t, agree >= n * 97 / 100, "%s batch %d: argmax agrees at %d of %d", dtypes[d],
+                  n_batch, agree, n);
+            free(gpu);
+        }
+    free(cpu);
+    lc_model_free(m);
+}
+
+typedef struct text_sink {
+    const lc_tokenizer *tok;
+    lc_detokenizer dt;
+    char buf[8192];
+    size_t len;
+} text_sink;
+
+static bool collect(void *user, lc_token id) {
+    text_sink *s = user;
+    char piece[LC_DETOKENIZE_BUF];
+    size_t k = lc_detokenize(s->tok, &s->dt, id, piece, sizeof piece);
+    if (s->len + k < sizeof s->buf) memcpy(s->buf + s->len, piece, k), s->len += k;
+    return true;
+}
+
+/* run.c -n 200 counts the BOS position: 199 generated tokens. */
+static void generate_text(test_ctx *t, lc_engine *e, const lc_tokenizer *tok,
+                          const lc_sampler_params *sp, int n_gen, text_sink *out) {
+    lc_sampler *s;
+    lc_error err;
+    lc_token bos = lc_tokenizer_bos(tok);
+    memset(out, 0, sizeof *out);
+    out->tok = tok;
+    lc_detokenizer_init(&out->dt);
+    if (lc_sampler_create(sp, lc_tokenizer_vocab_size(tok), &s, &err)) {
+        CHECK(t, false, "sampler: %s", err.msg);
+        return;
+    }
+    lc_engine_seq_reset(e, 0);
+    lc_generate_params gp = {n_gen, &bos, 1};
+    lc_generate_stats st;
+    CHECK(t, lc_generate(e, 0, &bos, 1, &gp, s, collect, out, &st, &err) == LC_OK, "generate: %s",
+          err.msg);
+    lc_sampler_free(s);
+}
+
+void test_cuda_golden_text(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    char path[1024];
+    size_t len;
+    char *golden = read_file(shared_path(path, sizeof path, "golden/stories260K.t0.n200.txt"), &len);
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tok512.bin");
+    CHECK(t, golden != NULL, "%s missing", path);
+    static const char *const dtypes[] = {"f32", "f16", "bf16"};
+    for (int d = 0; golden && m && tok && d < 3; d++) {
+        lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
+        lc_engine *e;
+        lc_error err;
+        if (lc_engine_create(m, &o, &e, &err)) {
+            CHECK(t, false, "%s: %s", dtypes[d], err.msg);
+            continue;
+        }
+        text_sink out;
+        lc_sampler_params greedy = {0.0f, 1.0f, 0, 0};
+        generate_text(t, e, tok, &greedy, 199, &out);
+        /* The golden file is "Once upon a time..." after the BOS, plus run.c's newline. */
+        while (len > 0 && golden[len - 1] == '\n') len--;
+        CHECK(t, out.len == len && memcmp(out.buf, golden, len) == 0,
+              "%s: greedy text differs from the golden:\n%.*s", dtypes[d], (int)out.len, out.buf);
+        lc_engine_free(e);
+    }
+    free(golden);
+    lc_tokenizer_free(tok);
+    lc_model_free(m);
+}
+
+/* Sampling on the device: a seed gives the same text twice; greedy and
+ * top-k 1 give the argmax; at temperature 1 with top-p the text differs from
+ * greedy but stays readable words from the vocabulary. */
+void test_cuda_device_sampling(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tok512.bin");
+    lc_engine_options o = {.device = "cuda", .dtype = "f32"}, oc = {.device = "cpu"};
+    lc_engine *e = NULL, *ec = NULL;
+    lc_error err;
+    if (!m || !tok || lc_engine_create(m, &o, &e, &err) || lc_engine_create(m, &oc, &ec, &err)) {
+        CHECK(t, false, "setup: %s", err.msg);
+        goto done;
+    }
+    text_sink a, b, g, k1;
+    lc_sampler_params hot = {1.0f, 0.9f, 0, 7}, greedy = {0.0f, 1.0f, 0, 0}, top1 = {1.0f, 1.0f, 1, 3};
+    generate_text(t, e, tok, &hot, 150, &a);
+    generate_text(t, e, tok, &hot, 150, &b);
+    generate_text(t, e, tok, &greedy, 150, &g);
+    generate_text(t, e, tok, &top1, 150, &k1);
+    CHECK(t, a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "a seed gave two texts");
+    CHECK(t, g.len == k1.len && memcmp(g.buf, k1.buf, g.len) == 0, "top-k 1 differs from greedy");
+    CHECK(t, a.len > 0 && (a.len != g.len || memcmp(a.buf, g.buf, a.len) != 0),
+          "temperature 1 gave the greedy text");
+    /* Plain sampling (no cut) on the device against the host sampler on the
+     * CPU: the same seed gives the same coins, and the two draw from the same
+     * distribution, so their first tokens agree unless a coin lands within
+     * rounding of a boundary. Over 20 seeds, expect nearly all to agree. */
+    int same = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        lc_sampler_params plain = {1.0f, 1.0f, 0, seed};
+        text_sink x, y;
+        generate_text(t, e, tok, &plain, 3, &x);
+        generate_text(t, ec, tok, &plain, 3, &y);
+        same += x.len == y.len && memcmp(x.buf, y.buf, x.len) == 0;
+    }
+    CHECK(t, same >= 18, "device and host plain sampling agree for %d of 20 seeds", same);
+done:
+    lc_engine_free(e);
+    lc_engine_free(ec);
+    lc_tokenizer_free(tok);
+    lc_model_free(m);
+}
+
+/* Two sequences decoded in one batch equal each decoded alone. */
+void test_cuda_sequences_isolated(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    if (!m) return;
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_engine_options o = {.device = "cuda", .dtype = "f32", .n_seq = 2};
+    lc_engine *e;
+    lc_error err;
+    if (lc_engine_create(m, &o, &e, &err)) {
+        CHECK(t, false, "%s", err.msg);
+        lc_model_free(m);
+        return;
+    }
+    float *both = malloc(2 * (size_t)vocab * sizeof *both), *one = malloc((size_t)vocab * sizeof *one);
+    lc_token ta[8] = {1, 403, 407, 261, 378, 432, 383, 286}, tb[8] = {1, 300, 301, 302, 303, 304, 305, 306};
+    for (int p = 0; p < 8; p++) { /* interleaved: both sequences in every batch */
+        lc_token tok[2] = {ta[p], tb[p]};
+        int32_t pos[2] = {p, p}, seq[2] = {0, 1};
+        uint8_t want[2] = {1, 1};
+        lc_batch b = {2, tok, pos, seq, want};
+        CHECK(t, lc_engine_forward(e, &b, both, &err) == LC_OK, "%s", err.msg);
+    }
+    lc_engine_seq_reset(e, 0);
+    const float *alone;
+    CHECK(t, lc_engine_prefill(e, 0, tb, 8, &alone, &err) == LC_OK, "%s", err.msg);
+    memcpy(one, alone, (size_t)vocab * sizeof *one);
+    CHECK(t, nmse(both + vocab, one, (size_t)vocab) <= 1e-10, "sequence 1 in a batch: NMSE %g",
+          nmse(both + vocab, one, (size_t)vocab));
+    free(both), free(one);
+    lc_engine_free(e);
+    lc_model_free(m);
+}
+
+/* Without a GPU, --device cuda is a clear error, and auto falls back to the CPU. */
+void test_cuda_absent_is_an_error(test_ctx *t) {
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    if (!m) return;
+    lc_engine_options o = {.device = "cuda"}, bad = {.device = "cuda", .dtype = "q3"};
+    lc_engine *e = NULL;
+    lc_error err;
+    lc_status st = lc_engine_create(m, &o, &e, &err);
+    if (lc_cuda_device_count() == 0)
+        CHECK(t, st == LC_ERR_UNSUPPORTED && strstr(err.msg, "--device cuda"), "got %d: %s", st,
+              err.msg);
+    else
+        CHECK(t, st == LC_OK, "%s", err.msg);
+    lc_engine_free(e);
+    e = NULL;
+    st = lc_engine_create(m, &bad, &e, &err);
+    CHECK(t, st != LC_OK, "--dtype q3 accepted");
+    lc_engine_free(e);
+    lc_model_free(m);
+}
