@@ -17,6 +17,8 @@ void attention_split(int n_ctx, int *chunk, int *max_splits) {
 
 template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
     constexpr int V = vec16<KV>::N;
+    pdl_let_next_start();
+    pdl_wait_for_previous(); /* the queries and the newest key come from the previous kernel */
     const int t = blockIdx.z, g = blockIdx.x, split = blockIdx.y;
     const int len = a.pos[t] + 1, n_active = (len + a.chunk - 1) / a.chunk;
     if (split >= n_active) return;
@@ -176,10 +178,12 @@ lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
     const int rep = a->n_heads / a->n_kv_heads, n_slots = ATTN_THREADS / lpk;
     const size_t smem = (size_t)(rep * a->head_dim + rep * a->chunk + n_slots * a->head_dim) * sizeof(float);
     const dim3 grid(a->n_kv_heads, a->max_splits, a->n);
+    pdl_config pc;
+    pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s);
     if (a->kv_dtype == LC_DTYPE_F16)
-        attention_kernel<__half><<<grid, ATTN_THREADS, smem, s>>>(*a);
+        CU_TRY(cudaLaunchKernelEx(&pc.config, attention_kernel<__half>, *a));
     else
-        attention_kernel<float><<<grid, ATTN_THREADS, smem, s>>>(*a);
+        CU_TRY(cudaLaunchKernelEx(&pc.config, attention_kernel<float>, *a));
     CU_LAUNCHED();
     return LC_OK;
 }

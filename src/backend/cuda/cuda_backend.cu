@@ -138,13 +138,15 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
     do {                                                                                           \
         if (go && (st = upload(cb, (src), (to), (dst), (ld), stage, err))) return st;              \
     } while (0)
-    cb->token_embd = arena_take(a, (size_t)c->vocab_size * c->dim * ws);
-    PUT(&w->token_embd, wt, cb->token_embd, c->dim);
+    /* Matrices are stored mv_ld(cols) apart (zero padding; the arena is cleared). */
+    const int64_t ld_dim = mv_ld(c->dim), ld_q = mv_ld(cb->q_dim), ld_hidden = mv_ld(c->hidden_dim);
+    cb->token_embd = arena_take(a, (size_t)c->vocab_size * ld_dim * ws);
+    PUT(&w->token_embd, wt, cb->token_embd, ld_dim);
     if (c->shared_classifier) {
         cb->output = cb->token_embd;
     } else {
-        cb->output = arena_take(a, (size_t)c->vocab_size * c->dim * ws);
-        PUT(&w->output, wt, cb->output, c->dim);
+        cb->output = arena_take(a, (size_t)c->vocab_size * ld_dim * ws);
+        PUT(&w->output, wt, cb->output, ld_dim);
     }
     cb->output_norm = (float *)arena_take(a, (size_t)c->dim * 4);
     PUT(&w->output_norm, LC_DTYPE_F32, cb->output_norm, 1);
@@ -155,17 +157,17 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
         L->ffn_norm = (float *)arena_take(a, (size_t)c->dim * 4);
         PUT(&lw->attn_norm, LC_DTYPE_F32, L->attn_norm, 1);
         PUT(&lw->ffn_norm, LC_DTYPE_F32, L->ffn_norm, 1);
-        L->wqkv = arena_take(a, (size_t)cb->qkv_rows * c->dim * ws);
-        PUT(&lw->wq, wt, L->wqkv, c->dim);
-        PUT(&lw->wk, wt, (char *)L->wqkv + (size_t)cb->q_dim * c->dim * ws, c->dim);
-        PUT(&lw->wv, wt, (char *)L->wqkv + (size_t)(cb->q_dim + cb->kv_dim) * c->dim * ws, c->dim);
-        L->wo = arena_take(a, (size_t)c->dim * cb->q_dim * ws);
-        PUT(&lw->wo, wt, L->wo, cb->q_dim);
-        L->w13 = arena_take(a, (size_t)2 * c->hidden_dim * c->dim * ws);
-        PUT(&lw->w_gate, wt, L->w13, 2 * (int64_t)c->dim);
-        PUT(&lw->w_up, wt, (char *)L->w13 + (size_t)c->dim * ws, 2 * (int64_t)c->dim);
-        L->w2 = arena_take(a, (size_t)c->dim * c->hidden_dim * ws);
-        PUT(&lw->w_down, wt, L->w2, c->hidden_dim);
+        L->wqkv = arena_take(a, (size_t)cb->qkv_rows * ld_dim * ws);
+        PUT(&lw->wq, wt, L->wqkv, ld_dim);
+        PUT(&lw->wk, wt, (char *)L->wqkv + (size_t)cb->q_dim * ld_dim * ws, ld_dim);
+        PUT(&lw->wv, wt, (char *)L->wqkv + (size_t)(cb->q_dim + cb->kv_dim) * ld_dim * ws, ld_dim);
+        L->wo = arena_take(a, (size_t)c->dim * ld_q * ws);
+        PUT(&lw->wo, wt, L->wo, ld_q);
+        L->w13 = arena_take(a, (size_t)2 * c->hidden_dim * ld_dim * ws);
+        PUT(&lw->w_gate, wt, L->w13, 2 * ld_dim);
+        PUT(&lw->w_up, wt, (char *)L->w13 + (size_t)ld_dim * ws, 2 * ld_dim);
+        L->w2 = arena_take(a, (size_t)c->dim * ld_hidden * ws);
+        PUT(&lw->w_down, wt, L->w2, ld_hidden);
     }
 #undef PUT
     return st;
@@ -173,16 +175,16 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
 
 static lc_status check_shape(const lc_config *c, int n_batch, int64_t mv_max, lc_error *err) {
     const int widest = c->hidden_dim > c->dim ? c->hidden_dim : c->dim;
-    if (c->dim % 8 || c->hidden_dim % 8 || c->head_dim % 8 || c->vocab_size % 2)
+    if (c->head_dim % 8 || c->vocab_size % 2 || c->dim % 2 || c->hidden_dim % 2)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
-                       "the CUDA backend needs dim, hidden_dim and head_dim multiples of 8 and an "
-                       "even vocabulary (this model: %d, %d, %d, %d)",
-                       c->dim, c->hidden_dim, c->head_dim, c->vocab_size);
-    if ((int64_t)MV_MAX_TOKENS * widest > mv_max)
+                       "the CUDA backend needs head_dim a multiple of 8 and an even dim, "
+                       "hidden_dim and vocabulary (this model: %d, %d, %d, %d)",
+                       c->head_dim, c->dim, c->hidden_dim, c->vocab_size);
+    if ((int64_t)MV_MAX_TOKENS * mv_ld(widest) > mv_max)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
                        "the CUDA backend's matrix-vector kernel holds %lld input floats; this "
                        "model needs %d",
-                       (long long)mv_max, MV_MAX_TOKENS * widest);
+                       (long long)mv_max, MV_MAX_TOKENS * mv_ld(widest));
     (void)n_batch;
     return LC_OK;
 }
@@ -319,6 +321,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     TRY(matvec_setup(cb->device, &cb->mv_max_input, err));
     TRY(attention_setup(cb->device, err));
     TRY(check_shape(c, cb->base.n_batch, cb->mv_max_input, err));
+    cb->n_sm = prop.multiProcessorCount;
 
     place_weights(cb, &a, NULL, err); /* sizes only */
     cb->weight_bytes = a.used;
@@ -337,6 +340,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
         }
     }
     cb->weights = a.base;
+    TRY_CU(cudaMemset(a.base, 0, a.used));
     a.used = 0;
     TRY_CU(cudaMalloc(&stage, STAGE_BYTES));
     TRY(place_weights(cb, &a, stage, err));

@@ -11,6 +11,7 @@ extern "C" {
 }
 
 /* One layer's weights as the kernels want them (dtype cuda_backend.wt). */
+/* Matrices are stored with rows mv_ld(cols) apart. */
 typedef struct cuda_layer {
     float *attn_norm, *ffn_norm; /* (dim) f32 */
     void *wqkv;  /* (q_dim + 2 kv_dim, dim): Wq, Wk, Wv stacked, one product for all three */
@@ -66,6 +67,7 @@ typedef struct cuda_backend {
     int32_t *token_host, *token_dev;
     int n_logits; /* rows the last forward produced */
     int64_t mv_max_input;
+    int n_sm; /* multiprocessors: matrix-vector grids are one wave */
 
     /* Decoding steps replay a captured graph, one per (entries, logits rows). */
     cudaGraphExec_t graphs[MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];

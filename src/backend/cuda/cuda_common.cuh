@@ -62,6 +62,39 @@ __device__ __forceinline__ uint4 load_stream16(const void *p) {
     return r;
 }
 
+/* Programmatic dependent launch (Hopper): a kernel lets the next one in the
+ * stream be scheduled at once, and waits for the previous one only where it
+ * first reads what that one wrote; launch, ramp-up and the weights' first
+ * loads then overlap the previous kernel's tail. Launch with pdl_config. */
+__device__ __forceinline__ void pdl_let_next_start() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void pdl_wait_for_previous() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+typedef struct pdl_config {
+    cudaLaunchConfig_t config;
+    cudaLaunchAttribute attr;
+} pdl_config;
+
+static inline void pdl_config_init(pdl_config *p, dim3 grid, dim3 block, size_t smem,
+                                   cudaStream_t s) {
+    p->config = cudaLaunchConfig_t{};
+    p->config.gridDim = grid;
+    p->config.blockDim = block;
+    p->config.dynamicSmemBytes = smem;
+    p->config.stream = s;
+    p->attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    p->attr.val.programmaticStreamSerializationAllowed = 1;
+    p->config.attrs = &p->attr;
+    p->config.numAttrs = 1;
+}
+
 /* ---- reductions ------------------------------------------------------------ */
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -62,14 +62,14 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                         int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
                         mv_epilogue e, lc_error *err) {
-    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n};
-    return launch_matvec(cb->wt, w, rows, cols, &in, &e, cb->stream, err);
+    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm};
+    return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
 }
 
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L launches. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
     const lc_config *c = cb->cfg;
-    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, in_tokens(cb), n, cb->x, cb->stream, err));
+    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x, cb->stream, err));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};
@@ -99,7 +99,7 @@ static lc_status gemm(cuda_backend *cb, const void *w, int rows, int cols, const
     const float alpha = 1.0f;
     const cudaDataType t = blas_type(cb->wt);
     return cublas_check(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, w, t,
-                                     cols, x, t, (int)x_ld, &beta, y, CUDA_R_32F, (int)y_ld,
+                                     mv_ld(cols), x, t, (int)x_ld, &beta, y, CUDA_R_32F, (int)y_ld,
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                         "cublasGemmEx", err);
 }
@@ -152,7 +152,7 @@ static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_
     const lc_dtype wt = cb->wt;
     cudaStream_t s = cb->stream;
     const float eps = c->norm_eps;
-    TRY(launch_embed(wt, cb->token_embd, c->dim, in_tokens(cb), n, cb->x, s, err));
+    TRY(launch_embed(wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x, s, err));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         const kv_target kv = kv_for(cb, l);

@@ -58,20 +58,36 @@ __device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, fl
     }
 }
 
-/* Each warp computes two adjacent rows for NT tokens; the block first stages
- * the NT input vectors in shared memory (normalised when asked), since every
- * warp reads all of them. */
+/* Each warp computes pairs of adjacent rows for NT tokens, striding over the
+ * matrix: the grid is as large as the device holds at once, so no partial
+ * last wave idles most of the GPU. The block first stages the NT input
+ * vectors in shared memory (normalised when asked), since every warp reads
+ * all of them; rows are stored ld >= cols apart, zero-padded, and the stage
+ * is zero-padded to match. */
 template <typename W, int NT>
 __global__ void __launch_bounds__(MV_WARPS * 32)
-    matvec_kernel(const W *__restrict__ w, int rows, int cols, mv_input in, mv_epilogue epi) {
-    extern __shared__ float xs[]; /* (NT, cols) */
+    matvec_kernel(const W *__restrict__ w, int rows, int cols, int ld, mv_input in,
+                  mv_epilogue epi) {
+    extern __shared__ float xs[]; /* (NT, ld) */
     __shared__ float red[32];
+    constexpr int V = vec16<W>::N;
+    const int lane = threadIdx.x & 31, n_vec = ld / V;
+    pdl_let_next_start();
+    { /* the weights do not depend on the previous kernel: start pulling the first ones into L2 */
+        const int r = (blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
+        if (r < rows)
+            for (int v = lane; v < n_vec && v < 32 * MV_UNROLL; v += 32) {
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (int64_t)r * ld + v * V));
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (int64_t)(r + 1) * ld + v * V));
+            }
+    }
+    pdl_wait_for_previous();
     for (int t = 0; t < NT; t++) {
         const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
-        float *dst = xs + t * cols;
+        float *dst = xs + t * ld;
         float ss = 0.0f;
-        for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-            const float v = src[i];
+        for (int i = threadIdx.x; i < ld; i += blockDim.x) {
+            const float v = i < cols ? src[i] : 0.0f;
             dst[i] = v;
             ss += v * v;
         }
@@ -82,52 +98,50 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     }
     __syncthreads();
 
-    constexpr int V = vec16<W>::N;
-    const int lane = threadIdx.x & 31;
-    const int r = (blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
-    if (r >= rows) return;
-    const uint4 *w0 = reinterpret_cast<const uint4 *>(w + (int64_t)r * cols);
-    const uint4 *w1 = reinterpret_cast<const uint4 *>(w + (int64_t)(r + 1) * cols);
-    const int n_vec = cols / V;
-    float acc0[NT], acc1[NT];
+    for (int r = (blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2; r < rows;
+         r += gridDim.x * MV_WARPS * 2) {
+        const uint4 *w0 = reinterpret_cast<const uint4 *>(w + (int64_t)r * ld);
+        const uint4 *w1 = reinterpret_cast<const uint4 *>(w + (int64_t)(r + 1) * ld);
+        float acc0[NT], acc1[NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
+        for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
 
-    for (int base = lane; base < n_vec; base += 32 * MV_UNROLL) {
-        uint4 raw0[MV_UNROLL], raw1[MV_UNROLL];
+        for (int base = lane; base < n_vec; base += 32 * MV_UNROLL) {
+            uint4 raw0[MV_UNROLL], raw1[MV_UNROLL];
 #pragma unroll
-        for (int u = 0; u < MV_UNROLL; u++) { /* issue every load before the first use */
-            const int v = base + u * 32;
-            if (v < n_vec) {
-                raw0[u] = load_stream16(w0 + v);
-                raw1[u] = load_stream16(w1 + v);
+            for (int u = 0; u < MV_UNROLL; u++) { /* issue every load before the first use */
+                const int v = base + u * 32;
+                if (v < n_vec) {
+                    raw0[u] = load_stream16(w0 + v);
+                    raw1[u] = load_stream16(w1 + v);
+                }
             }
-        }
 #pragma unroll
-        for (int u = 0; u < MV_UNROLL; u++) {
-            const int v = base + u * 32;
-            if (v >= n_vec) break;
-            float f0[V], f1[V];
-            unpack16<W>(raw0[u], f0);
-            unpack16<W>(raw1[u], f1);
+            for (int u = 0; u < MV_UNROLL; u++) {
+                const int v = base + u * 32;
+                if (v >= n_vec) break;
+                float f0[V], f1[V];
+                unpack16<W>(raw0[u], f0);
+                unpack16<W>(raw1[u], f1);
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                const float4 *xv = reinterpret_cast<const float4 *>(xs + t * cols + v * V);
+                for (int t = 0; t < NT; t++) {
+                    const float4 *xv = reinterpret_cast<const float4 *>(xs + t * ld + v * V);
 #pragma unroll
-                for (int j = 0; j < V / 4; j++) {
-                    const float4 x4 = xv[j];
-                    acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y + f0[4 * j + 2] * x4.z +
-                               f0[4 * j + 3] * x4.w;
-                    acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y + f1[4 * j + 2] * x4.z +
-                               f1[4 * j + 3] * x4.w;
+                    for (int j = 0; j < V / 4; j++) {
+                        const float4 x4 = xv[j];
+                        acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y +
+                                   f0[4 * j + 2] * x4.z + f0[4 * j + 3] * x4.w;
+                        acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y +
+                                   f1[4 * j + 2] * x4.z + f1[4 * j + 3] * x4.w;
+                    }
                 }
             }
         }
-    }
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
-        const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
-        if (lane == 0) mv_finish(epi, t, r, a, b);
+        for (int t = 0; t < NT; t++) {
+            const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
+            if (lane == 0) mv_finish(epi, t, r, a, b);
+        }
     }
 }
 
@@ -162,35 +176,41 @@ lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err) {
     return LC_OK;
 }
 
-lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, const mv_input *in,
+lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, const mv_input *in,
                         const mv_epilogue *epi, cudaStream_t s, lc_error *err) {
     const void *fn = matvec_for(wt, in->n);
-    if (!fn || rows % 2 || cols % 8)
-        return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) for %d tokens",
-                       lc_dtype_name(wt), rows, cols, in->n);
-    void *args[] = {(void *)&w, (void *)&rows, (void *)&cols, (void *)in, (void *)epi};
-    const size_t smem = (size_t)in->n * cols * sizeof(float);
-    CU_TRY(cudaLaunchKernel(fn, dim3(ceil_div(rows, 2 * MV_WARPS)), dim3(MV_WARPS * 32), args, smem,
-                            s));
+    if (!fn || rows % 2 || ld % 8 || ld < cols)
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) ld %d for %d tokens",
+                       lc_dtype_name(wt), rows, cols, ld, in->n);
+    void *args[] = {(void *)&w, (void *)&rows, (void *)&cols, (void *)&ld, (void *)in, (void *)epi};
+    const size_t smem = (size_t)in->n * ld * sizeof(float);
+    int per_sm = 0;
+    CU_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, MV_WARPS * 32, smem));
+    unsigned blocks = ceil_div(rows, 2 * MV_WARPS);
+    if (in->n_sm > 0 && per_sm > 0 && blocks > (unsigned)(in->n_sm * per_sm))
+        blocks = (unsigned)(in->n_sm * per_sm);
+    pdl_config pc;
+    pdl_config_init(&pc, dim3(blocks), dim3(MV_WARPS * 32), smem, s);
+    CU_TRY(cudaLaunchKernelExC(&pc.config, fn, args));
     return LC_OK;
 }
 
 /* ---- embedding, normalisation, RoPE, SwiGLU, conversion ---------------------- */
 
 template <typename W>
-__global__ void embed_kernel(const W *__restrict__ table, int dim, const int32_t *tokens,
+__global__ void embed_kernel(const W *__restrict__ table, int dim, int ld, const int32_t *tokens,
                              float *x) {
-    const W *row = table + (int64_t)tokens[blockIdx.x] * dim;
+    const W *row = table + (int64_t)tokens[blockIdx.x] * ld;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(int64_t)blockIdx.x * dim + i] = to_f32(row[i]);
 }
 
-lc_status launch_embed(lc_dtype wt, const void *table, int dim, const int32_t *tokens, int n,
-                       float *x, cudaStream_t s, lc_error *err) {
+lc_status launch_embed(lc_dtype wt, const void *table, int dim, int ld, const int32_t *tokens,
+                       int n, float *x, cudaStream_t s, lc_error *err) {
     switch (wt) {
-    case LC_DTYPE_F32: embed_kernel<<<n, 256, 0, s>>>((const float *)table, dim, tokens, x); break;
-    case LC_DTYPE_F16: embed_kernel<<<n, 256, 0, s>>>((const __half *)table, dim, tokens, x); break;
+    case LC_DTYPE_F32: embed_kernel<<<n, 256, 0, s>>>((const float *)table, dim, ld, tokens, x); break;
+    case LC_DTYPE_F16: embed_kernel<<<n, 256, 0, s>>>((const __half *)table, dim, ld, tokens, x); break;
     case LC_DTYPE_BF16:
-        embed_kernel<<<n, 256, 0, s>>>((const __nv_bfloat16 *)table, dim, tokens, x);
+        embed_kernel<<<n, 256, 0, s>>>((const __nv_bfloat16 *)table, dim, ld, tokens, x);
         break;
     default: return lc_fail(err, LC_ERR_UNSUPPORTED, "embedding of %s", lc_dtype_name(wt));
     }

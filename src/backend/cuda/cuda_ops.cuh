@@ -44,20 +44,26 @@ typedef struct mv_input {
     const float *norm;
     float eps;
     int n;
+    int n_sm; /* multiprocessors, to size the grid to one wave; 0: a block per 16 rows */
 } mv_input;
 
 #define MV_MAX_TOKENS 4
 
+/* Row stride of a stored matrix of `cols` columns: rounded up to 8
+ * elements so every row starts 16-byte aligned for vector loads. */
+static inline int mv_ld(int cols) { return (cols + 7) & ~7; }
+
 /* Raises the shared-memory limit of every matvec instantiation to what the
  * device allows; returns the most input floats (n * cols) one launch takes. */
 lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err);
-/* y = W x for W (rows, cols) of dtype wt; rows even, cols a multiple of 8. */
-lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, const mv_input *in,
+/* y = W x for W (rows, cols) of dtype wt, rows `ld` elements apart and
+ * zero beyond cols; rows even, ld a multiple of 8 (16-byte aligned rows). */
+lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, const mv_input *in,
                         const mv_epilogue *epi, cudaStream_t s, lc_error *err);
 
-/* x(n, dim) f32 = table(vocab, dim)[tokens]. */
-lc_status launch_embed(lc_dtype wt, const void *table, int dim, const int32_t *tokens, int n,
-                       float *x, cudaStream_t s, lc_error *err);
+/* x(n, dim) f32 = table(vocab, dim)[tokens], the table's rows ld apart. */
+lc_status launch_embed(lc_dtype wt, const void *table, int dim, int ld, const int32_t *tokens,
+                       int n, float *x, cudaStream_t s, lc_error *err);
 /* out(n, dim) of out_t = rmsnorm(x[rows[i]]) * norm. */
 lc_status launch_rmsnorm(const float *x, int64_t x_ld, const int32_t *rows, int n, int dim,
                          const float *norm, float eps, lc_dtype out_t, void *out, int64_t out_ld,

@@ -51,14 +51,25 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     int64_t max_in;
     const int out_cols = swiglu ? rows / 2 : rows;
     TRY(matvec_setup(0, &max_in, err));
-    TRY(put(&s, w, (size_t)rows * cols, wt, &dw, err));
+    {   /* stored as the backend stores it: rows mv_ld(cols) apart, zero-padded */
+        void *dense;
+        TRY(put(&s, w, (size_t)rows * cols, LC_DTYPE_F32, &dense, err));
+        TRY(put(&s, NULL, (size_t)rows * mv_ld(cols), wt, &dw, err));
+        if (cudaMemset(dw, 0, (size_t)rows * mv_ld(cols) * (wt == LC_DTYPE_F32 ? 4 : 2))) {
+            st = lc_fail(err, LC_ERR_DEVICE, "cudaMemset");
+            goto done;
+        }
+        TRY(launch_convert(LC_DTYPE_F32, dense, cols, rows, cols, wt, dw, mv_ld(cols), 0, err));
+    }
     TRY(put(&s, x, (size_t)n * cols, LC_DTYPE_F32, &dx, err));
     if (norm) TRY(put(&s, norm, (size_t)cols, LC_DTYPE_F32, &dn, err));
     TRY(put(&s, NULL, (size_t)n * out_cols, LC_DTYPE_F32, &dy, err));
     {
-        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n};
+        int n_sm = 0;
+        cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0);
+        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm};
         mv_epilogue e = {swiglu ? MV_SWIGLU : MV_STORE, (float *)dy, out_cols};
-        TRY(launch_matvec(wt, dw, rows, cols, &in, &e, 0, err));
+        TRY(launch_matvec(wt, dw, rows, cols, mv_ld(cols), &in, &e, 0, err));
     }
     TRY(get(y, dy, (size_t)n * out_cols, err));
 done:
