@@ -252,7 +252,7 @@ static bool collect(void *user, lc_token id) {
     return true;
 }
 
-/* run.c -n 200 counts the BOS position: 199 generated tokens. */
+/* Generates n_gen tokens after BOS, as `llamac generate -n n_gen` does. */
 static void generate_text(test_ctx *t, lc_engine *e, const lc_tokenizer *tok,
                           const lc_sampler_params *sp, int n_gen, text_sink *out) {
     lc_sampler *s;
@@ -293,7 +293,7 @@ void test_cuda_golden_text(test_ctx *t) {
         }
         text_sink out;
         lc_sampler_params greedy = {0.0f, 1.0f, 0, 0};
-        generate_text(t, e, tok, &greedy, 199, &out);
+        generate_text(t, e, tok, &greedy, 200, &out); /* as tests/cli_test.sh's golden run */
         /* The golden file is "Once upon a time..." after the BOS, plus run.c's newline. */
         while (len > 0 && golden[len - 1] == '\n') len--;
         CHECK(t, out.len == len && memcmp(out.buf, golden, len) == 0,

@@ -180,6 +180,7 @@ lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
     const dim3 grid(a->n_kv_heads, a->max_splits, a->n);
     pdl_config pc;
     pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s);
+    pc.config.numAttrs = a->pdl ? 1 : 0;
     if (a->kv_dtype == LC_DTYPE_F16)
         CU_TRY(cudaLaunchKernelEx(&pc.config, attention_kernel<__half>, *a));
     else

@@ -11,6 +11,7 @@ extern "C" {
 #include "model/model.h"
 }
 
+#define PDL_MAX_WEIGHT_BYTES ((size_t)1 << 30)
 #define STAGE_BYTES ((size_t)64 << 20) /* host-to-device upload chunk */
 #define ATTN_SCORE_BUDGET ((size_t)512 << 20) /* prefill attention scores + probabilities */
 
@@ -340,6 +341,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
         }
     }
     cb->weights = a.base;
+    cb->pdl = a.used < PDL_MAX_WEIGHT_BYTES;
     TRY_CU(cudaMemset(a.base, 0, a.used));
     a.used = 0;
     TRY_CU(cudaMalloc(&stage, STAGE_BYTES));

@@ -50,6 +50,7 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
     a.o_part = cb->o_part;
     a.ml_part = cb->ml_part;
     a.done = cb->attn_done;
+    a.pdl = cb->pdl;
     return launch_attention(&a, cb->stream, err);
 }
 
@@ -62,7 +63,7 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                         int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
                         mv_epilogue e, lc_error *err) {
-    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm};
+    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm, cb->pdl};
     return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
 }
 

@@ -191,6 +191,7 @@ lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, 
         blocks = (unsigned)(in->n_sm * per_sm);
     pdl_config pc;
     pdl_config_init(&pc, dim3(blocks), dim3(MV_WARPS * 32), smem, s);
+    pc.config.numAttrs = in->pdl ? 1 : 0;
     CU_TRY(cudaLaunchKernelExC(&pc.config, fn, args));
     return LC_OK;
 }

@@ -45,6 +45,7 @@ typedef struct mv_input {
     float eps;
     int n;
     int n_sm; /* multiprocessors, to size the grid to one wave; 0: a block per 16 rows */
+    bool pdl; /* launch with programmatic dependent launch (see cuda_common.cuh) */
 } mv_input;
 
 #define MV_MAX_TOKENS 4
@@ -98,6 +99,7 @@ typedef struct attn_args {
     float *o_part;          /* (n, n_heads, max_splits, head_dim) */
     float *ml_part;         /* (n, n_heads, max_splits, 2) running max and sum */
     unsigned *done;         /* (n, n_kv_heads) zero between launches */
+    bool pdl;               /* as mv_input.pdl */
 } attn_args;
 
 /* Raises the attention kernels' shared-memory limit (once, before any capture). */

@@ -67,7 +67,7 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     {
         int n_sm = 0;
         cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0);
-        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm};
+        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm, true};
         mv_epilogue e = {swiglu ? MV_SWIGLU : MV_STORE, (float *)dy, out_cols};
         TRY(launch_matvec(wt, dw, rows, cols, mv_ld(cols), &in, &e, 0, err));
     }
@@ -163,7 +163,7 @@ extern "C" lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, i
         attn_args a = {(const float *)dq, (float *)dout, dk, dv, kv_t, (const int32_t *)dpos,
                        (const int32_t *)dpos + 1, 1, n_heads, n_kv, hd, (int64_t)n_kv * len * hd,
                        (int64_t)len * hd, chunk, max_splits, (float *)dop, (float *)dml,
-                       (unsigned *)ddone};
+                       (unsigned *)ddone, true};
         TRY(launch_attention(&a, 0, err));
     }
     TRY(get(out, dout, (size_t)n_heads * hd, err));
