@@ -109,7 +109,7 @@ bench: $(BUILD)/llamac
 	done
 
 format:
-	clang-format -i $$(find include src cli tests -name '*.[ch]')
+	clang-format -i $$(find include src cli tests -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh')
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize

@@ -86,8 +86,8 @@ int cmd_bench(int argc, char **argv) {
                             &n_prompt,  "P", "prompt tokens for pp; 0 skips (default: 256)"};
     specs[n++] =
         (arg_spec){"n-gen", 'n', ARG_INT, &n_gen, "N", "tokens for tg; 0 skips (default: 128)"};
-    specs[n++] = (arg_spec){"depth", 'd', ARG_INT, &depth, "D",
-                            "tokens of context before tg's first step (default: 0)"};
+    specs[n++] = (arg_spec){"depth", 'd', ARG_INT,
+                            &depth,  "D", "tokens of context before tg's first step (default: 0)"};
     specs[n++] =
         (arg_spec){"repetitions", 'r', ARG_INT, &runs, "R", "timed runs of each (default: 5)"};
     specs[n++] = (arg_spec){"json", 0, ARG_FLAG, &json, NULL, "print JSON instead of a table"};
@@ -153,7 +153,8 @@ int cmd_bench(int argc, char **argv) {
     }
     /* What a step reads on average: the weights as stored, and the KV cache
      * up to the middle of the timed steps. */
-    const double bytes = (double)lc_engine_bytes_per_token(engine, (depth > 0 ? depth : 1) + n_gen / 2);
+    const double bytes =
+        (double)lc_engine_bytes_per_token(engine, (depth > 0 ? depth : 1) + n_gen / 2);
     if (json) {
         printf("{\n  \"model\": ");
         print_json_string(co.model_path);

@@ -38,9 +38,9 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
                             &o->ctx, "N", "context length in positions (default: the model's)"};
     specs[n++] = (arg_spec){"batch",   0,   ARG_INT,
                             &o->batch, "N", "most prompt tokens per forward pass (default: 512)"};
-    specs[n++] =
-        (arg_spec){"device", 0,  ARG_STRING, &o->device, "D",
-                   "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
+    specs[n++] = (arg_spec){
+        "device",   0,   ARG_STRING,
+        &o->device, "D", "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
     specs[n++] = (arg_spec){"dtype",
                             0,
                             ARG_STRING,

@@ -19,7 +19,8 @@ void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...) {
 
 bool skip_without_gpu(test_ctx *t) {
     if (lc_cuda_device_count() > 0) return false;
-    snprintf(t->skipped, sizeof t->skipped, "no CUDA device here (the GPU tests run in scripts/gpu-check.sh)");
+    snprintf(t->skipped, sizeof t->skipped,
+             "no CUDA device here (the GPU tests run in scripts/gpu-check.sh)");
     return true;
 }
 

@@ -9,7 +9,7 @@
 typedef struct test_ctx {
     const char *name;
     int failures;
-    char first[512]; /* the first failure's message */
+    char first[512];   /* the first failure's message */
     char skipped[256]; /* why the test could not run here, when it could not */
 } test_ctx;
 

@@ -52,9 +52,11 @@ static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bo
     float *w = randn((size_t)rows * cols, rng), *x = randn((size_t)n * cols, rng);
     float *nw = randn((size_t)cols, rng), *xn = malloc((size_t)cols * sizeof *xn);
     const int out_cols = swiglu ? rows / 2 : rows;
-    float *y = malloc((size_t)n * out_cols * sizeof *y), *ref = malloc((size_t)n * out_cols * sizeof *ref);
+    float *y = malloc((size_t)n * out_cols * sizeof *y),
+          *ref = malloc((size_t)n * out_cols * sizeof *ref);
     lc_error err;
-    lc_status st = cuda_test_matvec(wt, rows, cols, n, w, x, norm ? nw : NULL, 1e-5f, swiglu, y, &err);
+    lc_status st =
+        cuda_test_matvec(wt, rows, cols, n, w, x, norm ? nw : NULL, 1e-5f, swiglu, y, &err);
     CHECK(t, st == LC_OK, "matvec: %s", err.msg);
     for (int k = 0; st == LC_OK && k < n; k++) {
         const float *xi = x + (size_t)k * cols;
@@ -88,7 +90,8 @@ static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, i
                             uint64_t *rng) {
     float *q = randn((size_t)n_heads * hd, rng), *k = randn((size_t)n_kv * len * hd, rng);
     float *v = randn((size_t)n_kv * len * hd, rng);
-    float *out = malloc((size_t)n_heads * hd * sizeof *out), *ref = calloc((size_t)n_heads * hd, sizeof *ref);
+    float *out = malloc((size_t)n_heads * hd * sizeof *out),
+          *ref = calloc((size_t)n_heads * hd, sizeof *ref);
     double *s = malloc((size_t)len * sizeof *s);
     lc_error err;
     lc_status st = cuda_test_attention(kv_t, n_heads, n_kv, hd, len, q, k, v, out, &err);
@@ -98,7 +101,8 @@ static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, i
         double m = -INFINITY, sum = 0;
         for (int j = 0; j < len; j++) {
             double d = 0;
-            for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * k[((size_t)g * len + j) * hd + i];
+            for (int i = 0; i < hd; i++)
+                d += (double)q[h * hd + i] * k[((size_t)g * len + j) * hd + i];
             s[j] = d / sqrt((double)hd);
             m = s[j] > m ? s[j] : m;
         }
@@ -124,8 +128,8 @@ void test_cuda_ops(test_ctx *t) {
     for (int wt = 0; wt < LC_DTYPE_COUNT; wt++)
         for (int n = 1; n <= 4; n++) {
             check_matvec(t, (lc_dtype)wt, 96, 64, n, false, false, &rng);
-            check_matvec(t, (lc_dtype)wt, 512, 1000, n, true, false, &rng); /* ragged tail */
-            check_matvec(t, (lc_dtype)wt, 344, 172, n, true, true, &rng); /* stories260K's w2 */
+            check_matvec(t, (lc_dtype)wt, 512, 1000, n, true, false, &rng);   /* ragged tail */
+            check_matvec(t, (lc_dtype)wt, 344, 172, n, true, true, &rng);     /* stories260K's w2 */
             check_matvec(t, (lc_dtype)wt, 20000, 256, n, false, false, &rng); /* > one wave */
         }
     for (int kv = 0; kv < 2; kv++) {
@@ -278,7 +282,8 @@ void test_cuda_golden_text(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     char path[1024];
     size_t len;
-    char *golden = read_file(shared_path(path, sizeof path, "golden/stories260K.t0.n200.txt"), &len);
+    char *golden =
+        read_file(shared_path(path, sizeof path, "golden/stories260K.t0.n200.txt"), &len);
     lc_model *m = load_shared_model(t, "models/stories260K.bin");
     lc_tokenizer *tok = load_shared_tokenizer(t, "models/tok512.bin");
     CHECK(t, golden != NULL, "%s missing", path);
@@ -320,7 +325,8 @@ void test_cuda_device_sampling(test_ctx *t) {
         goto done;
     }
     text_sink a, b, g, k1;
-    lc_sampler_params hot = {1.0f, 0.9f, 0, 7}, greedy = {0.0f, 1.0f, 0, 0}, top1 = {1.0f, 1.0f, 1, 3};
+    lc_sampler_params hot = {1.0f, 0.9f, 0, 7}, greedy = {0.0f, 1.0f, 0, 0},
+                      top1 = {1.0f, 1.0f, 1, 3};
     generate_text(t, e, tok, &hot, 150, &a);
     generate_text(t, e, tok, &hot, 150, &b);
     generate_text(t, e, tok, &greedy, 150, &g);
@@ -363,8 +369,10 @@ void test_cuda_sequences_isolated(test_ctx *t) {
         lc_model_free(m);
         return;
     }
-    float *both = malloc(2 * (size_t)vocab * sizeof *both), *one = malloc((size_t)vocab * sizeof *one);
-    lc_token ta[8] = {1, 403, 407, 261, 378, 432, 383, 286}, tb[8] = {1, 300, 301, 302, 303, 304, 305, 306};
+    float *both = malloc(2 * (size_t)vocab * sizeof *both),
+          *one = malloc((size_t)vocab * sizeof *one);
+    lc_token ta[8] = {1, 403, 407, 261, 378, 432, 383, 286},
+             tb[8] = {1, 300, 301, 302, 303, 304, 305, 306};
     for (int p = 0; p < 8; p++) { /* interleaved: both sequences in every batch */
         lc_token tok[2] = {ta[p], tb[p]};
         int32_t pos[2] = {p, p}, seq[2] = {0, 1};

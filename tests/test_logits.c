@@ -185,7 +185,8 @@ void test_cuda_logits_golden(test_ctx *t) {
         fclose(f);
         check_model_on(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M", &cuda, name, 1);
     } else {
-        printf("     (test_cuda_logits_golden: %s absent, checked stories260K and llama2xs)\n", path);
+        printf("     (test_cuda_logits_golden: %s absent, checked stories260K and llama2xs)\n",
+               path);
     }
 }
 

@@ -38,7 +38,7 @@
     X(test_cuda_forward_matches_cpu)                                                               \
     X(test_cuda_golden_text)                                                                       \
     X(test_cuda_device_sampling)                                                                   \
-    X(test_cuda_sequences_isolated)                                                                
+    X(test_cuda_sequences_isolated)
 
 #define X(name) void name(test_ctx *t);
 TEST_LIST

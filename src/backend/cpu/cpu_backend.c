@@ -27,7 +27,8 @@ static void cpu_destroy(backend *b) {
     free(cb);
 }
 
-static const backend_ops CPU_OPS = {.forward = cpu_forward, .destroy = cpu_destroy}; /* host sampling, lc_membw */
+static const backend_ops CPU_OPS = {.forward = cpu_forward,
+                                    .destroy = cpu_destroy}; /* host sampling, lc_membw */
 
 /* A zeroed buffer of n floats, or NULL with a message. calloc maps large
  * buffers lazily, so an unused KV cache costs no memory. */

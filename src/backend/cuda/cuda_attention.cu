@@ -15,7 +15,8 @@ void attention_split(int n_ctx, int *chunk, int *max_splits) {
     *max_splits = (n_ctx + c - 1) / c;
 }
 
-template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
+template <typename KV>
+__global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
     constexpr int V = vec16<KV>::N;
     pdl_let_next_start();
     pdl_wait_for_previous(); /* the queries and the newest key come from the previous kernel */
@@ -24,13 +25,13 @@ template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention
     if (split >= n_active) return;
     const int k0 = split * a.chunk, nk = min(len - k0, a.chunk);
     const int hd = a.head_dim, rep = a.n_heads / a.n_kv_heads;
-    const int lpk = hd / V;                 /* lanes per key: a power of two <= 32 */
+    const int lpk = hd / V; /* lanes per key: a power of two <= 32 */
     const int slot = threadIdx.x / lpk, sub = threadIdx.x % lpk;
     const int n_slots = ATTN_THREADS / lpk; /* keys per pass */
 
     extern __shared__ float sm[];
-    float *qs = sm;                      /* (rep, hd) scaled queries */
-    float *scores = qs + rep * hd;       /* (rep, chunk) */
+    float *qs = sm;                       /* (rep, hd) scaled queries */
+    float *scores = qs + rep * hd;        /* (rep, chunk) */
     float *obuf = scores + rep * a.chunk; /* (n_slots, hd) */
     __shared__ float red[32];
     __shared__ float stats[2];
@@ -52,14 +53,16 @@ template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
             const int kk = (p0 + u) * n_slots + slot;
-            if (p0 + u < n_pass && kk < nk) raw[u] = *reinterpret_cast<const uint4 *>(keys + (int64_t)kk * hd);
+            if (p0 + u < n_pass && kk < nk)
+                raw[u] = *reinterpret_cast<const uint4 *>(keys + (int64_t)kk * hd);
         }
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
             if (p0 + u >= n_pass) break;
             const int kk = (p0 + u) * n_slots + slot;
             float kf[V];
-            if (kk < nk) unpack16<KV>(raw[u], kf);
+            if (kk < nk)
+                unpack16<KV>(raw[u], kf);
             else
 #pragma unroll
                 for (int i = 0; i < V; i++) kf[i] = 0.0f;
@@ -98,7 +101,8 @@ template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention
 #pragma unroll
             for (int u = 0; u < ATTN_UNROLL; u++) {
                 const int kk = (p0 + u) * n_slots + slot;
-                if (p0 + u < n_pass && kk < nk) raw[u] = *reinterpret_cast<const uint4 *>(vals + (int64_t)kk * hd);
+                if (p0 + u < n_pass && kk < nk)
+                    raw[u] = *reinterpret_cast<const uint4 *>(vals + (int64_t)kk * hd);
             }
 #pragma unroll
             for (int u = 0; u < ATTN_UNROLL; u++) {
@@ -141,7 +145,8 @@ template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention
         if (threadIdx.x == 0) {
             float m = -INFINITY, l = 0.0f;
             for (int s = 0; s < n_active; s++) m = fmaxf(m, __ldcg(ml + 2 * s));
-            for (int s = 0; s < n_active; s++) l += __ldcg(ml + 2 * s + 1) * __expf(__ldcg(ml + 2 * s) - m);
+            for (int s = 0; s < n_active; s++)
+                l += __ldcg(ml + 2 * s + 1) * __expf(__ldcg(ml + 2 * s) - m);
             stats[0] = m;
             stats[1] = 1.0f / l;
         }
@@ -150,7 +155,8 @@ template <typename KV> __global__ void __launch_bounds__(ATTN_THREADS) attention
         float *out = a.out + (int64_t)t * a.n_heads * hd + (int64_t)(g * rep + r) * hd;
         for (int d = threadIdx.x; d < hd; d += ATTN_THREADS) {
             float o = 0.0f;
-            for (int s = 0; s < n_active; s++) o += __ldcg(op + (int64_t)s * hd + d) * __expf(__ldcg(ml + 2 * s) - stats[0]);
+            for (int s = 0; s < n_active; s++)
+                o += __ldcg(op + (int64_t)s * hd + d) * __expf(__ldcg(ml + 2 * s) - stats[0]);
             out[d] = o * stats[1];
         }
         __syncthreads();
@@ -176,7 +182,8 @@ lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
                        "up to 32)",
                        a->head_dim, lc_dtype_name(a->kv_dtype), v);
     const int rep = a->n_heads / a->n_kv_heads, n_slots = ATTN_THREADS / lpk;
-    const size_t smem = (size_t)(rep * a->head_dim + rep * a->chunk + n_slots * a->head_dim) * sizeof(float);
+    const size_t smem =
+        (size_t)(rep * a->head_dim + rep * a->chunk + n_slots * a->head_dim) * sizeof(float);
     const dim3 grid(a->n_kv_heads, a->max_splits, a->n);
     pdl_config pc;
     pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s);

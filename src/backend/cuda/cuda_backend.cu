@@ -12,8 +12,8 @@ extern "C" {
 }
 
 #define PDL_MAX_WEIGHT_BYTES ((size_t)1 << 30)
-#define STAGE_BYTES ((size_t)64 << 20) /* host-to-device upload chunk */
-#define ATTN_SCORE_BUDGET ((size_t)512 << 20) /* prefill attention scores + probabilities */
+#define STAGE_BYTES          ((size_t)64 << 20)  /* host-to-device upload chunk */
+#define ATTN_SCORE_BUDGET    ((size_t)512 << 20) /* prefill attention scores + probabilities */
 
 lc_status cublas_check(cublasStatus_t s, const char *what, lc_error *err) {
     if (s == CUBLAS_STATUS_SUCCESS) return LC_OK;
@@ -37,10 +37,11 @@ static void cuda_destroy(backend *b) {
     for (int i = 0; i <= MV_MAX_TOKENS; i++)
         for (int j = 0; j <= MV_MAX_TOKENS; j++)
             if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
-    void *dev[] = {cb->weights, cb->k_cache, cb->v_cache, cb->rope,    cb->x,
-                   cb->q,       cb->att,     cb->hb,      cb->qkv,     cb->g13,
-                   cb->xa,      cb->q_kv,    cb->scores,  cb->probs,   cb->logits,
-                   cb->sample_scratch, cb->o_part, cb->ml_part, cb->attn_done, cb->in_dev,
+    void *dev[] = {cb->weights,  cb->k_cache, cb->v_cache,   cb->rope,
+                   cb->x,        cb->q,       cb->att,       cb->hb,
+                   cb->qkv,      cb->g13,     cb->xa,        cb->q_kv,
+                   cb->scores,   cb->probs,   cb->logits,    cb->sample_scratch,
+                   cb->o_part,   cb->ml_part, cb->attn_done, cb->in_dev,
                    cb->token_dev};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
@@ -67,7 +68,8 @@ static lc_status cuda_membw(backend *b, double *gb_s, lc_error *err) {
     if (e == cudaSuccess) e = cudaEventCreate(&t1);
     for (int i = -1; e == cudaSuccess && i < 10; i++) { /* one warm-up */
         e = cudaEventRecord(t0, cb->stream);
-        if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream);
+        if (e == cudaSuccess)
+            e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream);
         if (e == cudaSuccess) e = cudaEventRecord(t1, cb->stream);
         if (e == cudaSuccess) e = cudaEventSynchronize(t1);
         if (e == cudaSuccess && i >= 0) e = cudaEventElapsedTime(&ms[i], t0, t1);
@@ -118,9 +120,9 @@ static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *
         const int64_t n = src->rows - r < rows_per ? src->rows - r : rows_per;
         CU_TRY(cudaMemcpyAsync(stage, (const char *)src->data + (size_t)r * row_bytes,
                                (size_t)n * row_bytes, cudaMemcpyHostToDevice, cb->stream));
-        lc_status st = launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
-                                      (char *)dst + (size_t)r * dst_ld * to_size, dst_ld,
-                                      cb->stream, err);
+        lc_status st =
+            launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
+                           (char *)dst + (size_t)r * dst_ld * to_size, dst_ld, cb->stream, err);
         if (st) return st;
         CU_TRY(cudaStreamSynchronize(cb->stream)); /* the stage is reused */
     }
@@ -191,10 +193,14 @@ static lc_status check_shape(const lc_config *c, int n_batch, int64_t mv_max, lc
 }
 
 static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
-    if (!strcmp(name, "auto") || !strcmp(name, "f16")) *wt = LC_DTYPE_F16;
-    else if (!strcmp(name, "f32")) *wt = LC_DTYPE_F32;
-    else if (!strcmp(name, "bf16")) *wt = LC_DTYPE_BF16;
-    else return lc_fail(err, LC_ERR_ARG, "--dtype %s: expected auto, f32, f16 or bf16", name);
+    if (!strcmp(name, "auto") || !strcmp(name, "f16"))
+        *wt = LC_DTYPE_F16;
+    else if (!strcmp(name, "f32"))
+        *wt = LC_DTYPE_F32;
+    else if (!strcmp(name, "bf16"))
+        *wt = LC_DTYPE_BF16;
+    else
+        return lc_fail(err, LC_ERR_ARG, "--dtype %s: expected auto, f32, f16 or bf16", name);
     return LC_OK;
 }
 
@@ -226,7 +232,8 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     float2 *rope = (float2 *)malloc((size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
     if (!rope) return lc_fail(err, LC_ERR_NOMEM, "out of memory for the RoPE table");
     fill_rope(rope, c, (int)n_ctx);
-    cudaError_t e = cudaMalloc((void **)&cb->rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
+    cudaError_t e =
+        cudaMalloc((void **)&cb->rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
     if (e == cudaSuccess)
         e = cudaMemcpy(cb->rope, rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2),
                        cudaMemcpyHostToDevice);
@@ -329,14 +336,17 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     /* A step reads every matrix once, but of the embedding table only one row
      * unless it doubles as the classifier. */
     cb->base.weight_bytes_per_token =
-        a.used - (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->bytes);
-    cb->base.kv_bytes_per_position = (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->bytes;
+        a.used -
+        (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->bytes);
+    cb->base.kv_bytes_per_position =
+        (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->bytes;
     {
         cudaError_t e = cudaMalloc((void **)&a.base, a.used);
         if (e != cudaSuccess) {
             cudaGetLastError();
-            st = lc_fail(err, LC_ERR_NOMEM, "--device cuda: %.2f GB of %s weights do not fit on %s (%s)",
-                         a.used / 1e9, lc_dtype_name(wt), prop.name, cudaGetErrorString(e));
+            st = lc_fail(err, LC_ERR_NOMEM,
+                         "--device cuda: %.2f GB of %s weights do not fit on %s (%s)", a.used / 1e9,
+                         lc_dtype_name(wt), prop.name, cudaGetErrorString(e));
             goto fail;
         }
     }

@@ -14,10 +14,10 @@ extern "C" {
 /* Matrices are stored with rows mv_ld(cols) apart. */
 typedef struct cuda_layer {
     float *attn_norm, *ffn_norm; /* (dim) f32 */
-    void *wqkv;  /* (q_dim + 2 kv_dim, dim): Wq, Wk, Wv stacked, one product for all three */
-    void *wo;    /* (dim, q_dim) */
-    void *w13;   /* (2 hidden, dim): rows of W1 and W3 interleaved, so SwiGLU pairs are adjacent */
-    void *w2;    /* (dim, hidden) */
+    void *wqkv; /* (q_dim + 2 kv_dim, dim): Wq, Wk, Wv stacked, one product for all three */
+    void *wo;   /* (dim, q_dim) */
+    void *w13;  /* (2 hidden, dim): rows of W1 and W3 interleaved, so SwiGLU pairs are adjacent */
+    void *w2;   /* (dim, hidden) */
 } cuda_layer;
 
 typedef struct cuda_backend {
@@ -32,8 +32,8 @@ typedef struct cuda_backend {
 
     void *weights; /* one allocation holding every matrix and norm */
     size_t weight_bytes;
-    void *token_embd;  /* (vocab, dim) */
-    void *output;      /* (vocab, dim); token_embd when shared */
+    void *token_embd;   /* (vocab, dim) */
+    void *output;       /* (vocab, dim); token_embd when shared */
     float *output_norm; /* (dim) */
     cuda_layer *layers; /* (n_layers) host array of device pointers */
 
@@ -42,15 +42,15 @@ typedef struct cuda_backend {
     float2 *rope; /* (n_ctx, head_dim / 2) */
 
     /* Activations for up to n_batch entries. */
-    float *x;    /* (n_batch, dim) the residual stream */
-    float *q;    /* (n_batch, q_dim) rotated queries, f32 */
-    float *att;  /* (n_batch, q_dim) attention output */
-    float *hb;   /* (n_batch, hidden) SwiGLU output of a decoding step */
-    float *qkv;  /* (n_batch, qkv_rows) prefill projections */
-    float *g13;  /* (n_batch, 2 hidden) prefill W1/W3 products, interleaved */
-    void *xa;    /* (n_batch, xa_ld) of wt: normalised input of a prefill product */
+    float *x;   /* (n_batch, dim) the residual stream */
+    float *q;   /* (n_batch, q_dim) rotated queries, f32 */
+    float *att; /* (n_batch, q_dim) attention output */
+    float *hb;  /* (n_batch, hidden) SwiGLU output of a decoding step */
+    float *qkv; /* (n_batch, qkv_rows) prefill projections */
+    float *g13; /* (n_batch, 2 hidden) prefill W1/W3 products, interleaved */
+    void *xa;   /* (n_batch, xa_ld) of wt: normalised input of a prefill product */
     int64_t xa_ld;
-    void *q_kv;  /* (n_batch, q_dim) of kv_t: queries for the prefill attention products */
+    void *q_kv;    /* (n_batch, q_dim) of kv_t: queries for the prefill attention products */
     float *scores; /* (kv_chunk * rep, n_batch, n_ctx) prefill attention scores */
     void *probs;   /* same shape, of kv_t */
     int kv_chunk;  /* kv heads per round of prefill attention */

@@ -18,7 +18,8 @@ extern "C" {
  * the place and CUDA's own words, and the caller unwinds. */
 static inline lc_status cuda_fail(lc_error *err, cudaError_t e, const char *what, const char *file,
                                   int line) {
-    return lc_fail(err, LC_ERR_DEVICE, "CUDA: %s: %s (%s:%d)", what, cudaGetErrorString(e), file, line);
+    return lc_fail(err, LC_ERR_DEVICE, "CUDA: %s: %s (%s:%d)", what, cudaGetErrorString(e), file,
+                   line);
 }
 #define CU_TRY(call)                                                                               \
     do {                                                                                           \
@@ -36,18 +37,19 @@ __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float v) {
+    return __float2half_rn(v);
+}
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
     return __float2bfloat16_rn(v);
 }
 
 /* Elements of T in one 16-byte load. */
-template <typename T> struct vec16 {
-    static constexpr int N = 16 / sizeof(T);
-};
+template <typename T> struct vec16 { static constexpr int N = 16 / sizeof(T); };
 
 /* Unpacks a 16-byte load of T into floats. */
-template <typename T> __device__ __forceinline__ void unpack16(uint4 raw, float (&out)[vec16<T>::N]) {
+template <typename T>
+__device__ __forceinline__ void unpack16(uint4 raw, float (&out)[vec16<T>::N]) {
     const T *v = reinterpret_cast<const T *>(&raw);
 #pragma unroll
     for (int i = 0; i < vec16<T>::N; i++) out[i] = to_f32(v[i]);

@@ -70,11 +70,13 @@ static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, con
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L launches. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
     const lc_config *c = cb->cfg;
-    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x, cb->stream, err));
+    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x,
+                     cb->stream, err));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};
-        TRY(matvec(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, c->dim, NULL, L->attn_norm, n, e, err));
+        TRY(matvec(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, c->dim, NULL, L->attn_norm, n, e,
+                   err));
         TRY(attention(cb, l, n, err));
         e = (mv_epilogue){MV_ADD, cb->x, c->dim};
         TRY(matvec(cb, L->wo, c->dim, cb->q_dim, cb->att, cb->q_dim, NULL, NULL, n, e, err));
@@ -99,9 +101,9 @@ static lc_status gemm(cuda_backend *cb, const void *w, int rows, int cols, const
                       int64_t x_ld, int n, float *y, int64_t y_ld, float beta, lc_error *err) {
     const float alpha = 1.0f;
     const cudaDataType t = blas_type(cb->wt);
-    return cublas_check(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, w, t,
-                                     mv_ld(cols), x, t, (int)x_ld, &beta, y, CUDA_R_32F, (int)y_ld,
-                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    return cublas_check(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, w,
+                                     t, mv_ld(cols), x, t, (int)x_ld, &beta, y, CUDA_R_32F,
+                                     (int)y_ld, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                         "cublasGemmEx", err);
 }
 
@@ -118,8 +120,10 @@ static lc_status attention_run(cuda_backend *cb, int layer, int n, int seq, int 
     const int64_t mat = (int64_t)n * L; /* elements of one head's S */
     for (int g0 = 0; g0 < c->n_kv_heads; g0 += cb->kv_chunk) {
         const int gc = c->n_kv_heads - g0 < cb->kv_chunk ? c->n_kv_heads - g0 : cb->kv_chunk;
-        const char *k = (const char *)kv.k_cache + ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
-        const char *v = (const char *)kv.v_cache + ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
+        const char *k = (const char *)kv.k_cache +
+                        ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
+        const char *v = (const char *)kv.v_cache +
+                        ((size_t)seq * cb->seq_stride + (size_t)g0 * cb->head_stride) * kvs;
         for (int r = 0; r < rep; r++) {
             const char *q = (const char *)cb->q_kv + (size_t)(g0 * rep + r) * hd * kvs;
             TRY(cublas_check(cublasGemmStridedBatchedEx(
@@ -157,35 +161,46 @@ static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         const kv_target kv = kv_for(cb, l);
-        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->attn_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
-        TRY(gemm(cb, L->wqkv, cb->qkv_rows, c->dim, cb->xa, cb->xa_ld, n, cb->qkv, cb->qkv_rows, 0.0f, err));
+        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->attn_norm, eps, wt, cb->xa, cb->xa_ld,
+                           s, err));
+        TRY(gemm(cb, L->wqkv, cb->qkv_rows, c->dim, cb->xa, cb->xa_ld, n, cb->qkv, cb->qkv_rows,
+                 0.0f, err));
         if (run_seq >= 0) {
-            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, cb->kv_t, cb->q_kv, cb->q_dim, s, err));
+            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, cb->kv_t, cb->q_kv, cb->q_dim, s,
+                                  err));
             TRY(attention_run(cb, l, n, run_seq, p0, err));
         } else {
-            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, LC_DTYPE_F32, cb->q, cb->q_dim, s, err));
+            TRY(launch_rope_store(cb->qkv, cb->qkv_rows, n, &kv, LC_DTYPE_F32, cb->q, cb->q_dim, s,
+                                  err));
             TRY(attention(cb, l, n, err));
         }
         const void *att = cb->att;
         int64_t att_ld = cb->q_dim;
         if (wt != LC_DTYPE_F32) { /* the product's inputs share the weights' dtype */
-            TRY(launch_convert(LC_DTYPE_F32, cb->att, cb->q_dim, n, cb->q_dim, wt, cb->xa, cb->xa_ld, s, err));
+            TRY(launch_convert(LC_DTYPE_F32, cb->att, cb->q_dim, n, cb->q_dim, wt, cb->xa,
+                               cb->xa_ld, s, err));
             att = cb->xa;
             att_ld = cb->xa_ld;
         }
         TRY(gemm(cb, L->wo, c->dim, cb->q_dim, att, att_ld, n, cb->x, c->dim, 1.0f, err));
-        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->ffn_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
-        TRY(gemm(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->xa, cb->xa_ld, n, cb->g13, 2 * c->hidden_dim, 0.0f, err));
-        TRY(launch_swiglu(cb->g13, 2 * c->hidden_dim, n, c->hidden_dim, wt, cb->xa, cb->xa_ld, s, err));
+        TRY(launch_rmsnorm(cb->x, c->dim, NULL, n, c->dim, L->ffn_norm, eps, wt, cb->xa, cb->xa_ld,
+                           s, err));
+        TRY(gemm(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->xa, cb->xa_ld, n, cb->g13,
+                 2 * c->hidden_dim, 0.0f, err));
+        TRY(launch_swiglu(cb->g13, 2 * c->hidden_dim, n, c->hidden_dim, wt, cb->xa, cb->xa_ld, s,
+                          err));
         TRY(gemm(cb, L->w2, c->dim, c->hidden_dim, cb->xa, cb->xa_ld, n, cb->x, c->dim, 1.0f, err));
     }
     if (n_logits == 0) return LC_OK;
     if (n_logits <= MV_MAX_TOKENS) {
         mv_epilogue e = {MV_STORE, cb->logits, c->vocab_size};
-        return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb), cb->output_norm, n_logits, e, err);
+        return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb),
+                      cb->output_norm, n_logits, e, err);
     }
-    TRY(launch_rmsnorm(cb->x, c->dim, in_rows(cb), n_logits, c->dim, cb->output_norm, eps, wt, cb->xa, cb->xa_ld, s, err));
-    return gemm(cb, cb->output, c->vocab_size, c->dim, cb->xa, cb->xa_ld, n_logits, cb->logits, c->vocab_size, 0.0f, err);
+    TRY(launch_rmsnorm(cb->x, c->dim, in_rows(cb), n_logits, c->dim, cb->output_norm, eps, wt,
+                       cb->xa, cb->xa_ld, s, err));
+    return gemm(cb, cb->output, c->vocab_size, c->dim, cb->xa, cb->xa_ld, n_logits, cb->logits,
+                c->vocab_size, 0.0f, err);
 }
 
 /* Replays (capturing on first use) the graph of a decoding step. */
@@ -196,10 +211,12 @@ static lc_status run_decode_graph(cuda_backend *cb, int n, int n_logits, lc_erro
         CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
         lc_status st = enqueue_decode(cb, n, n_logits, err);
         cudaError_t e = cudaStreamEndCapture(cb->stream, &graph);
-        if (st == LC_OK && e != cudaSuccess) st = cuda_fail(err, e, "capturing a decoding step", __FILE__, __LINE__);
+        if (st == LC_OK && e != cudaSuccess)
+            st = cuda_fail(err, e, "capturing a decoding step", __FILE__, __LINE__);
         if (st == LC_OK) {
             e = cudaGraphInstantiate(exec, graph, 0);
-            if (e != cudaSuccess) st = cuda_fail(err, e, "cudaGraphInstantiate", __FILE__, __LINE__);
+            if (e != cudaSuccess)
+                st = cuda_fail(err, e, "cudaGraphInstantiate", __FILE__, __LINE__);
         }
         if (graph) cudaGraphDestroy(graph);
         if (st) {
@@ -230,7 +247,8 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     /* The host buffer is reused by the next call: it must not change before
      * this copy ran, which the synchronisation at the end of every step
      * that reads a result (and the one here otherwise) guarantees. */
-    CU_TRY(cudaMemcpyAsync(cb->in_dev, h, (size_t)4 * nb * sizeof(int32_t), cudaMemcpyHostToDevice, cb->stream));
+    CU_TRY(cudaMemcpyAsync(cb->in_dev, h, (size_t)4 * nb * sizeof(int32_t), cudaMemcpyHostToDevice,
+                           cb->stream));
     lc_status st;
     if (n <= MV_MAX_TOKENS && n_logits <= MV_MAX_TOKENS)
         st = run_decode_graph(cb, n, n_logits, err);
@@ -239,17 +257,24 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     if (st) return st;
     cb->n_logits = n_logits;
     if (logits && n_logits)
-        CU_TRY(cudaMemcpyAsync(logits, cb->logits, (size_t)n_logits * cb->cfg->vocab_size * sizeof(float), cudaMemcpyDeviceToHost, cb->stream));
+        CU_TRY(cudaMemcpyAsync(logits, cb->logits,
+                               (size_t)n_logits * cb->cfg->vocab_size * sizeof(float),
+                               cudaMemcpyDeviceToHost, cb->stream));
     if (logits || n_logits == 0) CU_TRY(cudaStreamSynchronize(cb->stream));
     return LC_OK;
 }
 
-lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out, lc_error *err) {
+lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
+                      lc_error *err) {
     cuda_backend *cb = (cuda_backend *)b;
-    if (cb->n_logits < 1) return lc_fail(err, LC_ERR_ARG, "sample: the last forward kept no logits");
+    if (cb->n_logits < 1)
+        return lc_fail(err, LC_ERR_ARG, "sample: the last forward kept no logits");
     const int vocab = cb->cfg->vocab_size;
-    TRY(launch_sample(cb->logits + (size_t)(cb->n_logits - 1) * vocab, vocab, p->temperature, p->top_p, p->top_k, coin, cb->sample_scratch, cb->token_dev, cb->stream, err));
-    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost, cb->stream));
+    TRY(launch_sample(cb->logits + (size_t)(cb->n_logits - 1) * vocab, vocab, p->temperature,
+                      p->top_p, p->top_k, coin, cb->sample_scratch, cb->token_dev, cb->stream,
+                      err));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                           cb->stream));
     CU_TRY(cudaStreamSynchronize(cb->stream));
     *out = *cb->token_host;
     return LC_OK;

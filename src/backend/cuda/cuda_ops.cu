@@ -129,10 +129,10 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
 #pragma unroll
                     for (int j = 0; j < V / 4; j++) {
                         const float4 x4 = xv[j];
-                        acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y +
-                                   f0[4 * j + 2] * x4.z + f0[4 * j + 3] * x4.w;
-                        acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y +
-                                   f1[4 * j + 2] * x4.z + f1[4 * j + 3] * x4.w;
+                        acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y + f0[4 * j + 2] * x4.z +
+                                   f0[4 * j + 3] * x4.w;
+                        acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y + f1[4 * j + 2] * x4.z +
+                                   f1[4 * j + 3] * x4.w;
                     }
                 }
             }
@@ -202,14 +202,19 @@ template <typename W>
 __global__ void embed_kernel(const W *__restrict__ table, int dim, int ld, const int32_t *tokens,
                              float *x) {
     const W *row = table + (int64_t)tokens[blockIdx.x] * ld;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(int64_t)blockIdx.x * dim + i] = to_f32(row[i]);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        x[(int64_t)blockIdx.x * dim + i] = to_f32(row[i]);
 }
 
 lc_status launch_embed(lc_dtype wt, const void *table, int dim, int ld, const int32_t *tokens,
                        int n, float *x, cudaStream_t s, lc_error *err) {
     switch (wt) {
-    case LC_DTYPE_F32: embed_kernel<<<n, 256, 0, s>>>((const float *)table, dim, ld, tokens, x); break;
-    case LC_DTYPE_F16: embed_kernel<<<n, 256, 0, s>>>((const __half *)table, dim, ld, tokens, x); break;
+    case LC_DTYPE_F32:
+        embed_kernel<<<n, 256, 0, s>>>((const float *)table, dim, ld, tokens, x);
+        break;
+    case LC_DTYPE_F16:
+        embed_kernel<<<n, 256, 0, s>>>((const __half *)table, dim, ld, tokens, x);
+        break;
     case LC_DTYPE_BF16:
         embed_kernel<<<n, 256, 0, s>>>((const __nv_bfloat16 *)table, dim, ld, tokens, x);
         break;
@@ -228,7 +233,8 @@ __global__ void rmsnorm_kernel(const float *x, int64_t x_ld, const int32_t *rows
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += src[i] * src[i];
     const float scale = rsqrtf(block_sum(ss, red) / dim + eps);
     T *dst = out + blockIdx.x * out_ld;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = from_f32<T>(src[i] * scale * norm[i]);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        dst[i] = from_f32<T>(src[i] * scale * norm[i]);
 }
 
 lc_status launch_rmsnorm(const float *x, int64_t x_ld, const int32_t *rows, int n, int dim,
@@ -320,8 +326,7 @@ lc_status launch_swiglu(const float *g13, int64_t g13_ld, int n, int hidden, lc_
 }
 
 template <typename S, typename D>
-__global__ void convert_kernel(const S *src, int64_t src_ld, int64_t cols, D *dst,
-                               int64_t dst_ld) {
+__global__ void convert_kernel(const S *src, int64_t src_ld, int64_t cols, D *dst, int64_t dst_ld) {
     const S *row = src + blockIdx.x * src_ld;
     D *out = dst + blockIdx.x * dst_ld;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[i] = from_f32<D>(to_f32(row[i]));
@@ -343,8 +348,8 @@ static lc_status convert_from(const S *src, int64_t src_ld, int64_t rows, int64_
                                               dst_ld);
             break;
         case LC_DTYPE_BF16:
-            convert_kernel<<<nr, 256, 0, s>>>(sp, src_ld, cols,
-                                              (__nv_bfloat16 *)dst + r0 * dst_ld, dst_ld);
+            convert_kernel<<<nr, 256, 0, s>>>(sp, src_ld, cols, (__nv_bfloat16 *)dst + r0 * dst_ld,
+                                              dst_ld);
             break;
         default: return lc_fail(err, LC_ERR_UNSUPPORTED, "conversion to %s", lc_dtype_name(dst_t));
         }

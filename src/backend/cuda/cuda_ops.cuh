@@ -12,10 +12,10 @@
  * contiguous for attention. */
 typedef struct kv_target {
     int q_rows, kv_rows, head_dim;
-    const float2 *rope;        /* (n_ctx, head_dim / 2) cos, sin per position and pair */
-    const int32_t *pos, *seq;  /* (n) per batch entry, on the device */
-    void *k_cache, *v_cache;   /* this layer's slice */
-    lc_dtype kv_dtype;         /* F16 or F32 */
+    const float2 *rope;              /* (n_ctx, head_dim / 2) cos, sin per position and pair */
+    const int32_t *pos, *seq;        /* (n) per batch entry, on the device */
+    void *k_cache, *v_cache;         /* this layer's slice */
+    lc_dtype kv_dtype;               /* F16 or F32 */
     int64_t seq_stride, head_stride; /* elements */
 } kv_target;
 
@@ -72,8 +72,7 @@ lc_status launch_rmsnorm(const float *x, int64_t x_ld, const int32_t *rows, int 
 /* From qkv(n, q_rows + 2 kv_rows) f32: RoPE on q and k; q to q_out (q_t), k
  * and v into the cache. */
 lc_status launch_rope_store(const float *qkv, int64_t qkv_ld, int n, const kv_target *kv,
-                            lc_dtype q_t, void *q_out, int64_t q_ld, cudaStream_t s,
-                            lc_error *err);
+                            lc_dtype q_t, void *q_out, int64_t q_ld, cudaStream_t s, lc_error *err);
 /* out(n, hidden) of out_t = silu(g13[:, 2i]) * g13[:, 2i+1]. */
 lc_status launch_swiglu(const float *g13, int64_t g13_ld, int n, int hidden, lc_dtype out_t,
                         void *out, int64_t out_ld, cudaStream_t s, lc_error *err);
@@ -88,18 +87,18 @@ lc_status launch_convert(lc_dtype src_t, const void *src, int64_t src_ld, int64_
  * the keys split into chunks across blocks (flash-decoding) and merged by
  * the last block of each head. Works for any batch. */
 typedef struct attn_args {
-    const float *q;  /* (n, n_heads * head_dim) */
-    float *out;      /* (n, n_heads * head_dim) */
+    const float *q;                /* (n, n_heads * head_dim) */
+    float *out;                    /* (n, n_heads * head_dim) */
     const void *k_cache, *v_cache; /* this layer's slice, as kv_target */
     lc_dtype kv_dtype;
     const int32_t *pos, *seq; /* (n) */
     int n, n_heads, n_kv_heads, head_dim;
     int64_t seq_stride, head_stride;
-    int chunk, max_splits;  /* keys per block; chunks per head at the full context */
-    float *o_part;          /* (n, n_heads, max_splits, head_dim) */
-    float *ml_part;         /* (n, n_heads, max_splits, 2) running max and sum */
-    unsigned *done;         /* (n, n_kv_heads) zero between launches */
-    bool pdl;               /* as mv_input.pdl */
+    int chunk, max_splits; /* keys per block; chunks per head at the full context */
+    float *o_part;         /* (n, n_heads, max_splits, head_dim) */
+    float *ml_part;        /* (n, n_heads, max_splits, 2) running max and sum */
+    unsigned *done;        /* (n, n_kv_heads) zero between launches */
+    bool pdl;              /* as mv_input.pdl */
 } attn_args;
 
 /* Raises the attention kernels' shared-memory limit (once, before any capture). */
@@ -119,7 +118,6 @@ lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0
  * at temperature 0, else softmax(logits / T) cut to the top-k, then to the
  * top-p nucleus, drawn with `coin` in [0, 1). `scratch` holds vocab floats. */
 lc_status launch_sample(const float *logits, int vocab, float temperature, float top_p, int top_k,
-                        float coin, float *scratch, int32_t *token, cudaStream_t s,
-                        lc_error *err);
+                        float coin, float *scratch, int32_t *token, cudaStream_t s, lc_error *err);
 
 #endif

@@ -19,7 +19,8 @@ static void scratch_free(scratch *s) {
 }
 
 /* Device copy of n floats converted to t (src NULL: uninitialised). */
-static lc_status put(scratch *s, const float *src, size_t n, lc_dtype t, void **out, lc_error *err) {
+static lc_status put(scratch *s, const float *src, size_t n, lc_dtype t, void **out,
+                     lc_error *err) {
     const size_t sz = t == LC_DTYPE_F32 ? 4 : 2;
     float *tmp = NULL;
     CU_TRY(cudaMalloc(out, n * sz));
@@ -28,7 +29,8 @@ static lc_status put(scratch *s, const float *src, size_t n, lc_dtype t, void **
     CU_TRY(cudaMalloc((void **)&tmp, n * 4));
     s->p[s->n++] = tmp;
     CU_TRY(cudaMemcpy(tmp, src, n * 4, cudaMemcpyHostToDevice));
-    return launch_convert(LC_DTYPE_F32, tmp, (int64_t)n, 1, (int64_t)n, t, *out, (int64_t)n, 0, err);
+    return launch_convert(LC_DTYPE_F32, tmp, (int64_t)n, 1, (int64_t)n, t, *out, (int64_t)n, 0,
+                          err);
 }
 
 static lc_status get(float *dst, const void *src, size_t n, lc_error *err) {
@@ -51,7 +53,7 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     int64_t max_in;
     const int out_cols = swiglu ? rows / 2 : rows;
     TRY(matvec_setup(0, &max_in, err));
-    {   /* stored as the backend stores it: rows mv_ld(cols) apart, zero-padded */
+    { /* stored as the backend stores it: rows mv_ld(cols) apart, zero-padded */
         void *dense;
         TRY(put(&s, w, (size_t)rows * cols, LC_DTYPE_F32, &dense, err));
         TRY(put(&s, NULL, (size_t)rows * mv_ld(cols), wt, &dw, err));
@@ -121,15 +123,24 @@ extern "C" lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, floa
     TRY(put(&s, NULL, (size_t)n_kv * n_ctx * hd, LC_DTYPE_F32, &dv, err));
     TRY(put(&s, (const float *)zero_pos, 2, LC_DTYPE_F32, &dpos, err)); /* bits copied as is */
     {
-        kv_target kv = {q_rows, kv_rows, hd, (const float2 *)drope, (const int32_t *)dpos,
-                        (const int32_t *)dpos + 1, dk, dv, LC_DTYPE_F32,
-                        (int64_t)n_kv * n_ctx * hd, (int64_t)n_ctx * hd};
+        kv_target kv = {q_rows,
+                        kv_rows,
+                        hd,
+                        (const float2 *)drope,
+                        (const int32_t *)dpos,
+                        (const int32_t *)dpos + 1,
+                        dk,
+                        dv,
+                        LC_DTYPE_F32,
+                        (int64_t)n_kv * n_ctx * hd,
+                        (int64_t)n_ctx * hd};
         TRY(launch_rope_store((const float *)dqkv, q_rows + 2 * kv_rows, 1, &kv, LC_DTYPE_F32, dq,
                               q_rows, 0, err));
     }
     TRY(get(q_out, dq, (size_t)q_rows, err));
     for (int h = 0; h < n_kv; h++) /* each head's row at `pos` */
-        TRY(get(k_out + h * hd, (const float *)dk + ((int64_t)h * n_ctx + pos) * hd, (size_t)hd, err));
+        TRY(get(k_out + h * hd, (const float *)dk + ((int64_t)h * n_ctx + pos) * hd, (size_t)hd,
+                err));
 done:
     free(qkv);
     free(rope);
@@ -160,10 +171,25 @@ extern "C" lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, i
         goto done;
     }
     {
-        attn_args a = {(const float *)dq, (float *)dout, dk, dv, kv_t, (const int32_t *)dpos,
-                       (const int32_t *)dpos + 1, 1, n_heads, n_kv, hd, (int64_t)n_kv * len * hd,
-                       (int64_t)len * hd, chunk, max_splits, (float *)dop, (float *)dml,
-                       (unsigned *)ddone, true};
+        attn_args a = {(const float *)dq,
+                       (float *)dout,
+                       dk,
+                       dv,
+                       kv_t,
+                       (const int32_t *)dpos,
+                       (const int32_t *)dpos + 1,
+                       1,
+                       n_heads,
+                       n_kv,
+                       hd,
+                       (int64_t)n_kv * len * hd,
+                       (int64_t)len * hd,
+                       chunk,
+                       max_splits,
+                       (float *)dop,
+                       (float *)dml,
+                       (unsigned *)ddone,
+                       true};
         TRY(launch_attention(&a, 0, err));
     }
     TRY(get(out, dout, (size_t)n_heads * hd, err));

@@ -135,10 +135,9 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
 }
 
 lc_status launch_sample(const float *logits, int vocab, float temperature, float top_p, int top_k,
-                        float coin, float *scratch, int32_t *token, cudaStream_t s,
-                        lc_error *err) {
+                        float coin, float *scratch, int32_t *token, cudaStream_t s, lc_error *err) {
     sample_kernel<<<1, SAMPLE_THREADS, 0, s>>>(logits, vocab, temperature, top_p, top_k, coin,
-                                                scratch, token);
+                                               scratch, token);
     CU_LAUNCHED();
     return LC_OK;
 }

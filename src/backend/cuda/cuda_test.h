@@ -19,8 +19,7 @@ lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta, co
                          const float *k, float *q_out, float *k_out, lc_error *err);
 /* One query per head at position len - 1 over keys/values (n_kv, len, hd),
  * cached as kv_t; out(n_heads * hd). */
-lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
-                              const float *q, const float *k, const float *v, float *out,
-                              lc_error *err);
+lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, const float *q,
+                              const float *k, const float *v, float *out, lc_error *err);
 
 #endif
