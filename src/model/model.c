@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +160,16 @@ uint64_t lc_model_n_params(const lc_model *m) {
     for (int i = 0; i < m->tensors.count; i++)
         n += (uint64_t)tensor_n_elements(&m->tensors.items[i]);
     return n;
+}
+
+void model_rope_table(const lc_config *c, int n_ctx, float *cos_sin) {
+    const int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        for (int p = 0; p < n_ctx; p++) {
+            float angle = (float)p * freq;
+            cos_sin[((int64_t)p * half + i) * 2] = cosf(angle);
+            cos_sin[((int64_t)p * half + i) * 2 + 1] = sinf(angle);
+        }
+    }
 }

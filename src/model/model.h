@@ -39,6 +39,10 @@ typedef struct model_weights {
  * writes up to `cap` pointers and returns how many there are. */
 int model_weight_list(const model_weights *w, int n_layers, weight **out, int cap);
 uint64_t weight_bytes(const weight *w);
+/* RoPE's (cos, sin) for every position < n_ctx and pair i < head_dim / 2, at
+ * [(pos * head_dim / 2 + i) * 2], computed in float as llama2.c and
+ * transformers do: one table shared by every backend, so they rotate alike. */
+void model_rope_table(const lc_config *c, int n_ctx, float *cos_sin);
 
 struct lc_model {
     lc_config config;

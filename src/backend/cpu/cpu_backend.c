@@ -40,19 +40,6 @@ static float *alloc_floats(uint64_t n, const char *what, lc_error *err) {
     return p;
 }
 
-static void fill_rope_table(float *rope, const lc_config *c, int n_ctx) {
-    const int half = c->head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        /* Computed in float, as llama2.c and transformers do. */
-        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-        for (int p = 0; p < n_ctx; p++) {
-            float angle = (float)p * freq;
-            rope[((int64_t)p * half + i) * 2] = cosf(angle);
-            rope[((int64_t)p * half + i) * 2 + 1] = sinf(angle);
-        }
-    }
-}
-
 lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opts, backend **out,
                              lc_error *err) {
     *out = NULL;
@@ -129,7 +116,7 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    fill_rope_table(cb->rope, c, opts->n_ctx);
+    model_rope_table(c, opts->n_ctx, cb->rope);
     snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s, %s)",
              kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s",
              cb->weights.buffer.data ? "aligned weight copy"

@@ -204,18 +204,6 @@ static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
     return LC_OK;
 }
 
-static void fill_rope(float2 *rope, const lc_config *c, int n_ctx) {
-    const int half = c->head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        /* The CPU backend's formula, in float, so both rotate alike. */
-        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-        for (int p = 0; p < n_ctx; p++) {
-            float angle = (float)p * freq;
-            rope[(int64_t)p * half + i] = make_float2(cosf(angle), sinf(angle));
-        }
-    }
-}
-
 #define DEV_ALLOC(ptr, bytes) CU_TRY(cudaMalloc((void **)&(ptr), (bytes)))
 
 static lc_status allocate(cuda_backend *cb, lc_error *err) {
@@ -231,7 +219,7 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
 
     float2 *rope = (float2 *)malloc((size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
     if (!rope) return lc_fail(err, LC_ERR_NOMEM, "out of memory for the RoPE table");
-    fill_rope(rope, c, (int)n_ctx);
+    model_rope_table(c, (int)n_ctx, (float *)rope); /* float2 = (cos, sin) */
     cudaError_t e =
         cudaMalloc((void **)&cb->rope, (size_t)n_ctx * c->head_dim / 2 * sizeof(float2));
     if (e == cudaSuccess)
