@@ -175,22 +175,26 @@ static bool wants_logits(const lc_batch *b) {
     return wants;
 }
 
-lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
-    lc_status st = check_shape(e, b, err);
-    if (st == LC_OK && wants_logits(b) && !logits)
-        st = lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
-    return st ? st : engine_forward(e, b, logits, err);
-}
-
-lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+/* One validation pass for both entry points: callers of the public one must
+ * take the logits; the engine itself may leave them with a sampling backend. */
+static lc_status forward(lc_engine *e, const lc_batch *b, float *logits, bool may_keep,
+                         lc_error *err) {
     lc_status st = check_shape(e, b, err);
     if (st) return st;
-    if (wants_logits(b) && !logits && !e->backend->ops->sample)
+    if (wants_logits(b) && !logits && !(may_keep && e->backend->ops->sample))
         return lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
     st = check_batch(e, b, err);
     if (st == LC_OK) st = e->backend->ops->forward(e->backend, b, logits, err);
     finish_batch(e, b, st == LC_OK);
     return st;
+}
+
+lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+    return forward(e, b, logits, false, err);
+}
+
+lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
+    return forward(e, b, logits, true, err);
 }
 
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,
