@@ -67,11 +67,10 @@ typedef struct cuda_backend {
     int32_t *token_host, *token_dev;
     int n_logits; /* rows the last forward produced */
     int64_t mv_max_input;
-    int n_sm; /* multiprocessors: matrix-vector grids are one wave */
-    /* Programmatic dependent launch in decoding steps: measured on an H200 it
-     * lifts launch-bound small models (stories42M 4667 -> 5138 tok/s) and
-     * slows bandwidth-bound large ones (7B f16 212 -> 178), so it is on only
-     * below PDL_MAX_WEIGHT_BYTES of weights. docs/performance.md has the runs. */
+    int n_sm;             /* multiprocessors: matrix-vector grids are one wave */
+    int mv_blocks_per_sm; /* matrix-vector blocks per multiprocessor; 0: as many as fit */
+    /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns
+     * it off): on an H200 +25% on stories110M, +3% on 7B (docs/cuda-notes.md). */
     bool pdl;
 
     /* Decoding steps replay a captured graph, one per (entries, logits rows). */

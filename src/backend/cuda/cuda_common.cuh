@@ -64,6 +64,16 @@ __device__ __forceinline__ uint4 load_stream16(const void *p) {
     return r;
 }
 
+/* Global -> shared memory without a trip through registers (sm_80 and up):
+ * many copies in flight per thread, one wait for all of them. */
+__device__ __forceinline__ void copy16_async(float *smem, const float *gmem) {
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void copy_async_wait_all() {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
 /* Programmatic dependent launch (Hopper): a kernel lets the next one in the
  * stream be scheduled at once, and waits for the previous one only where it
  * first reads what that one wrote; launch, ramp-up and the weights' first

@@ -63,7 +63,8 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                         int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
                         mv_epilogue e, lc_error *err) {
-    mv_input in = {x, x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm, cb->pdl};
+    mv_input in = {x,      x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm, cb->mv_blocks_per_sm,
+                   cb->pdl};
     return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
 }
 

@@ -7,7 +7,9 @@
 
 /* ---- matrix-vector product ------------------------------------------------- */
 
-#define MV_WARPS  8 /* warps per block */
+#ifndef MV_WARPS   /* a -D for the dev/cuda ladder */
+#define MV_WARPS 8 /* warps per block */
+#endif
 #define MV_UNROLL 4 /* 16-byte loads in flight per row and thread */
 
 /* Rotates the pair (a, b) of position `pos`, pair index i within its head. */
@@ -26,122 +28,228 @@ __device__ __forceinline__ void store_kv(void *cache, lc_dtype t, int64_t idx, f
         *reinterpret_cast<float2 *>(static_cast<float *>(cache) + idx) = make_float2(a, b);
 }
 
-/* Rows r and r + 1 of token t are done: apply the epilogue. */
-__device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, float a, float b) {
+/* What the epilogue of rows (r, r + 1) of token t reads from memory: the
+ * residual for MV_ADD, RoPE's (cos, sin) for q and k rows. Loaded when the
+ * warp starts the pair, so the latency hides behind the pair's weights
+ * instead of adding to the kernel's tail. pos is the token's position. */
+__device__ __forceinline__ float2 mv_prepare(const mv_epilogue &e, int t, int r, int pos) {
+    switch (e.kind) {
+    case MV_ADD: return make_float2(e.out[t * e.out_ld + r], e.out[t * e.out_ld + r + 1]);
+    case MV_QKV: {
+        const kv_target &kv = e.kv;
+        if (r >= kv.q_rows + kv.kv_rows) return make_float2(1.0f, 0.0f); /* v: no rotation */
+        const int rr = r < kv.q_rows ? r : r - kv.q_rows;
+        return kv.rope[(int64_t)pos * (kv.head_dim / 2) + (rr % kv.head_dim) / 2];
+    }
+    default: return make_float2(0.0f, 0.0f);
+    }
+}
+
+/* Rows r and r + 1 of token t (at pos in sequence seq) are done: apply the
+ * epilogue, with `pre` from mv_prepare. */
+__device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, float a, float b,
+                                          float2 pre, int pos, int seq) {
     switch (e.kind) {
     case MV_STORE:
         e.out[t * e.out_ld + r] = a;
         e.out[t * e.out_ld + r + 1] = b;
         break;
     case MV_ADD:
-        e.out[t * e.out_ld + r] += a;
-        e.out[t * e.out_ld + r + 1] += b;
+        e.out[t * e.out_ld + r] = pre.x + a;
+        e.out[t * e.out_ld + r + 1] = pre.y + b;
         break;
     case MV_SWIGLU: e.out[t * e.out_ld + r / 2] = a / (1.0f + __expf(-a)) * b; break;
     case MV_QKV: {
         const kv_target &kv = e.kv;
-        const int hd = kv.head_dim, pos = kv.pos[t];
+        const int hd = kv.head_dim;
+        { /* RoPE (pre is (1, 0) for v rows) */
+            const float x = a, y = b;
+            a = x * pre.x - y * pre.y;
+            b = x * pre.y + y * pre.x;
+        }
         if (r < kv.q_rows) {
-            rope_pair(kv.rope, hd / 2, pos, (r % hd) / 2, a, b);
             e.out[t * e.out_ld + r] = a;
             e.out[t * e.out_ld + r + 1] = b;
             break;
         }
         const bool is_k = r < kv.q_rows + kv.kv_rows;
         const int rr = r - kv.q_rows - (is_k ? 0 : kv.kv_rows);
-        if (is_k) rope_pair(kv.rope, hd / 2, pos, (rr % hd) / 2, a, b);
         const int64_t idx =
-            kv.seq[t] * kv.seq_stride + (rr / hd) * kv.head_stride + (int64_t)pos * hd + rr % hd;
+            seq * kv.seq_stride + (rr / hd) * kv.head_stride + (int64_t)pos * hd + rr % hd;
         store_kv(is_k ? kv.k_cache : kv.v_cache, kv.kv_dtype, idx, a, b);
         break;
     }
     }
 }
 
+/* A warp's share of one step: MV_UNROLL 16-byte loads from each row of a
+ * pair, vectors batch * 32 * MV_UNROLL + u * 32 + lane. */
+struct mv_batch {
+    uint4 r0[MV_UNROLL], r1[MV_UNROLL];
+};
+
+template <typename W>
+__device__ __forceinline__ void mv_load(mv_batch &b, const W *__restrict__ w, int ld, int n_vec,
+                                        int pair, int batch, int lane) {
+    const uint4 *w0 = reinterpret_cast<const uint4 *>(w + (int64_t)2 * pair * ld);
+    const uint4 *w1 = w0 + ld / vec16<W>::N;
+#pragma unroll
+    for (int u = 0; u < MV_UNROLL; u++) {
+        const int v = (batch * MV_UNROLL + u) * 32 + lane;
+        if (v < n_vec) {
+            b.r0[u] = load_stream16(w0 + v);
+            b.r1[u] = load_stream16(w1 + v);
+        } else {
+            b.r0[u] = b.r1[u] = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+
+/* acc += the batch's weights times the staged inputs. */
+template <typename W, int NT>
+__device__ __forceinline__ void mv_dot(const mv_batch &b, const float *xs, int ld, int n_vec,
+                                       int batch, int lane, float (&acc0)[NT], float (&acc1)[NT]) {
+    constexpr int V = vec16<W>::N;
+#pragma unroll
+    for (int u = 0; u < MV_UNROLL; u++) {
+        const int v = (batch * MV_UNROLL + u) * 32 + lane;
+        if (v >= n_vec) break;
+        float f0[V], f1[V];
+        unpack16<W>(b.r0[u], f0);
+        unpack16<W>(b.r1[u], f1);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const float4 *xv = reinterpret_cast<const float4 *>(xs + t * ld + v * V);
+#pragma unroll
+            for (int j = 0; j < V / 4; j++) {
+                const float4 x4 = xv[j];
+                acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y + f0[4 * j + 2] * x4.z +
+                           f0[4 * j + 3] * x4.w;
+                acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y + f1[4 * j + 2] * x4.z +
+                           f1[4 * j + 3] * x4.w;
+            }
+        }
+    }
+}
+
+/* Where a warp is in its walk: row pair `pair`, batch `batch` of it. */
+struct mv_walk {
+    int pair, batch;
+};
+
+/* One step of the walk: issue the next step's loads into `next`, then use
+ * `cur` (loaded a step earlier), so a warp always has loads in flight while
+ * it computes and reduces. Returns whether the walk goes on. */
+/* The per-token values a warp's epilogue needs: position and sequence
+ * (read once), and what mv_prepare loaded for the current pair. */
+template <int NT> struct mv_tokens {
+    int pos[NT], seq[NT];
+    float2 pre[NT];
+};
+
+template <typename W, int NT>
+__device__ __forceinline__ bool
+mv_step(mv_batch &cur, mv_batch &next, mv_walk &at, const W *__restrict__ w, int ld, int n_vec,
+        int n_batches, int n_pairs, int pair_stride, const float *xs, int lane, float (&acc0)[NT],
+        float (&acc1)[NT], const mv_epilogue &epi, mv_tokens<NT> &tok) {
+    mv_walk nx = {at.pair, at.batch + 1};
+    if (nx.batch == n_batches) nx = (mv_walk){at.pair + pair_stride, 0};
+    if (nx.pair < n_pairs) mv_load<W>(next, w, ld, n_vec, nx.pair, nx.batch, lane);
+    if (at.batch == 0 && lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) tok.pre[t] = mv_prepare(epi, t, 2 * at.pair, tok.pos[t]);
+    mv_dot<W, NT>(cur, xs, ld, n_vec, at.batch, lane, acc0, acc1);
+    if (nx.batch == 0) { /* the pair is done */
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
+            if (lane == 0) mv_finish(epi, t, 2 * at.pair, a, b, tok.pre[t], tok.pos[t], tok.seq[t]);
+            acc0[t] = acc1[t] = 0.0f;
+        }
+    }
+    at = nx;
+    return at.pair < n_pairs;
+}
+
+/* The block's copy of the NT input vectors, zero-padded to ld, RMS-normalised
+ * when in.norm is set: the rows (and the norm weights, after them in shared
+ * memory) come in with asynchronous 16-byte copies, all in flight at once,
+ * since a load-then-store loop would pay the L2 latency once per element. */
+template <int NT>
+__device__ __forceinline__ void stage_inputs(const mv_input &in, int cols, int ld, float *xs,
+                                             float *red) {
+    float *gs = xs + NT * ld; /* the norm weights */
+    const bool vec = cols % 4 == 0 && in.x_ld % 4 == 0 && (uintptr_t)in.x % 16 == 0 &&
+                     (uintptr_t)in.norm % 16 == 0;
+    for (int t = 0; t < NT; t++) {
+        const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
+        float *dst = xs + t * ld;
+        if (vec)
+            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
+                copy16_async(dst + i, src + i);
+        else
+            for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = src[i];
+        for (int i = cols + threadIdx.x; i < ld; i += blockDim.x) dst[i] = 0.0f;
+    }
+    if (in.norm) {
+        if (vec)
+            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
+                copy16_async(gs + i, in.norm + i);
+        else
+            for (int i = threadIdx.x; i < cols; i += blockDim.x) gs[i] = in.norm[i];
+    }
+    copy_async_wait_all();
+    __syncthreads();
+    if (!in.norm) return;
+    for (int t = 0; t < NT; t++) { /* blockwide, so every block takes the same branch */
+        float *x = xs + t * ld, ss = 0.0f;
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += x[i] * x[i];
+        const float scale = rsqrtf(block_sum(ss, red) / cols + in.eps);
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) x[i] *= scale * gs[i];
+    }
+    __syncthreads();
+}
+
 /* Each warp computes pairs of adjacent rows for NT tokens, striding over the
- * matrix: the grid is as large as the device holds at once, so no partial
- * last wave idles most of the GPU. The block first stages the NT input
- * vectors in shared memory (normalised when asked), since every warp reads
- * all of them; rows are stored ld >= cols apart, zero-padded, and the stage
- * is zero-padded to match. */
+ * matrix; the grid is at most one wave, so no partial last wave idles most
+ * of the GPU. The weights do not depend on the previous kernel, so a warp
+ * loads its first batch before it waits for that kernel (programmatic
+ * dependent launch) and before the block stages the NT input vectors in
+ * shared memory (normalised when asked), which every warp reads. From then
+ * on each step loads the next batch before computing the current one: two
+ * register buffers, used alternately (a copy would wait for the loads).
+ * Rows are stored ld >= cols apart, zero-padded, and the stage likewise. */
 template <typename W, int NT>
 __global__ void __launch_bounds__(MV_WARPS * 32)
     matvec_kernel(const W *__restrict__ w, int rows, int cols, int ld, mv_input in,
                   mv_epilogue epi) {
     extern __shared__ float xs[]; /* (NT, ld) */
     __shared__ float red[32];
-    constexpr int V = vec16<W>::N;
-    const int lane = threadIdx.x & 31, n_vec = ld / V;
+    const int lane = threadIdx.x & 31, n_vec = ld / vec16<W>::N;
+    const int n_pairs = rows / 2, pair_stride = gridDim.x * MV_WARPS;
+    const int n_batches = (n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
+    mv_walk at = {(int)blockIdx.x * MV_WARPS + (int)(threadIdx.x >> 5), 0};
+    mv_batch a, b;
+    mv_tokens<NT> tok;
     pdl_let_next_start();
-    { /* the weights do not depend on the previous kernel: start pulling the first ones into L2 */
-        const int r = (blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
-        if (r < rows)
-            for (int v = lane; v < n_vec && v < 32 * MV_UNROLL; v += 32) {
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (int64_t)r * ld + v * V));
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (int64_t)(r + 1) * ld + v * V));
-            }
+    if (at.pair < n_pairs) mv_load<W>(a, w, ld, n_vec, at.pair, 0, lane);
+#pragma unroll
+    for (int t = 0; t < NT; t++) { /* inputs from the host, copied before the step */
+        const bool kv = epi.kind == MV_QKV;
+        tok.pos[t] = kv ? epi.kv.pos[t] : 0;
+        tok.seq[t] = kv ? epi.kv.seq[t] : 0;
     }
     pdl_wait_for_previous();
-    for (int t = 0; t < NT; t++) {
-        const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
-        float *dst = xs + t * ld;
-        float ss = 0.0f;
-        for (int i = threadIdx.x; i < ld; i += blockDim.x) {
-            const float v = i < cols ? src[i] : 0.0f;
-            dst[i] = v;
-            ss += v * v;
-        }
-        if (in.norm) { /* blockwide, so every block takes the same branch */
-            const float scale = rsqrtf(block_sum(ss, red) / cols + in.eps);
-            for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] *= scale * in.norm[i];
-        }
-    }
-    __syncthreads();
+    stage_inputs<NT>(in, cols, ld, xs, red);
+    if (at.pair >= n_pairs) return;
 
-    for (int r = (blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2; r < rows;
-         r += gridDim.x * MV_WARPS * 2) {
-        const uint4 *w0 = reinterpret_cast<const uint4 *>(w + (int64_t)r * ld);
-        const uint4 *w1 = reinterpret_cast<const uint4 *>(w + (int64_t)(r + 1) * ld);
-        float acc0[NT], acc1[NT];
+    float acc0[NT], acc1[NT];
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
-
-        for (int base = lane; base < n_vec; base += 32 * MV_UNROLL) {
-            uint4 raw0[MV_UNROLL], raw1[MV_UNROLL];
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) { /* issue every load before the first use */
-                const int v = base + u * 32;
-                if (v < n_vec) {
-                    raw0[u] = load_stream16(w0 + v);
-                    raw1[u] = load_stream16(w1 + v);
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) {
-                const int v = base + u * 32;
-                if (v >= n_vec) break;
-                float f0[V], f1[V];
-                unpack16<W>(raw0[u], f0);
-                unpack16<W>(raw1[u], f1);
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float4 *xv = reinterpret_cast<const float4 *>(xs + t * ld + v * V);
-#pragma unroll
-                    for (int j = 0; j < V / 4; j++) {
-                        const float4 x4 = xv[j];
-                        acc0[t] += f0[4 * j] * x4.x + f0[4 * j + 1] * x4.y + f0[4 * j + 2] * x4.z +
-                                   f0[4 * j + 3] * x4.w;
-                        acc1[t] += f1[4 * j] * x4.x + f1[4 * j + 1] * x4.y + f1[4 * j + 2] * x4.z +
-                                   f1[4 * j + 3] * x4.w;
-                    }
-                }
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
-            if (lane == 0) mv_finish(epi, t, r, a, b);
-        }
+    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
+    while (mv_step<W, NT>(a, b, at, w, ld, n_vec, n_batches, n_pairs, pair_stride, xs, lane, acc0,
+                          acc1, epi, tok) &&
+           mv_step<W, NT>(b, a, at, w, ld, n_vec, n_batches, n_pairs, pair_stride, xs, lane, acc0,
+                          acc1, epi, tok)) {
     }
 }
 
@@ -183,10 +291,11 @@ lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, 
         return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) ld %d for %d tokens",
                        lc_dtype_name(wt), rows, cols, ld, in->n);
     void *args[] = {(void *)&w, (void *)&rows, (void *)&cols, (void *)&ld, (void *)in, (void *)epi};
-    const size_t smem = (size_t)in->n * ld * sizeof(float);
+    const size_t smem = mv_stage_floats(in->n, ld, in->norm != NULL) * sizeof(float);
     int per_sm = 0;
     CU_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, MV_WARPS * 32, smem));
     unsigned blocks = ceil_div(rows, 2 * MV_WARPS);
+    if (in->blocks_per_sm > 0 && in->blocks_per_sm < per_sm) per_sm = in->blocks_per_sm;
     if (in->n_sm > 0 && per_sm > 0 && blocks > (unsigned)(in->n_sm * per_sm))
         blocks = (unsigned)(in->n_sm * per_sm);
     pdl_config pc;

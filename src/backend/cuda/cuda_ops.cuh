@@ -44,8 +44,9 @@ typedef struct mv_input {
     const float *norm;
     float eps;
     int n;
-    int n_sm; /* multiprocessors, to size the grid to one wave; 0: a block per 16 rows */
-    bool pdl; /* launch with programmatic dependent launch (see cuda_common.cuh) */
+    int n_sm;          /* multiprocessors, to size the grid to one wave; 0: a block per 16 rows */
+    int blocks_per_sm; /* at most this many blocks per multiprocessor; 0: as many as fit */
+    bool pdl;          /* launch with programmatic dependent launch (see cuda_common.cuh) */
 } mv_input;
 
 #define MV_MAX_TOKENS 4
@@ -54,8 +55,11 @@ typedef struct mv_input {
  * elements so every row starts 16-byte aligned for vector loads. */
 static inline int mv_ld(int cols) { return (cols + 7) & ~7; }
 
+/* Floats of shared memory a launch stages: the n inputs and the norm weights. */
+static inline int64_t mv_stage_floats(int n, int ld, bool norm) { return (int64_t)(n + norm) * ld; }
+
 /* Raises the shared-memory limit of every matvec instantiation to what the
- * device allows; returns the most input floats (n * cols) one launch takes. */
+ * device allows; returns the most floats (mv_stage_floats) one launch stages. */
 lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err);
 /* y = W x for W (rows, cols) of dtype wt, rows `ld` elements apart and
  * zero beyond cols; rows even, ld a multiple of 8 (16-byte aligned rows). */

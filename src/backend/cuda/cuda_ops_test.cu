@@ -69,7 +69,7 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     {
         int n_sm = 0;
         cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0);
-        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm, true};
+        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm, 0, true};
         mv_epilogue e = {swiglu ? MV_SWIGLU : MV_STORE, (float *)dy, out_cols};
         TRY(launch_matvec(wt, dw, rows, cols, mv_ld(cols), &in, &e, 0, err));
     }

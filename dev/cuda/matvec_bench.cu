@@ -1,0 +1,315 @@
+/* The matrix-vector kernel's ladder, in the way of llm.c's dev/cuda: a
+ * reference kernel, the backend's kernel under numbered launch variants, a
+ * check of each against the reference, then a timing of each over a decoding
+ * step's chain of products for a model shape (no attention), against the
+ * device's copy and read bandwidth measured in the same run.
+ *
+ *   make dev && build/dev/matvec_bench [7b|110m|42m] [f16|bf16|f32]
+ *
+ * Chain per layer, as the backend runs it: qkv = Wqkv norm(x); x += Wo q;
+ * h = swiglu(W13 norm(x)); x += W2 h; then logits = Wcls norm(x). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cuda/cuda_ops.cuh"
+
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));  \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CHECK_LC(call)                                                                             \
+    do {                                                                                           \
+        lc_error err_;                                                                             \
+        if ((call) != LC_OK) {                                                                     \
+            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, err_.msg);                      \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+typedef struct shape {
+    const char *name;
+    int dim, hidden, layers, vocab;
+} shape;
+
+static const shape SHAPES[] = {
+    {"7b", 4096, 11008, 32, 32000},
+    {"110m", 768, 2048, 12, 32000},
+    {"42m", 512, 1376, 8, 32000},
+};
+
+/* Weights in [-1, 1) from a hash of the index: reproducible, no host copy. */
+template <typename W> __global__ void fill_kernel(W *w, size_t n, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15;
+        h *= 2246822519u;
+        h ^= h >> 13;
+        w[i] = from_f32<W>((h & 0xffff) / 32768.0f - 1.0f);
+    }
+}
+
+/* Reference: one warp per row, plain loads, the norm applied per element. */
+template <typename W>
+__global__ void matvec_reference(const W *w, int rows, int cols, int ld, const float *x,
+                                 const float *norm, float eps, float *y) {
+    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    float ss = 0.0f, dot = 0.0f;
+    for (int i = lane; i < cols; i += 32) {
+        ss += x[i] * x[i];
+        dot += to_f32(w[(size_t)row * ld + i]) * x[i] * (norm ? norm[i] : 1.0f);
+    }
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    if (lane == 0) y[row] = norm ? dot * rsqrtf(ss / cols + eps) : dot;
+}
+
+/* Reads n 16-byte words and keeps a checksum so the loads are not dropped. */
+__global__ void read_kernel(const uint4 *p, size_t n, unsigned *sink) {
+    unsigned acc = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const uint4 v = load_stream16(p + i);
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x12345678u) *sink = acc;
+}
+
+typedef struct variant {
+    const char *what;
+    bool pdl;
+    int blocks_per_sm;
+} variant;
+
+static const variant VARIANTS[] = {
+    {"one wave, plain launches", false, 0},
+    {"one wave, programmatic dependent launch", true, 0},
+    {"1 block/SM, plain", false, 1},
+    {"1 block/SM, PDL", true, 1},
+    {"2 blocks/SM, plain", false, 2},
+    {"2 blocks/SM, PDL", true, 2},
+};
+
+typedef struct matrix {
+    void *w;
+    int rows, cols;
+} matrix;
+
+static size_t dtype_size(lc_dtype t) { return t == LC_DTYPE_F32 ? 4 : 2; }
+
+static matrix new_matrix(lc_dtype t, int rows, int cols, unsigned seed, size_t *bytes) {
+    matrix m = {NULL, rows, cols};
+    const size_t n = (size_t)rows * mv_ld(cols);
+    CHECK(cudaMalloc(&m.w, n * dtype_size(t)));
+    if (t == LC_DTYPE_F32) fill_kernel<<<1024, 256>>>((float *)m.w, n, seed);
+    if (t == LC_DTYPE_F16) fill_kernel<<<1024, 256>>>((__half *)m.w, n, seed);
+    if (t == LC_DTYPE_BF16) fill_kernel<<<1024, 256>>>((__nv_bfloat16 *)m.w, n, seed);
+    CHECK(cudaGetLastError());
+    *bytes += n * dtype_size(t);
+    return m;
+}
+
+typedef struct bench {
+    lc_dtype t;
+    int n_sm;
+    float eps;
+    std::vector<matrix> mats; /* 4 per layer, then the classifier */
+    float *x, *qkv, *h, *logits, *norm;
+    int dim, hidden;
+} bench;
+
+static void product(const bench *b, const variant *v, const matrix &m, const float *x,
+                    const float *norm, mv_epilogue_kind kind, float *out, int64_t out_ld,
+                    cudaStream_t s) {
+    mv_input in = {x, m.cols, NULL, norm, b->eps, 1, b->n_sm, v->blocks_per_sm, v->pdl};
+    mv_epilogue e = {kind, out, out_ld, {}};
+    CHECK_LC(launch_matvec(b->t, m.w, m.rows, m.cols, mv_ld(m.cols), &in, &e, s, &err_));
+}
+
+static void chain(const bench *b, const variant *v, cudaStream_t s) {
+    const size_t n_layers = (b->mats.size() - 1) / 4;
+    for (size_t l = 0; l < n_layers; l++) {
+        const matrix *m = &b->mats[4 * l];
+        product(b, v, m[0], b->x, b->norm, MV_STORE, b->qkv, m[0].rows, s);
+        product(b, v, m[1], b->qkv, NULL, MV_ADD, b->x, b->dim, s);
+        product(b, v, m[2], b->x, b->norm, MV_SWIGLU, b->h, b->hidden, s);
+        product(b, v, m[3], b->h, NULL, MV_ADD, b->x, b->dim, s);
+    }
+    const matrix &cls = b->mats.back();
+    product(b, v, cls, b->x, b->norm, MV_STORE, b->logits, cls.rows, s);
+}
+
+/* Normalised mean squared error of each product of the first layer and the
+ * classifier against the reference. */
+static double check(const bench *b, const variant *v, float *y, float *y_ref, const float *x) {
+    double worst = 0.0;
+    const matrix *ms[] = {&b->mats[0], &b->mats[1], &b->mats[2], &b->mats[3], &b->mats.back()};
+    for (const matrix *m : ms) {
+        const bool normed = m->cols == b->dim && m != &b->mats[1];
+        const float *norm = normed ? b->norm : NULL;
+        if (b->t == LC_DTYPE_F32)
+            matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const float *)m->w, m->rows, m->cols,
+                                                            mv_ld(m->cols), x, norm, b->eps, y_ref);
+        if (b->t == LC_DTYPE_F16)
+            matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __half *)m->w, m->rows,
+                                                            m->cols, mv_ld(m->cols), x, norm,
+                                                            b->eps, y_ref);
+        if (b->t == LC_DTYPE_BF16)
+            matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __nv_bfloat16 *)m->w, m->rows,
+                                                            m->cols, mv_ld(m->cols), x, norm,
+                                                            b->eps, y_ref);
+        CHECK(cudaGetLastError());
+        product(b, v, *m, x, norm, MV_STORE, y, m->rows, 0);
+        CHECK(cudaDeviceSynchronize());
+        std::vector<float> a(m->rows), r(m->rows);
+        CHECK(cudaMemcpy(a.data(), y, m->rows * 4, cudaMemcpyDeviceToHost));
+        CHECK(cudaMemcpy(r.data(), y_ref, m->rows * 4, cudaMemcpyDeviceToHost));
+        double num = 0, den = 1e-30;
+        for (int i = 0; i < m->rows; i++) {
+            num += (double)(a[i] - r[i]) * (a[i] - r[i]);
+            den += (double)r[i] * r[i];
+        }
+        worst = std::max(worst, num / den);
+    }
+    return worst;
+}
+
+static float median(std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+int main(int argc, char **argv) {
+    const char *shape_name = argc > 1 ? argv[1] : "7b", *type_name = argc > 2 ? argv[2] : "f16";
+    const shape *sh = NULL;
+    for (const shape &s : SHAPES)
+        if (!strcmp(s.name, shape_name)) sh = &s;
+    lc_dtype t = !strcmp(type_name, "f32")    ? LC_DTYPE_F32
+                 : !strcmp(type_name, "bf16") ? LC_DTYPE_BF16
+                 : !strcmp(type_name, "f16")  ? LC_DTYPE_F16
+                                              : LC_DTYPE_COUNT;
+    if (!sh || t == LC_DTYPE_COUNT) {
+        fprintf(stderr, "usage: matvec_bench [7b|110m|42m] [f16|bf16|f32]\n");
+        return 2;
+    }
+    bench b;
+    b.t = t;
+    b.eps = 1e-5f;
+    b.dim = sh->dim;
+    b.hidden = sh->hidden;
+    CHECK(cudaDeviceGetAttribute(&b.n_sm, cudaDevAttrMultiProcessorCount, 0));
+    int64_t max_in;
+    CHECK_LC(matvec_setup(0, &max_in, &err_));
+
+    size_t bytes = 0;
+    for (int l = 0; l < sh->layers; l++) {
+        b.mats.push_back(new_matrix(t, 3 * sh->dim, sh->dim, 4 * l + 1, &bytes));
+        b.mats.push_back(new_matrix(t, sh->dim, sh->dim, 4 * l + 2, &bytes));
+        b.mats.push_back(new_matrix(t, 2 * sh->hidden, sh->dim, 4 * l + 3, &bytes));
+        b.mats.push_back(new_matrix(t, sh->dim, sh->hidden, 4 * l + 4, &bytes));
+    }
+    b.mats.push_back(new_matrix(t, sh->vocab, sh->dim, 999, &bytes));
+    const int widest = std::max({3 * sh->dim, 2 * sh->hidden, sh->vocab});
+    float *x0, *y, *y_ref;
+    CHECK(cudaMalloc(&b.x, widest * 4));
+    CHECK(cudaMalloc(&x0, widest * 4));
+    CHECK(cudaMalloc(&b.qkv, 3 * sh->dim * 4));
+    CHECK(cudaMalloc(&b.h, sh->hidden * 4));
+    CHECK(cudaMalloc(&b.logits, sh->vocab * 4));
+    CHECK(cudaMalloc(&b.norm, sh->hidden * 4));
+    CHECK(cudaMalloc(&y, widest * 4));
+    CHECK(cudaMalloc(&y_ref, widest * 4));
+    fill_kernel<<<64, 256>>>(x0, widest, 7);
+    fill_kernel<<<64, 256>>>(b.norm, sh->hidden, 8);
+    CHECK(cudaDeviceSynchronize());
+
+    cudaStream_t s;
+    cudaEvent_t e0, e1;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CHECK(cudaEventCreate(&e0));
+    CHECK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+
+    /* Ceilings: a 2 GiB device copy (bytes read + written) and a read of all weights. */
+    const size_t copy_bytes = (size_t)2 << 30;
+    void *src, *dst;
+    unsigned *sink;
+    CHECK(cudaMalloc(&src, copy_bytes));
+    CHECK(cudaMalloc(&dst, copy_bytes));
+    CHECK(cudaMalloc(&sink, 4));
+    for (int r = 0; r < 12; r++) {
+        CHECK(cudaEventRecord(e0, s));
+        CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, s));
+        CHECK(cudaEventRecord(e1, s));
+        CHECK(cudaEventSynchronize(e1));
+        float t_ms;
+        CHECK(cudaEventElapsedTime(&t_ms, e0, e1));
+        if (r >= 2) ms.push_back(t_ms);
+    }
+    const double copy_gbs = 2.0 * copy_bytes / (median(ms) * 1e6);
+    ms.clear();
+    CHECK(cudaFree(src));
+    CHECK(cudaFree(dst));
+    const matrix &big = b.mats[2];
+    for (int r = 0; r < 12; r++) { /* each matrix's bytes, as one stream per matrix */
+        CHECK(cudaEventRecord(e0, s));
+        for (const matrix &m : b.mats)
+            read_kernel<<<b.n_sm * 8, 256, 0, s>>>(
+                (const uint4 *)m.w, (size_t)m.rows * mv_ld(m.cols) * dtype_size(t) / 16, sink);
+        CHECK(cudaEventRecord(e1, s));
+        CHECK(cudaEventSynchronize(e1));
+        float t_ms;
+        CHECK(cudaEventElapsedTime(&t_ms, e0, e1));
+        if (r >= 2) ms.push_back(t_ms);
+    }
+    const double read_gbs = bytes / (median(ms) * 1e6);
+    ms.clear();
+    (void)big;
+    printf("%s %s: %d products, %.3f GB of weights; copy %.0f GB/s, read kernel %.0f GB/s (%.1f%% "
+           "of copy)\n",
+           sh->name, type_name, (int)b.mats.size(), bytes / 1e9, copy_gbs, read_gbs,
+           100 * read_gbs / copy_gbs);
+    printf("floor at copy bandwidth: %.1f us per chain\n\n", bytes / copy_gbs / 1e3);
+    printf("%-3s %-42s %10s %12s %10s %8s %8s\n", "#", "variant", "NMSE", "us/chain", "[min..max]",
+           "GB/s", "% copy");
+
+    for (size_t vi = 0; vi < sizeof VARIANTS / sizeof VARIANTS[0]; vi++) {
+        const variant *v = &VARIANTS[vi];
+        const double err = check(&b, v, y, y_ref, x0);
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CHECK(cudaMemcpy(b.x, x0, sh->dim * 4, cudaMemcpyDeviceToDevice));
+        CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        chain(&b, v, s);
+        CHECK(cudaStreamEndCapture(s, &g));
+        CHECK(cudaGraphInstantiate(&ge, g, 0));
+        for (int r = 0; r < 23; r++) {
+            CHECK(cudaEventRecord(e0, s));
+            CHECK(cudaGraphLaunch(ge, s));
+            CHECK(cudaEventRecord(e1, s));
+            CHECK(cudaEventSynchronize(e1));
+            float t_ms;
+            CHECK(cudaEventElapsedTime(&t_ms, e0, e1));
+            if (r >= 3) ms.push_back(t_ms);
+        }
+        const float med = median(ms);
+        const float lo = *std::min_element(ms.begin(), ms.end()),
+                    hi = *std::max_element(ms.begin(), ms.end());
+        ms.clear();
+        printf("%-3zu %-42s %10.2e %12.1f %4.0f..%-5.0f %8.0f %7.1f%%%s\n", vi + 1, v->what, err,
+               med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6), 100 * bytes / (med * 1e6) / copy_gbs,
+               err < 1e-5 ? "" : "  WRONG");
+        CHECK(cudaGraphExecDestroy(ge));
+        CHECK(cudaGraphDestroy(g));
+    }
+    return 0;
+}
