@@ -139,7 +139,9 @@ void test_cuda_ops(test_ctx *t) {
             check_attention(t, kv_t, 8, 2, 64, lens[i], &rng);  /* grouped-query */
             check_attention(t, kv_t, 4, 4, 128, lens[i], &rng); /* Llama-2-7B's head size */
         }
-        check_attention(t, kv_t, 8, 8, 8, 300, &rng); /* stories260K's head size */
+        check_attention(t, kv_t, 8, 8, 8, 300, &rng);   /* stories260K's head size */
+        check_attention(t, kv_t, 6, 6, 48, 600, &rng);  /* tiny-gutenberg-15M's: lanes idle */
+        check_attention(t, kv_t, 4, 2, 24, 2000, &rng); /* hd / 8 not a power of two either */
     }
     /* rmsnorm and RoPE through the prefill kernels */
     float *x = randn(3 * 288, &rng), *w = randn(288, &rng), *y = malloc(3 * 288 * sizeof *y),

@@ -5,8 +5,16 @@
  * uses matrix products instead (cuda_prefill.cu), with the causal softmax here. */
 #include "backend/cuda/cuda_ops.cuh"
 
-#define ATTN_THREADS 128
-#define ATTN_UNROLL  4 /* keys whose loads are in flight at once per thread */
+#define ATTN_THREADS 256
+#define ATTN_UNROLL  8 /* keys whose loads are in flight at once per thread */
+
+/* Lanes that share one key row, 16 bytes (v elements) each: hd / v rounded
+ * up to a power of two so their sum is a shuffle tree; lanes past the row idle. */
+__host__ __device__ static inline int lanes_per_key(int hd, int v) {
+    int lanes = 1;
+    while (lanes * v < hd) lanes *= 2;
+    return lanes;
+}
 
 void attention_split(int n_ctx, int *chunk, int *max_splits) {
     int c = 256;
@@ -15,19 +23,47 @@ void attention_split(int n_ctx, int *chunk, int *max_splits) {
     *max_splits = (n_ctx + c - 1) / c;
 }
 
+/* Loads keys (or values) (p0 + u) * n_slots + slot of a chunk, for u < ATTN_UNROLL,
+ * that lie in [from, to): 16 bytes per thread and row. */
+template <typename KV>
+__device__ __forceinline__ void load_rows(uint4 (&raw)[ATTN_UNROLL], const KV *rows, int hd, int p0,
+                                          int n_slots, int slot, int from, int to) {
+#pragma unroll
+    for (int u = 0; u < ATTN_UNROLL; u++) {
+        const int kk = (p0 + u) * n_slots + slot;
+        if (kk >= from && kk < to)
+            raw[u] = *reinterpret_cast<const uint4 *>(rows + (int64_t)kk * hd);
+    }
+}
+
 template <typename KV>
 __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
     constexpr int V = vec16<KV>::N;
     pdl_let_next_start();
-    pdl_wait_for_previous(); /* the queries and the newest key come from the previous kernel */
+    /* pos and seq come from the host before the step; the cache at positions
+     * before this step was written by earlier steps, so with one entry per
+     * step every key but the newest can be loaded before the previous kernel
+     * (which writes the queries and the newest key) is done. */
     const int t = blockIdx.z, g = blockIdx.x, split = blockIdx.y;
     const int len = a.pos[t] + 1, n_active = (len + a.chunk - 1) / a.chunk;
     if (split >= n_active) return;
     const int k0 = split * a.chunk, nk = min(len - k0, a.chunk);
     const int hd = a.head_dim, rep = a.n_heads / a.n_kv_heads;
-    const int lpk = hd / V; /* lanes per key: a power of two <= 32 */
+    const int lpk = lanes_per_key(hd, V); /* a power of two <= 32 (checked at launch) */
     const int slot = threadIdx.x / lpk, sub = threadIdx.x % lpk;
+    const bool lane_on = sub * V < hd;
     const int n_slots = ATTN_THREADS / lpk; /* keys per pass */
+    const int64_t head_off = a.seq[t] * a.seq_stride + g * a.head_stride;
+    const KV *keys = static_cast<const KV *>(a.k_cache) + head_off + (int64_t)k0 * hd + sub * V;
+    const KV *vals = static_cast<const KV *>(a.v_cache) + head_off + (int64_t)k0 * hd + sub * V;
+    const int ready = a.n == 1 ? nk - (split == n_active - 1) : 0; /* keys written before */
+    uint4 raw[ATTN_UNROLL], raw_v[ATTN_UNROLL]; /* keys; values of the first pass */
+    const int nk_lane = lane_on ? nk : 0;       /* keys this lane loads */
+    load_rows<KV>(raw, keys, hd, 0, n_slots, slot, 0, min(ready, nk_lane));
+    load_rows<KV>(raw_v, vals, hd, 0, n_slots, slot, 0, min(ready, nk_lane));
+    pdl_wait_for_previous();
+    load_rows<KV>(raw, keys, hd, 0, n_slots, slot, ready, nk_lane);
+    load_rows<KV>(raw_v, vals, hd, 0, n_slots, slot, ready, nk_lane);
 
     extern __shared__ float sm[];
     float *qs = sm;                       /* (rep, hd) scaled queries */
@@ -42,26 +78,17 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
     for (int i = threadIdx.x; i < rep * hd; i += ATTN_THREADS) qs[i] = q[i] * scale;
     __syncthreads();
 
-    const int64_t head_off = a.seq[t] * a.seq_stride + g * a.head_stride;
-    const KV *keys = static_cast<const KV *>(a.k_cache) + head_off + (int64_t)k0 * hd + sub * V;
-    const KV *vals = static_cast<const KV *>(a.v_cache) + head_off + (int64_t)k0 * hd + sub * V;
     /* Every thread walks the same number of passes so the shuffles stay converged. */
     const int n_pass = (nk + n_slots - 1) / n_slots;
 
     for (int p0 = 0; p0 < n_pass; p0 += ATTN_UNROLL) {
-        uint4 raw[ATTN_UNROLL];
-#pragma unroll
-        for (int u = 0; u < ATTN_UNROLL; u++) {
-            const int kk = (p0 + u) * n_slots + slot;
-            if (p0 + u < n_pass && kk < nk)
-                raw[u] = *reinterpret_cast<const uint4 *>(keys + (int64_t)kk * hd);
-        }
+        if (p0 > 0) load_rows<KV>(raw, keys, hd, p0, n_slots, slot, 0, nk_lane);
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
             if (p0 + u >= n_pass) break;
             const int kk = (p0 + u) * n_slots + slot;
             float kf[V];
-            if (kk < nk)
+            if (kk < nk_lane)
                 unpack16<KV>(raw[u], kf);
             else
 #pragma unroll
@@ -69,8 +96,9 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
             for (int r = 0; r < rep; r++) {
                 const float *qr = qs + r * hd + sub * V;
                 float s = 0.0f;
+                if (lane_on)
 #pragma unroll
-                for (int i = 0; i < V; i++) s += kf[i] * qr[i];
+                    for (int i = 0; i < V; i++) s += kf[i] * qr[i];
                 for (int o = lpk / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
                 if (sub == 0 && kk < nk) scores[r * a.chunk + kk] = s;
             }
@@ -97,27 +125,32 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
 #pragma unroll
         for (int i = 0; i < V; i++) acc[i] = 0.0f;
         for (int p0 = 0; p0 < n_pass; p0 += ATTN_UNROLL) {
-            uint4 raw[ATTN_UNROLL];
+            if (p0 > 0 || r > 0) load_rows<KV>(raw_v, vals, hd, p0, n_slots, slot, 0, nk_lane);
 #pragma unroll
             for (int u = 0; u < ATTN_UNROLL; u++) {
                 const int kk = (p0 + u) * n_slots + slot;
-                if (p0 + u < n_pass && kk < nk)
-                    raw[u] = *reinterpret_cast<const uint4 *>(vals + (int64_t)kk * hd);
-            }
-#pragma unroll
-            for (int u = 0; u < ATTN_UNROLL; u++) {
-                const int kk = (p0 + u) * n_slots + slot;
-                if (p0 + u >= n_pass || kk >= nk) break;
+                if (p0 + u >= n_pass || kk >= nk_lane) break;
                 float vf[V];
-                unpack16<KV>(raw[u], vf);
+                unpack16<KV>(raw_v[u], vf);
                 const float p = sr[kk];
 #pragma unroll
                 for (int i = 0; i < V; i++) acc[i] += p * vf[i];
             }
         }
+        if (lane_on)
 #pragma unroll
-        for (int i = 0; i < V; i++) obuf[slot * hd + sub * V + i] = acc[i];
+            for (int i = 0; i < V; i++) obuf[slot * hd + sub * V + i] = acc[i];
         __syncthreads();
+        if (n_active == 1) { /* the only chunk: the result is final, no merge */
+            float *out = a.out + (int64_t)t * a.n_heads * hd + (int64_t)(g * rep + r) * hd;
+            for (int d = threadIdx.x; d < hd; d += ATTN_THREADS) {
+                float o = 0.0f;
+                for (int k = 0; k < n_slots; k++) o += obuf[k * hd + d];
+                out[d] = o / l;
+            }
+            __syncthreads();
+            continue;
+        }
         for (int d = threadIdx.x; d < hd; d += ATTN_THREADS) {
             float o = 0.0f;
             for (int k = 0; k < n_slots; k++) o += obuf[k * hd + d];
@@ -130,6 +163,7 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(attn_args a) {
         __syncthreads();
     }
 
+    if (n_active == 1) return;
     /* The last chunk of this head to finish merges them all. */
     __threadfence();
     if (threadIdx.x == 0) {
@@ -175,12 +209,11 @@ lc_status attention_setup(int device, lc_error *err) {
 }
 
 lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
-    const int v = a->kv_dtype == LC_DTYPE_F16 ? 8 : 4, lpk = a->head_dim / v;
-    if (a->head_dim % v || lpk > 32 || (lpk & (lpk - 1)) || a->n_heads % a->n_kv_heads)
+    const int v = a->kv_dtype == LC_DTYPE_F16 ? 8 : 4, lpk = lanes_per_key(a->head_dim, v);
+    if (a->head_dim % v || lpk > 32 || a->n_heads % a->n_kv_heads)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
-                       "attention: head_dim %d with a %s cache (needs head_dim / %d a power of two "
-                       "up to 32)",
-                       a->head_dim, lc_dtype_name(a->kv_dtype), v);
+                       "attention: head_dim %d with a %s cache (needs a multiple of %d up to %d)",
+                       a->head_dim, lc_dtype_name(a->kv_dtype), v, 32 * v);
     const int rep = a->n_heads / a->n_kv_heads, n_slots = ATTN_THREADS / lpk;
     const size_t smem =
         (size_t)(rep * a->head_dim + rep * a->chunk + n_slots * a->head_dim) * sizeof(float);
