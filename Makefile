@@ -6,6 +6,7 @@ OPT      ?= -O3
 CFLAGS   ?=
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
+COMMA    := ,
 LDLIBS    = -lm -pthread
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
@@ -45,7 +46,7 @@ TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # No built-in suffix rules: every rule is written here.
 .SUFFIXES:
-.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda
+.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda dev
 all: $(BUILD)/llamac
 
 $(BUILD)/libllamac.a: $(LIB_OBJ)
@@ -71,6 +72,16 @@ $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# Kernel experiments (dev/cuda, as llm.c keeps them): each driver checks its
+# variants against a reference, then times them. Needs the CUDA build.
+DEV_CUDA = $(patsubst dev/cuda/%.cu,$(BUILD)/dev/%,$(wildcard dev/cuda/*.cu))
+dev: $(DEV_CUDA)
+
+$(BUILD)/dev/%: dev/cuda/%.cu $(BUILD)/libllamac.a
+	@[ "$(CUDA)" = 1 ] || { echo "make dev needs nvcc (the CUDA build)"; exit 1; }
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -o $@ $< $(BUILD)/libllamac.a $(filter-out -lstdc++ -pthread -Wl$(COMMA)%,$(LDLIBS)) -Xlinker -rpath=$(CUDA_HOME)/lib64
 
 # Which backends a build holds, for scripts: make print-cuda
 print-cuda:
@@ -109,7 +120,7 @@ bench: $(BUILD)/llamac
 	done
 
 format:
-	clang-format -i $$(find include src cli tests -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh')
+	clang-format -i $$(find include src cli tests dev -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh')
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize

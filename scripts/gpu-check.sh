@@ -21,6 +21,12 @@ echo "== GPU tests"
 build/test_llamac cuda 2>&1 | tee "$OUT/tests.txt"
 tests_ok=$?
 
+echo "== matrix-vector ladder (dev/cuda/matvec_bench.cu)"
+make -j"$JOBS" dev >>"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+for shape in 42m 110m $([ "${1:-}" != quick ] && echo 7b); do
+    build/dev/matvec_bench "$shape" f16 | tee "$OUT/ladder-$shape.txt"; echo
+done
+
 bench() { # shape dtype extra-args...
     local shape=$1 dtype=$2; shift 2
     [ -f "$BENCH_DIR/$shape.bin" ] || build/llamac mkmodel --shape "$shape" --out "$BENCH_DIR/$shape.bin" >/dev/null || return 1

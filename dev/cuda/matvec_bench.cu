@@ -21,7 +21,7 @@
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));  \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
@@ -29,7 +29,7 @@
     do {                                                                                           \
         lc_error err_;                                                                             \
         if ((call) != LC_OK) {                                                                     \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, err_.msg);                      \
+            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, err_.msg);                          \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
@@ -91,12 +91,9 @@ typedef struct variant {
 } variant;
 
 static const variant VARIANTS[] = {
-    {"one wave, plain launches", false, 0},
-    {"one wave, programmatic dependent launch", true, 0},
-    {"1 block/SM, plain", false, 1},
-    {"1 block/SM, PDL", true, 1},
-    {"2 blocks/SM, plain", false, 2},
-    {"2 blocks/SM, PDL", true, 2},
+    {"one wave, plain launches", false, 0}, {"one wave, programmatic dependent launch", true, 0},
+    {"1 block/SM, plain", false, 1},        {"1 block/SM, PDL", true, 1},
+    {"2 blocks/SM, plain", false, 2},       {"2 blocks/SM, PDL", true, 2},
 };
 
 typedef struct matrix {
@@ -160,9 +157,8 @@ static double check(const bench *b, const variant *v, float *y, float *y_ref, co
             matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const float *)m->w, m->rows, m->cols,
                                                             mv_ld(m->cols), x, norm, b->eps, y_ref);
         if (b->t == LC_DTYPE_F16)
-            matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __half *)m->w, m->rows,
-                                                            m->cols, mv_ld(m->cols), x, norm,
-                                                            b->eps, y_ref);
+            matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __half *)m->w, m->rows, m->cols,
+                                                            mv_ld(m->cols), x, norm, b->eps, y_ref);
         if (b->t == LC_DTYPE_BF16)
             matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __nv_bfloat16 *)m->w, m->rows,
                                                             m->cols, mv_ld(m->cols), x, norm,
@@ -306,8 +302,8 @@ int main(int argc, char **argv) {
                     hi = *std::max_element(ms.begin(), ms.end());
         ms.clear();
         printf("%-3zu %-42s %10.2e %12.1f %4.0f..%-5.0f %8.0f %7.1f%%%s\n", vi + 1, v->what, err,
-               med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6), 100 * bytes / (med * 1e6) / copy_gbs,
-               err < 1e-5 ? "" : "  WRONG");
+               med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6),
+               100 * bytes / (med * 1e6) / copy_gbs, err < 1e-5 ? "" : "  WRONG");
         CHECK(cudaGraphExecDestroy(ge));
         CHECK(cudaGraphDestroy(g));
     }
