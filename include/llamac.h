@@ -46,10 +46,16 @@ const char *lc_status_name(lc_status status);
 
 typedef int32_t lc_token; /* an index into the tokenizer's vocabulary */
 
+/* How weights are stored. The block types hold 32 weights per block with one
+ * scale (layouts in src/formats/quant.h): Q8_0 and Q4_0 as GGUF/llama.cpp
+ * define them, Q8_RUNQ as llama2.c's runq.c (int8, one f32 scale per 32). */
 typedef enum lc_dtype {
     LC_DTYPE_F32 = 0,
     LC_DTYPE_F16,
     LC_DTYPE_BF16,
+    LC_DTYPE_Q8_0,
+    LC_DTYPE_Q4_0,
+    LC_DTYPE_Q8_RUNQ,
     LC_DTYPE_COUNT,
 } lc_dtype;
 

@@ -12,6 +12,10 @@
     X(test_tokenizer_decode_bytes)                                                                 \
     X(test_tokenizer_long_prompt)                                                                  \
     X(test_tokenizer_bad_files)                                                                    \
+    X(test_quant_half_precision)                                                                   \
+    X(test_quant_block_layouts)                                                                    \
+    X(test_quant_error_bounds)                                                                     \
+    X(test_quant_row_bytes)                                                                        \
     X(test_kernels_simd_match_scalar)                                                              \
     X(test_kernels_scalar_gemm)                                                                    \
     X(test_model_bad_files)                                                                        \

@@ -5,15 +5,31 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "formats/quant.h"
 
 static const dtype_traits DTYPES[LC_DTYPE_COUNT] = {
-    [LC_DTYPE_F32] = {"f32", 4},
-    [LC_DTYPE_F16] = {"f16", 2},
-    [LC_DTYPE_BF16] = {"bf16", 2},
+    [LC_DTYPE_F32] = {"f32", 1, 4},
+    [LC_DTYPE_F16] = {"f16", 1, 2},
+    [LC_DTYPE_BF16] = {"bf16", 1, 2},
+    [LC_DTYPE_Q8_0] = {"q8_0", QK, sizeof(block_q8_0)},
+    [LC_DTYPE_Q4_0] = {"q4_0", QK, sizeof(block_q4_0)},
+    [LC_DTYPE_Q8_RUNQ] = {"q8_runq", QK, sizeof(block_q8_runq)},
 };
 
 const dtype_traits *dtype_info(lc_dtype dtype) {
     return (unsigned)dtype < LC_DTYPE_COUNT ? &DTYPES[dtype] : NULL;
+}
+
+int64_t dtype_row_bytes(lc_dtype dtype, int64_t n) {
+    const dtype_traits *d = dtype_info(dtype);
+    if (!d || n < 0 || n % d->block) return -1;
+    return n / d->block * (int64_t)d->block_bytes;
+}
+
+lc_dtype dtype_by_name(const char *name) {
+    for (int t = 0; t < LC_DTYPE_COUNT; t++)
+        if (!strcmp(DTYPES[t].name, name)) return (lc_dtype)t;
+    return LC_DTYPE_COUNT;
 }
 
 const char *lc_dtype_name(lc_dtype dtype) {

@@ -12,13 +12,20 @@
 #define TENSOR_MAX_DIMS 4
 #define TENSOR_NAME_MAX 64
 
-/* Per-dtype facts, indexed by lc_dtype: add a dtype by adding a row. */
+/* Per-dtype facts, indexed by lc_dtype: add a dtype by adding a row. Every
+ * dtype stores elements in blocks: `block` elements in `block_bytes` bytes
+ * (1 element for the plain types). A row's length must be a whole number of blocks. */
 typedef struct dtype_traits {
     const char *name;
-    size_t bytes; /* per element */
+    int block;
+    size_t block_bytes;
 } dtype_traits;
 
 const dtype_traits *dtype_info(lc_dtype dtype);
+/* Bytes of n elements of `dtype`; -1 when n is not a whole number of blocks. */
+int64_t dtype_row_bytes(lc_dtype dtype, int64_t n);
+/* The dtype called `name` ("f32", "q8_0", ...); LC_DTYPE_COUNT when none is. */
+lc_dtype dtype_by_name(const char *name);
 
 typedef struct tensor {
     char name[TENSOR_NAME_MAX];

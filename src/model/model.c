@@ -136,7 +136,7 @@ int model_weight_list(const model_weights *w, int n_layers, weight **out, int ca
 }
 
 uint64_t weight_bytes(const weight *w) {
-    return (uint64_t)w->rows * (uint64_t)w->cols * dtype_info(w->dtype)->bytes;
+    return (uint64_t)w->rows * (uint64_t)dtype_row_bytes(w->dtype, w->cols);
 }
 
 uint64_t lc_model_bytes_per_token(const lc_model *m) {

@@ -121,11 +121,14 @@ static void *arena_take(arena *a, size_t bytes) {
  * converting on the device through a staging buffer. */
 static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *dst, int64_t dst_ld,
                         void *stage, lc_error *err) {
-    const size_t row_bytes = (size_t)src->cols * dtype_info(src->dtype)->bytes;
+    if (dtype_info(src->dtype)->block != 1)
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: %s weights (not yet)",
+                       lc_dtype_name(src->dtype));
+    const size_t row_bytes = (size_t)dtype_row_bytes(src->dtype, src->cols);
     const int64_t rows_per = (int64_t)(STAGE_BYTES / row_bytes) > 0 ? STAGE_BYTES / row_bytes : 1;
     if (row_bytes > STAGE_BYTES)
         return lc_fail(err, LC_ERR_UNSUPPORTED, "a weight row of %zu bytes", row_bytes);
-    const size_t to_size = dtype_info(to)->bytes;
+    const size_t to_size = dtype_info(to)->block_bytes;
     for (int64_t r = 0; r < src->rows; r += rows_per) {
         const int64_t n = src->rows - r < rows_per ? src->rows - r : rows_per;
         CU_TRY(cudaMemcpyAsync(stage, (const char *)src->data + (size_t)r * row_bytes,
@@ -144,7 +147,7 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
     const lc_config *c = cb->cfg;
     const model_weights *w = &cb->base.model->weights;
     const lc_dtype wt = cb->wt;
-    const size_t ws = dtype_info(wt)->bytes;
+    const size_t ws = dtype_info(wt)->block_bytes;
     const bool go = a->base != NULL;
     lc_status st = LC_OK;
 #define PUT(src, to, dst, ld)                                                                      \
@@ -219,7 +222,7 @@ static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
 static lc_status allocate(cuda_backend *cb, lc_error *err) {
     const lc_config *c = cb->cfg;
     const int64_t nb = cb->base.n_batch, n_ctx = cb->base.n_ctx, n_seq = cb->base.n_seq;
-    const size_t kvs = dtype_info(cb->kv_t)->bytes, ws = dtype_info(cb->wt)->bytes;
+    const size_t kvs = dtype_info(cb->kv_t)->block_bytes, ws = dtype_info(cb->wt)->block_bytes;
     cb->head_stride = n_ctx * c->head_dim;
     cb->seq_stride = (int64_t)c->n_kv_heads * cb->head_stride;
     cb->layer_stride = n_seq * cb->seq_stride;
@@ -335,9 +338,9 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
      * unless it doubles as the classifier. */
     cb->base.weight_bytes_per_token =
         a.used -
-        (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->bytes);
+        (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->block_bytes);
     cb->base.kv_bytes_per_position =
-        (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->bytes;
+        (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->block_bytes;
     {
         cudaError_t e = cudaMalloc((void **)&a.base, a.used);
         if (e != cudaSuccess) {

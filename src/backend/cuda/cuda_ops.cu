@@ -278,7 +278,8 @@ lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err) {
     const int dynamic = optin - 32 * (int)sizeof(float) - 1024; /* leave the static part room */
     for (int wt = 0; wt < LC_DTYPE_COUNT; wt++)
         for (int n = 1; n <= MV_MAX_TOKENS; n++)
-            CU_TRY(cudaFuncSetAttribute(matvec_for((lc_dtype)wt, n),
+            if (matvec_for((lc_dtype)wt, n))
+                CU_TRY(cudaFuncSetAttribute(matvec_for((lc_dtype)wt, n),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
     *max_input_floats = dynamic / (int64_t)sizeof(float);
     return LC_OK;
