@@ -49,9 +49,12 @@ echo "== benchmarks (median of -r runs [min .. max]; % of the measured device-co
     bench stories110M f16 -p 512 -n 128 -r 10
     bench stories110M f32 -p 0 -n 128 -r 5
     bench stories110M bf16 -p 0 -n 128 -r 5
+    bench stories110M q8_0 -p 0 -n 128 -r 5
     if [ "${1:-}" != quick ]; then
         bench llama2-7b f16 -p 512 -n 128 -r 5
         bench llama2-7b f16 -p 0 -n 128 -r 3 -d 3960
+        bench llama2-7b q8_0 -p 512 -n 128 -r 3
+        bench llama2-7b q4_0 -p 512 -n 128 -r 3
     fi
 } | tee "$OUT/bench.txt"
 [ "$tests_ok" -eq 0 ]

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_test.h"
+#include "formats/quant.h"
+#include "formats/tensor.h"
 #include "harness.h"
 #include "llamac.h"
 
@@ -16,6 +18,11 @@
 static double tolerance(lc_dtype t) {
     return t == LC_DTYPE_F32 ? 1e-10 : t == LC_DTYPE_F16 ? 1e-6 : 3e-5;
 }
+
+/* Quantized weights are compared with the CPU's own quantization
+ * (src/formats/quant.c) dequantized, so what remains is the GPU's int8
+ * activations: a step of max|x| / 127 per 32 inputs, NMSE ~ (2.1 / 127)^2 / 12. */
+#define QUANT_ACTIVATION_TOLERANCE 1e-4
 
 static double nmse(const float *a, const float *ref, size_t n) {
     double num = 0, den = 0;
@@ -47,10 +54,21 @@ static void ref_rmsnorm(const float *x, const float *w, int n, float eps, float 
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
-                         bool swiglu, uint64_t *rng) {
+static void check_matvec_on(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
+                            bool swiglu, uint64_t *rng) {
     float *w = randn((size_t)rows * cols, rng), *x = randn((size_t)n * cols, rng);
     float *nw = randn((size_t)cols, rng), *xn = malloc((size_t)cols * sizeof *xn);
+    float *w_ref = malloc((size_t)rows * cols * sizeof *w_ref); /* what the GPU's weights hold */
+    if (dtype_info(wt)->block > 1) {
+        void *q = malloc((size_t)dtype_row_bytes(wt, cols));
+        for (int r = 0; r < rows; r++) {
+            quantize_row(wt, w + (size_t)r * cols, q, cols);
+            dequantize_row(wt, q, w_ref + (size_t)r * cols, cols);
+        }
+        free(q);
+    } else {
+        memcpy(w_ref, w, (size_t)rows * cols * sizeof *w);
+    }
     const int out_cols = swiglu ? rows / 2 : rows;
     float *y = malloc((size_t)n * out_cols * sizeof *y),
           *ref = malloc((size_t)n * out_cols * sizeof *ref);
@@ -67,8 +85,8 @@ static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bo
         for (int r = 0; r < rows; r += 2) {
             double a = 0, b = 0;
             for (int c = 0; c < cols; c++) {
-                a += (double)w[(size_t)r * cols + c] * xi[c];
-                b += (double)w[(size_t)(r + 1) * cols + c] * xi[c];
+                a += (double)w_ref[(size_t)r * cols + c] * xi[c];
+                b += (double)w_ref[(size_t)(r + 1) * cols + c] * xi[c];
             }
             if (swiglu) {
                 ref[(size_t)k * out_cols + r / 2] = (float)(a / (1.0 + exp(-a)) * b);
@@ -79,11 +97,19 @@ static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bo
         }
     }
     if (st == LC_OK) {
-        double e = nmse(y, ref, (size_t)n * out_cols);
-        CHECK(t, e <= tolerance(wt), "matvec %s (%d, %d) x%d norm %d swiglu %d: NMSE %g > %g",
-              lc_dtype_name(wt), rows, cols, n, norm, swiglu, e, tolerance(wt));
+        const double e = nmse(y, ref, (size_t)n * out_cols);
+        /* silu(a) * b carries the errors of both rows (measured: 1.7e-4 for Q8_0) */
+        const double tol = dtype_info(wt)->block > 1 ? QUANT_ACTIVATION_TOLERANCE * (swiglu ? 5 : 1)
+                                                     : tolerance(wt);
+        CHECK(t, e <= tol, "matvec %s (%d, %d) x%d norm %d swiglu %d: NMSE %g > %g",
+              lc_dtype_name(wt), rows, cols, n, norm, swiglu, e, tol);
     }
-    free(w), free(x), free(nw), free(xn), free(y), free(ref);
+    free(w), free(w_ref), free(x), free(nw), free(xn), free(y), free(ref);
+}
+
+static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
+                         bool swiglu, uint64_t *rng) {
+    check_matvec_on(t, wt, rows, cols, n, norm, swiglu, rng);
 }
 
 static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
@@ -131,6 +157,14 @@ void test_cuda_ops(test_ctx *t) {
             check_matvec(t, (lc_dtype)wt, 512, 1000, n, true, false, &rng);   /* ragged tail */
             check_matvec(t, (lc_dtype)wt, 344, 172, n, true, true, &rng);     /* stories260K's w2 */
             check_matvec(t, (lc_dtype)wt, 20000, 256, n, false, false, &rng); /* > one wave */
+        }
+    const lc_dtype quant[] = {LC_DTYPE_Q8_0, LC_DTYPE_Q4_0}; /* rows of whole blocks of 32 */
+    for (int i = 0; i < 2; i++)
+        for (int n = 1; n <= 4; n++) {
+            check_matvec(t, quant[i], 96, 64, n, false, false, &rng);
+            check_matvec(t, quant[i], 512, 1024, n, true, false, &rng);
+            check_matvec(t, quant[i], 384, 192, n, true, true, &rng); /* llama2xs's w13 */
+            check_matvec(t, quant[i], 20000, 256, n, false, false, &rng);
         }
     for (int kv = 0; kv < 2; kv++) {
         const lc_dtype kv_t = kv ? LC_DTYPE_F16 : LC_DTYPE_F32;
@@ -215,11 +249,16 @@ void test_cuda_forward_matches_cpu(test_ctx *t) {
     lc_token ids[256];
     for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
     float *cpu = sequence_logits(t, m, "cpu", "auto", ids, n, 512);
-    static const char *const dtypes[] = {"f32", "f16", "bf16"};
+    static const char *const dtypes[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
     /* f16 / bf16 weights and an f16 cache through 5 layers: rounding of 2^-11 / 2^-8 per
-     * element, squared, times a few for accumulation through the layers */
-    static const double tol[] = {1e-8, 1e-4, 1e-3};
-    for (int d = 0; cpu && d < 3; d++)
+     * element, squared, times a few for accumulation through the layers; Q8_0 and Q4_0
+     * weights (and int8 activations): a step of max|w| / 127 and max|w| / 8 per 32 */
+    /* measured on the H200 (docs/cuda-notes.md): Q8_0 NMSE 1.0e-3..1.3e-3 with the argmax
+     * kept at 88-90%; Q4_0 7.5e-2, 29%: this 0.28M-parameter model has 64-wide rows, and
+     * the ids are arbitrary, so its logits are flat and 4-bit weights reorder them */
+    static const double tol[] = {1e-8, 1e-4, 1e-3, 4e-3, 2e-1};
+    static const int agree_pct[] = {97, 97, 97, 80, 20};
+    for (int d = 0; cpu && d < 5; d++)
         for (int n_batch = 1; n_batch <= 512; n_batch *= 512) {
             float *gpu = sequence_logits(t, m, "cuda", dtypes[d], ids, n, n_batch);
             if (!gpu) continue;
@@ -235,8 +274,11 @@ void test_cuda_forward_matches_cpu(test_ctx *t) {
                 agree += ia == ib;
             }
             CHECK(t, e <= tol[d], "%s batch %d: NMSE %g > %g", dtypes[d], n_batch, e, tol[d]);
-            CHECK(t, agree >= n * 97 / 100, "%s batch %d: argmax agrees at %d of %d", dtypes[d],
-                  n_batch, agree, n);
+            CHECK(t, agree >= n * agree_pct[d] / 100, "%s batch %d: argmax agrees at %d of %d",
+                  dtypes[d], n_batch, agree, n);
+            if (d >= 3)
+                printf("     (%s batch %d: NMSE %.3g, argmax agrees at %d of %d)\n", dtypes[d],
+                       n_batch, e, agree, n);
             free(gpu);
         }
     free(cpu);

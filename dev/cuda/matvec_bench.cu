@@ -118,6 +118,7 @@ static matrix new_matrix(lc_dtype t, int rows, int cols, unsigned seed, size_t *
 typedef struct bench {
     lc_dtype t;
     int n_sm;
+    int64_t max_stage; /* shared memory a launch may stage */
     float eps;
     std::vector<matrix> mats; /* 4 per layer, then the classifier */
     float *x, *qkv, *h, *logits, *norm;
@@ -127,7 +128,8 @@ typedef struct bench {
 static void product(const bench *b, const variant *v, const matrix &m, const float *x,
                     const float *norm, mv_epilogue_kind kind, float *out, int64_t out_ld,
                     cudaStream_t s) {
-    mv_input in = {x, m.cols, NULL, norm, b->eps, 1, b->n_sm, v->blocks_per_sm, v->pdl};
+    mv_input in = {x,       m.cols,           NULL,         norm,  b->eps, 1,
+                   b->n_sm, v->blocks_per_sm, b->max_stage, v->pdl};
     mv_epilogue e = {kind, out, out_ld, {}};
     CHECK_LC(launch_matvec(b->t, m.w, m.rows, m.cols, mv_ld(m.cols), &in, &e, s, &err_));
 }
@@ -203,8 +205,7 @@ int main(int argc, char **argv) {
     b.dim = sh->dim;
     b.hidden = sh->hidden;
     CHECK(cudaDeviceGetAttribute(&b.n_sm, cudaDevAttrMultiProcessorCount, 0));
-    int64_t max_in;
-    CHECK_LC(matvec_setup(0, &max_in, &err_));
+    CHECK_LC(matvec_setup(0, &b.max_stage, &err_));
 
     size_t bytes = 0;
     for (int l = 0; l < sh->layers; l++) {

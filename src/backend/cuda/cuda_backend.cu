@@ -47,12 +47,12 @@ static void cuda_destroy(backend *b) {
     for (int i = 0; i <= MV_MAX_TOKENS; i++)
         for (int j = 0; j <= MV_MAX_TOKENS; j++)
             if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
-    void *dev[] = {cb->weights,  cb->k_cache, cb->v_cache,   cb->rope,
-                   cb->x,        cb->q,       cb->att,       cb->hb,
-                   cb->qkv,      cb->g13,     cb->xa,        cb->q_kv,
-                   cb->scores,   cb->probs,   cb->logits,    cb->sample_scratch,
-                   cb->o_part,   cb->ml_part, cb->attn_done, cb->in_dev,
-                   cb->token_dev};
+    void *dev[] = {cb->weights,   cb->k_cache, cb->v_cache,   cb->rope,
+                   cb->x,         cb->q,       cb->att,       cb->hb,
+                   cb->qkv,       cb->g13,     cb->xa,        cb->q_kv,
+                   cb->scores,    cb->probs,   cb->logits,    cb->sample_scratch,
+                   cb->o_part,    cb->ml_part, cb->attn_done, cb->in_dev,
+                   cb->token_dev, cb->w_f16};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->in_host) cudaFreeHost(cb->in_host);
@@ -117,25 +117,33 @@ static void *arena_take(arena *a, size_t bytes) {
     return p;
 }
 
-/* Copies `src` rows into dst (row r at dst + r * dst_ld elements of `to`),
- * converting on the device through a staging buffer. */
-static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *dst, int64_t dst_ld,
-                        void *stage, lc_error *err) {
+/* Copies the rows of `src` into the stored matrix `dst` (total_rows rows of
+ * ld elements of `to`, cuda_matrix_bytes): source row r becomes row
+ * row0 + r * step (step 2 interleaves W1 and W3). Converted or quantized on
+ * the device, through a staging buffer. */
+static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *dst,
+                        int64_t total_rows, int64_t ld, int64_t row0, int64_t step, void *stage,
+                        lc_error *err) {
     if (dtype_info(src->dtype)->block != 1)
-        return lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: %s weights (not yet)",
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: %s weights in the file (not yet)",
                        lc_dtype_name(src->dtype));
     const size_t row_bytes = (size_t)dtype_row_bytes(src->dtype, src->cols);
     const int64_t rows_per = (int64_t)(STAGE_BYTES / row_bytes) > 0 ? STAGE_BYTES / row_bytes : 1;
     if (row_bytes > STAGE_BYTES)
         return lc_fail(err, LC_ERR_UNSUPPORTED, "a weight row of %zu bytes", row_bytes);
-    const size_t to_size = dtype_info(to)->block_bytes;
     for (int64_t r = 0; r < src->rows; r += rows_per) {
         const int64_t n = src->rows - r < rows_per ? src->rows - r : rows_per;
         CU_TRY(cudaMemcpyAsync(stage, (const char *)src->data + (size_t)r * row_bytes,
                                (size_t)n * row_bytes, cudaMemcpyHostToDevice, cb->stream));
-        lc_status st =
-            launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
-                           (char *)dst + (size_t)r * dst_ld * to_size, dst_ld, cb->stream, err);
+        lc_status st;
+        if (cuda_quantized(to))
+            st = launch_quantize(src->dtype, stage, src->cols, n, src->cols, to, dst, total_rows,
+                                 ld, row0 + r * step, step, cb->stream, err);
+        else
+            st = launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
+                                (char *)dst +
+                                    (size_t)(row0 + r * step) * ld * dtype_info(to)->block_bytes,
+                                step * ld, cb->stream, err);
         if (st) return st;
         CU_TRY(cudaStreamSynchronize(cb->stream)); /* the stage is reused */
     }
@@ -147,61 +155,76 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
     const lc_config *c = cb->cfg;
     const model_weights *w = &cb->base.model->weights;
     const lc_dtype wt = cb->wt;
-    const size_t ws = dtype_info(wt)->block_bytes;
     const bool go = a->base != NULL;
     lc_status st = LC_OK;
-#define PUT(src, to, dst, ld)                                                                      \
+#define PUT(src, to, dst, total, ld, row0, step)                                                   \
     do {                                                                                           \
-        if (go && (st = upload(cb, (src), (to), (dst), (ld), stage, err))) return st;              \
+        if (go &&                                                                                  \
+            (st = upload(cb, (src), (to), (dst), (total), (ld), (row0), (step), stage, err)))      \
+            return st;                                                                             \
     } while (0)
     /* Matrices are stored mv_ld(cols) apart (zero padding; the arena is cleared). */
     const int64_t ld_dim = mv_ld(c->dim), ld_q = mv_ld(cb->q_dim), ld_hidden = mv_ld(c->hidden_dim);
-    cb->token_embd = arena_take(a, (size_t)c->vocab_size * ld_dim * ws);
-    PUT(&w->token_embd, wt, cb->token_embd, ld_dim);
+    cb->token_embd = arena_take(a, cuda_matrix_bytes(wt, c->vocab_size, ld_dim));
+    PUT(&w->token_embd, wt, cb->token_embd, c->vocab_size, ld_dim, 0, 1);
     if (c->shared_classifier) {
         cb->output = cb->token_embd;
     } else {
-        cb->output = arena_take(a, (size_t)c->vocab_size * ld_dim * ws);
-        PUT(&w->output, wt, cb->output, ld_dim);
+        cb->output = arena_take(a, cuda_matrix_bytes(wt, c->vocab_size, ld_dim));
+        PUT(&w->output, wt, cb->output, c->vocab_size, ld_dim, 0, 1);
     }
     cb->output_norm = (float *)arena_take(a, (size_t)c->dim * 4);
-    PUT(&w->output_norm, LC_DTYPE_F32, cb->output_norm, 1);
+    PUT(&w->output_norm, LC_DTYPE_F32, cb->output_norm, c->dim, 1, 0, 1);
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *lw = &w->layers[l];
         cuda_layer *L = &cb->layers[l];
         L->attn_norm = (float *)arena_take(a, (size_t)c->dim * 4);
         L->ffn_norm = (float *)arena_take(a, (size_t)c->dim * 4);
-        PUT(&lw->attn_norm, LC_DTYPE_F32, L->attn_norm, 1);
-        PUT(&lw->ffn_norm, LC_DTYPE_F32, L->ffn_norm, 1);
-        L->wqkv = arena_take(a, (size_t)cb->qkv_rows * ld_dim * ws);
-        PUT(&lw->wq, wt, L->wqkv, ld_dim);
-        PUT(&lw->wk, wt, (char *)L->wqkv + (size_t)cb->q_dim * ld_dim * ws, ld_dim);
-        PUT(&lw->wv, wt, (char *)L->wqkv + (size_t)(cb->q_dim + cb->kv_dim) * ld_dim * ws, ld_dim);
-        L->wo = arena_take(a, (size_t)c->dim * ld_q * ws);
-        PUT(&lw->wo, wt, L->wo, ld_q);
-        L->w13 = arena_take(a, (size_t)2 * c->hidden_dim * ld_dim * ws);
-        PUT(&lw->w_gate, wt, L->w13, 2 * ld_dim);
-        PUT(&lw->w_up, wt, (char *)L->w13 + (size_t)ld_dim * ws, 2 * ld_dim);
-        L->w2 = arena_take(a, (size_t)c->dim * ld_hidden * ws);
-        PUT(&lw->w_down, wt, L->w2, ld_hidden);
+        PUT(&lw->attn_norm, LC_DTYPE_F32, L->attn_norm, c->dim, 1, 0, 1);
+        PUT(&lw->ffn_norm, LC_DTYPE_F32, L->ffn_norm, c->dim, 1, 0, 1);
+        const int64_t qkv = cb->qkv_rows, h2 = 2 * (int64_t)c->hidden_dim;
+        L->wqkv = arena_take(a, cuda_matrix_bytes(wt, qkv, ld_dim));
+        PUT(&lw->wq, wt, L->wqkv, qkv, ld_dim, 0, 1);
+        PUT(&lw->wk, wt, L->wqkv, qkv, ld_dim, cb->q_dim, 1);
+        PUT(&lw->wv, wt, L->wqkv, qkv, ld_dim, cb->q_dim + cb->kv_dim, 1);
+        L->wo = arena_take(a, cuda_matrix_bytes(wt, c->dim, ld_q));
+        PUT(&lw->wo, wt, L->wo, c->dim, ld_q, 0, 1);
+        L->w13 = arena_take(a, cuda_matrix_bytes(wt, h2, ld_dim));
+        PUT(&lw->w_gate, wt, L->w13, h2, ld_dim, 0, 2);
+        PUT(&lw->w_up, wt, L->w13, h2, ld_dim, 1, 2);
+        L->w2 = arena_take(a, cuda_matrix_bytes(wt, c->dim, ld_hidden));
+        PUT(&lw->w_down, wt, L->w2, c->dim, ld_hidden, 0, 1);
     }
 #undef PUT
     return st;
 }
 
-static lc_status check_shape(const lc_config *c, int n_batch, int64_t mv_max, lc_error *err) {
-    const int widest = c->hidden_dim > c->dim ? c->hidden_dim : c->dim;
+static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, lc_error *err) {
     if (c->head_dim % 8 || c->vocab_size % 2 || c->dim % 2 || c->hidden_dim % 2)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
                        "the CUDA backend needs head_dim a multiple of 8 and an even dim, "
                        "hidden_dim and vocabulary (this model: %d, %d, %d, %d)",
                        c->head_dim, c->dim, c->hidden_dim, c->vocab_size);
-    if (mv_stage_floats(MV_MAX_TOKENS, mv_ld(widest), true) > mv_max)
+    const int q_dim = c->n_heads * c->head_dim;
+    if (cuda_quantized(wt) && (c->dim % 32 || c->hidden_dim % 32 || q_dim % 32))
         return lc_fail(err, LC_ERR_UNSUPPORTED,
-                       "the CUDA backend's matrix-vector kernel holds %lld input floats; this "
-                       "model needs %d",
-                       (long long)mv_max, (int)mv_stage_floats(MV_MAX_TOKENS, mv_ld(widest), true));
-    (void)n_batch;
+                       "%s weights on the GPU need dim, hidden_dim and heads x head_dim multiples "
+                       "of 32 (this model: %d, %d, %d)",
+                       lc_dtype_name(wt), c->dim, c->hidden_dim, q_dim);
+    /* every product's staged inputs, up to MV_MAX_TOKENS, must fit in shared memory */
+    const struct {
+        int cols;
+        bool norm;
+    } products[] = {{c->dim, true}, {q_dim, false}, {c->hidden_dim, false}};
+    for (int i = 0; i < 3; i++) {
+        const size_t need = mv_stage_bytes(MV_MAX_TOKENS, mv_ld(products[i].cols), products[i].norm,
+                                           cuda_quantized(wt));
+        if ((int64_t)need > mv_max)
+            return lc_fail(err, LC_ERR_UNSUPPORTED,
+                           "the CUDA backend's matrix-vector kernel stages %lld bytes; rows of %d "
+                           "need %zu",
+                           (long long)mv_max, products[i].cols, need);
+    }
     return LC_OK;
 }
 
@@ -212,8 +235,13 @@ static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
         *wt = LC_DTYPE_F32;
     else if (!strcmp(name, "bf16"))
         *wt = LC_DTYPE_BF16;
+    else if (!strcmp(name, "q8_0"))
+        *wt = LC_DTYPE_Q8_0;
+    else if (!strcmp(name, "q4_0"))
+        *wt = LC_DTYPE_Q4_0;
     else
-        return lc_fail(err, LC_ERR_ARG, "--dtype %s: expected auto, f32, f16 or bf16", name);
+        return lc_fail(err, LC_ERR_ARG,
+                       "--dtype %s: expected auto, f32, f16, bf16, q8_0 or q4_0 on the GPU", name);
     return LC_OK;
 }
 
@@ -222,7 +250,7 @@ static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
 static lc_status allocate(cuda_backend *cb, lc_error *err) {
     const lc_config *c = cb->cfg;
     const int64_t nb = cb->base.n_batch, n_ctx = cb->base.n_ctx, n_seq = cb->base.n_seq;
-    const size_t kvs = dtype_info(cb->kv_t)->block_bytes, ws = dtype_info(cb->wt)->block_bytes;
+    const size_t kvs = dtype_info(cb->kv_t)->block_bytes, ws = dtype_info(cb->act_t)->block_bytes;
     cb->head_stride = n_ctx * c->head_dim;
     cb->seq_stride = (int64_t)c->n_kv_heads * cb->head_stride;
     cb->layer_stride = n_seq * cb->seq_stride;
@@ -253,6 +281,14 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     DEV_ALLOC(cb->q_kv, nb * cb->q_dim * kvs);
     DEV_ALLOC(cb->logits, nb * c->vocab_size * 4);
     DEV_ALLOC(cb->sample_scratch, (size_t)c->vocab_size * 4);
+    if (cuda_quantized(cb->wt)) { /* prefill products run on f16 copies, one matrix at a time */
+        int64_t most = (int64_t)c->vocab_size * mv_ld(c->dim);
+        const int64_t sizes[] = {
+            (int64_t)cb->qkv_rows * mv_ld(c->dim), (int64_t)c->dim * mv_ld(cb->q_dim),
+            2 * (int64_t)c->hidden_dim * mv_ld(c->dim), (int64_t)c->dim * mv_ld(c->hidden_dim)};
+        for (int i = 0; i < 4; i++) most = sizes[i] > most ? sizes[i] : most;
+        DEV_ALLOC(cb->w_f16, (size_t)most * sizeof(__half));
+    }
 
     const int rep = c->n_heads / c->n_kv_heads;
     const size_t per_kv_head = (size_t)rep * nb * n_ctx * (4 + kvs);
@@ -298,6 +334,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     cb->cfg = c;
     cb->wt = wt;
     cb->kv_t = wt == LC_DTYPE_F32 ? LC_DTYPE_F32 : LC_DTYPE_F16;
+    cb->act_t = cuda_quantized(wt) ? LC_DTYPE_F16 : wt;
     cb->q_dim = c->n_heads * c->head_dim;
     cb->kv_dim = c->n_kv_heads * c->head_dim;
     cb->qkv_rows = cb->q_dim + 2 * cb->kv_dim;
@@ -327,9 +364,9 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     TRY_CU(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
     TRY(cublas_check(cublasCreate(&cb->blas), "cublasCreate", err));
     TRY(cublas_check(cublasSetStream(cb->blas, cb->stream), "cublasSetStream", err));
-    TRY(matvec_setup(cb->device, &cb->mv_max_input, err));
+    TRY(matvec_setup(cb->device, &cb->mv_max_stage, err));
     TRY(attention_setup(cb->device, err));
-    TRY(check_shape(c, cb->base.n_batch, cb->mv_max_input, err));
+    TRY(check_shape(c, wt, cb->mv_max_stage, err));
     cb->n_sm = prop.multiProcessorCount;
 
     place_weights(cb, &a, NULL, err); /* sizes only */
@@ -338,7 +375,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
      * unless it doubles as the classifier. */
     cb->base.weight_bytes_per_token =
         a.used -
-        (c->shared_classifier ? 0 : (uint64_t)c->vocab_size * c->dim * dtype_info(wt)->block_bytes);
+        (c->shared_classifier ? 0 : (uint64_t)cuda_matrix_bytes(wt, c->vocab_size, mv_ld(c->dim)));
     cb->base.kv_bytes_per_position =
         (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->block_bytes;
     {

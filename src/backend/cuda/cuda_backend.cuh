@@ -26,8 +26,10 @@ typedef struct cuda_backend {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
-    lc_dtype wt;   /* weights and the activations fed to matrix products */
-    lc_dtype kv_t; /* KV cache and prefill queries: f16, or f32 with f32 weights */
+    lc_dtype wt;    /* weights and the activations fed to matrix products */
+    lc_dtype kv_t;  /* KV cache and prefill queries: f16, or f32 with f32 weights */
+    lc_dtype act_t; /* inputs of prefill products: wt, or f16 for quantized weights */
+    __half *w_f16;  /* quantized weights: one matrix as f16 for a prefill product */
     int q_dim, kv_dim, qkv_rows;
 
     void *weights; /* one allocation holding every matrix and norm */
@@ -48,7 +50,7 @@ typedef struct cuda_backend {
     float *hb;  /* (n_batch, hidden) SwiGLU output of a decoding step */
     float *qkv; /* (n_batch, qkv_rows) prefill projections */
     float *g13; /* (n_batch, 2 hidden) prefill W1/W3 products, interleaved */
-    void *xa;   /* (n_batch, xa_ld) of wt: normalised input of a prefill product */
+    void *xa;   /* (n_batch, xa_ld) of act_t: normalised input of a prefill product */
     int64_t xa_ld;
     void *q_kv;    /* (n_batch, q_dim) of kv_t: queries for the prefill attention products */
     float *scores; /* (kv_chunk * rep, n_batch, n_ctx) prefill attention scores */
@@ -65,8 +67,8 @@ typedef struct cuda_backend {
      * n_batch each, staged in pinned memory and sent in one copy. */
     int32_t *in_host, *in_dev;
     int32_t *token_host, *token_dev;
-    int n_logits; /* rows the last forward produced */
-    int64_t mv_max_input;
+    int n_logits;         /* rows the last forward produced */
+    int64_t mv_max_stage; /* bytes of shared memory a matvec may stage */
     int n_sm;             /* multiprocessors: matrix-vector grids are one wave */
     int mv_blocks_per_sm; /* matrix-vector blocks per multiprocessor; 0: as many as fit */
     /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns

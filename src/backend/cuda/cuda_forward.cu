@@ -63,16 +63,32 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                         int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
                         mv_epilogue e, lc_error *err) {
-    mv_input in = {x,      x_ld, x_rows, norm, cb->cfg->norm_eps, n, cb->n_sm, cb->mv_blocks_per_sm,
+    mv_input in = {x,
+                   x_ld,
+                   x_rows,
+                   norm,
+                   cb->cfg->norm_eps,
+                   n,
+                   cb->n_sm,
+                   cb->mv_blocks_per_sm,
+                   cb->mv_max_stage,
                    cb->pdl};
     return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
+}
+
+static lc_status embed(cuda_backend *cb, int n, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    if (cuda_quantized(cb->wt))
+        return launch_embed_quant(cb->wt, cb->token_embd, c->vocab_size, c->dim, mv_ld(c->dim),
+                                  in_tokens(cb), n, cb->x, cb->stream, err);
+    return launch_embed(cb->wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x,
+                        cb->stream, err);
 }
 
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L launches. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
     const lc_config *c = cb->cfg;
-    TRY(launch_embed(cb->wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x,
-                     cb->stream, err));
+    TRY(embed(cb, n, err));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};
@@ -97,11 +113,16 @@ static cudaDataType blas_type(lc_dtype t) {
     return t == LC_DTYPE_F16 ? CUDA_R_16F : t == LC_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-/* y(n, rows) f32 = x(n, cols) W(rows, cols)^T + beta y, all row-major. */
+/* y(n, rows) f32 = x(n, cols) W(rows, cols)^T + beta y, all row-major; x of
+ * act_t. Quantized weights go through an f16 copy of the matrix first. */
 static lc_status gemm(cuda_backend *cb, const void *w, int rows, int cols, const void *x,
                       int64_t x_ld, int n, float *y, int64_t y_ld, float beta, lc_error *err) {
     const float alpha = 1.0f;
-    const cudaDataType t = blas_type(cb->wt);
+    if (cuda_quantized(cb->wt)) {
+        TRY(launch_dequantize(cb->wt, w, rows, mv_ld(cols), cb->w_f16, cb->stream, err));
+        w = cb->w_f16;
+    }
+    const cudaDataType t = blas_type(cb->act_t);
     return cublas_check(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, w,
                                      t, mv_ld(cols), x, t, (int)x_ld, &beta, y, CUDA_R_32F,
                                      (int)y_ld, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -155,10 +176,10 @@ static lc_status attention_run(cuda_backend *cb, int layer, int n, int seq, int 
 static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_seq, int p0,
                                  lc_error *err) {
     const lc_config *c = cb->cfg;
-    const lc_dtype wt = cb->wt;
+    const lc_dtype wt = cb->act_t; /* what the products take as input */
     cudaStream_t s = cb->stream;
     const float eps = c->norm_eps;
-    TRY(launch_embed(wt, cb->token_embd, c->dim, mv_ld(c->dim), in_tokens(cb), n, cb->x, s, err));
+    TRY(embed(cb, n, err));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         const kv_target kv = kv_for(cb, l);

@@ -253,6 +253,221 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     }
 }
 
+/* The quantized kernel's batch: as mv_batch, with each vector's block scale. */
+struct mv_qbatch {
+    uint4 r0[MV_UNROLL], r1[MV_UNROLL];
+    float s0[MV_UNROLL], s1[MV_UNROLL];
+};
+
+/* What the block staged: the inputs as floats (normalised when asked) and,
+ * for the quantized weight types, as int8 blocks of 32 with a scale and the
+ * sum of the block's int8 values (Q4_0's offset of 8 needs it). */
+struct mv_stage {
+    const float *xs;  /* (NT, ld) */
+    const int8_t *xq; /* (NT, ld) */
+    const float *xd;  /* (NT, nb) */
+    const int *xsum;  /* (NT, nb) */
+    int ld, nb;
+};
+
+/* The per-type loader of the quantized kernel: V weights per 16-byte vector
+ * and how a vector meets the staged int8 inputs (__dp4a). */
+template <typename Q> struct mv_quant;
+
+/* Q8_0: 16 int8 weights per vector, half a block. */
+template <> struct mv_quant<q8_gpu> {
+    static constexpr int V = 16;
+    template <int NT>
+    __device__ static void dot(const mv_qbatch &b, int u, int v, const mv_stage &st,
+                               float (&acc0)[NT], float (&acc1)[NT]) {
+        const uint4 w0 = b.r0[u], w1 = b.r1[u];
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const int4 x = *reinterpret_cast<const int4 *>(st.xq + t * st.ld + v * V);
+            int d0 = __dp4a((int)w0.x, x.x, 0), d1 = __dp4a((int)w1.x, x.x, 0);
+            d0 = __dp4a((int)w0.y, x.y, d0), d1 = __dp4a((int)w1.y, x.y, d1);
+            d0 = __dp4a((int)w0.z, x.z, d0), d1 = __dp4a((int)w1.z, x.z, d1);
+            d0 = __dp4a((int)w0.w, x.w, d0), d1 = __dp4a((int)w1.w, x.w, d1);
+            const float dx = st.xd[t * st.nb + v / 2];
+            acc0[t] += (float)d0 * b.s0[u] * dx;
+            acc1[t] += (float)d1 * b.s1[u] * dx;
+        }
+    }
+};
+
+/* Q4_0: a vector is one block of 32 nibbles, element j in the low nibble of
+ * byte j and element j + 16 in the high one; w = d (q - 8). */
+template <> struct mv_quant<q4_gpu> {
+    static constexpr int V = 32;
+    __device__ static int dot_nibbles(uint4 w, int4 lo_x, int4 hi_x) {
+        const unsigned m = 0x0f0f0f0fu;
+        int d = __dp4a((int)(w.x & m), lo_x.x, 0);
+        d = __dp4a((int)(w.y & m), lo_x.y, d);
+        d = __dp4a((int)(w.z & m), lo_x.z, d);
+        d = __dp4a((int)(w.w & m), lo_x.w, d);
+        d = __dp4a((int)((w.x >> 4) & m), hi_x.x, d);
+        d = __dp4a((int)((w.y >> 4) & m), hi_x.y, d);
+        d = __dp4a((int)((w.z >> 4) & m), hi_x.z, d);
+        return __dp4a((int)((w.w >> 4) & m), hi_x.w, d);
+    }
+    template <int NT>
+    __device__ static void dot(const mv_qbatch &b, int u, int v, const mv_stage &st,
+                               float (&acc0)[NT], float (&acc1)[NT]) {
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const int4 *x = reinterpret_cast<const int4 *>(st.xq + t * st.ld + v * V);
+            const int4 lo = x[0], hi = x[1];
+            const int offset = 8 * st.xsum[t * st.nb + v];
+            const float dx = st.xd[t * st.nb + v];
+            acc0[t] += (float)(dot_nibbles(b.r0[u], lo, hi) - offset) * b.s0[u] * dx;
+            acc1[t] += (float)(dot_nibbles(b.r1[u], lo, hi) - offset) * b.s1[u] * dx;
+        }
+    }
+};
+
+/* Loads the batch and its scales: rows 2 pair and 2 pair + 1, n_vec 16-byte vectors apart. */
+template <typename Q>
+__device__ __forceinline__ void mv_qload(mv_qbatch &b, const uint4 *__restrict__ w,
+                                         const __half *__restrict__ scales, int nb, int n_vec,
+                                         int pair, int batch, int lane) {
+    const uint4 *w0 = w + (int64_t)2 * pair * n_vec, *w1 = w0 + n_vec;
+#pragma unroll
+    for (int u = 0; u < MV_UNROLL; u++) {
+        const int v = (batch * MV_UNROLL + u) * 32 + lane;
+        if (v < n_vec) {
+            const int blk = v * mv_quant<Q>::V / 32;
+            b.r0[u] = load_stream16(w0 + v);
+            b.r1[u] = load_stream16(w1 + v);
+            b.s0[u] = __half2float(scales[(int64_t)2 * pair * nb + blk]);
+            b.s1[u] = __half2float(scales[(int64_t)(2 * pair + 1) * nb + blk]);
+        } else {
+            b.r0[u] = b.r1[u] = make_uint4(0, 0, 0, 0);
+            b.s0[u] = b.s1[u] = 0.0f;
+        }
+    }
+}
+
+template <typename Q, int NT>
+__device__ __forceinline__ void mv_qdot(const mv_qbatch &b, const mv_stage &st, int n_vec,
+                                        int batch, int lane, float (&acc0)[NT], float (&acc1)[NT]) {
+#pragma unroll
+    for (int u = 0; u < MV_UNROLL; u++) {
+        const int v = (batch * MV_UNROLL + u) * 32 + lane;
+        if (v >= n_vec) break;
+        mv_quant<Q>::template dot<NT>(b, u, v, st, acc0, acc1);
+    }
+}
+
+/* The matrix as the kernel walks it. */
+struct mv_matrix {
+    const uint4 *__restrict__ w;
+    const __half *__restrict__ scales;
+    int nb, n_vec, n_batches, n_pairs, pair_stride;
+};
+
+/* mv_step for the quantized kernel. (The plain kernel keeps its own copy: the
+ * shared version measured 3% slower on 7B f16, run 11 of docs/cuda-notes.md.) */
+template <typename Q, int NT>
+__device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_qbatch &next, mv_walk &at,
+                                         const mv_matrix &m, const mv_stage &st, int lane,
+                                         float (&acc0)[NT], float (&acc1)[NT],
+                                         const mv_epilogue &epi, mv_tokens<NT> &tok) {
+    mv_walk nx = {at.pair, at.batch + 1};
+    if (nx.batch == m.n_batches) nx = (mv_walk){at.pair + m.pair_stride, 0};
+    if (nx.pair < m.n_pairs)
+        mv_qload<Q>(next, m.w, m.scales, m.nb, m.n_vec, nx.pair, nx.batch, lane);
+    if (at.batch == 0 && lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) tok.pre[t] = mv_prepare(epi, t, 2 * at.pair, tok.pos[t]);
+    mv_qdot<Q, NT>(cur, st, m.n_vec, at.batch, lane, acc0, acc1);
+    if (nx.batch == 0) { /* the pair is done */
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
+            if (lane == 0) mv_finish(epi, t, 2 * at.pair, a, b, tok.pre[t], tok.pos[t], tok.seq[t]);
+            acc0[t] = acc1[t] = 0.0f;
+        }
+    }
+    at = nx;
+    return at.pair < m.n_pairs;
+}
+
+/* The staged inputs again as int8 blocks of 32 (scale max|x| / 127, rounded
+ * half away from zero, as the CPU quantizes activations), one warp per block. */
+template <int NT>
+__device__ __forceinline__ void stage_int8(const float *xs, int ld, int nb, int8_t *xq, float *xd,
+                                           int *xsum) {
+    const int lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+    for (int b = threadIdx.x >> 5; b < NT * nb; b += n_warps) {
+        const int t = b / nb, i = t * ld + (b % nb) * 32 + lane;
+        const float x = xs[i], d = warp_max(fabsf(x)) / 127.0f;
+        const int q = d == 0.0f ? 0 : (int)roundf(x / d);
+        xq[i] = (int8_t)q;
+        const int sum = __reduce_add_sync(0xffffffffu, q);
+        if (lane == 0) {
+            xd[b] = d;
+            xsum[b] = sum;
+        }
+    }
+    __syncthreads();
+}
+
+/* The matrix-vector kernel for Q8_0 / Q4_0 weights: the same walk as
+ * matvec_kernel, the inputs staged a second time as int8 blocks, each vector
+ * met with __dp4a and its block scale. */
+template <typename Q, int NT>
+__global__ void __launch_bounds__(MV_WARPS * 32)
+    matvec_quant_kernel(const void *__restrict__ w, const __half *__restrict__ scales, int rows,
+                        int cols, int ld, mv_input in, mv_epilogue epi) {
+    extern __shared__ float xs[]; /* mv_stage_bytes */
+    __shared__ float red[32];
+    const int lane = threadIdx.x & 31;
+    mv_matrix m;
+    m.w = static_cast<const uint4 *>(w);
+    m.scales = scales;
+    m.nb = ld / 32;
+    m.n_vec = ld / mv_quant<Q>::V;
+    m.n_batches = (m.n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
+    m.n_pairs = rows / 2;
+    m.pair_stride = gridDim.x * MV_WARPS;
+    mv_walk at = {(int)blockIdx.x * MV_WARPS + (int)(threadIdx.x >> 5), 0};
+    mv_qbatch a, b;
+    mv_tokens<NT> tok;
+    pdl_let_next_start();
+    if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
+#pragma unroll
+    for (int t = 0; t < NT; t++) { /* inputs from the host, copied before the step */
+        const bool kv = epi.kind == MV_QKV;
+        tok.pos[t] = kv ? epi.kv.pos[t] : 0;
+        tok.seq[t] = kv ? epi.kv.seq[t] : 0;
+    }
+    pdl_wait_for_previous();
+    stage_inputs<NT>(in, cols, ld, xs, red);
+    int8_t *xq = reinterpret_cast<int8_t *>(xs + mv_stage_floats(NT, ld, in.norm != NULL));
+    float *xd = reinterpret_cast<float *>(xq + NT * ld);
+    int *xsum = reinterpret_cast<int *>(xd + NT * m.nb);
+    stage_int8<NT>(xs, ld, m.nb, xq, xd, xsum);
+    const mv_stage st = {xs, xq, xd, xsum, ld, m.nb};
+    if (at.pair >= m.n_pairs) return;
+
+    float acc0[NT], acc1[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
+    while (mv_qstep<Q, NT>(a, b, at, m, st, lane, acc0, acc1, epi, tok) &&
+           mv_qstep<Q, NT>(b, a, at, m, st, lane, acc0, acc1, epi, tok)) {
+    }
+}
+
+template <typename Q> static const void *matvec_quant_fn(int n) {
+    switch (n) {
+    case 1: return (const void *)matvec_quant_kernel<Q, 1>;
+    case 2: return (const void *)matvec_quant_kernel<Q, 2>;
+    case 3: return (const void *)matvec_quant_kernel<Q, 3>;
+    case 4: return (const void *)matvec_quant_kernel<Q, 4>;
+    }
+    return NULL;
+}
+
 template <typename W> static const void *matvec_fn(int n) {
     switch (n) {
     case 1: return (const void *)matvec_kernel<W, 1>;
@@ -268,11 +483,13 @@ static const void *matvec_for(lc_dtype wt, int n) {
     case LC_DTYPE_F32: return matvec_fn<float>(n);
     case LC_DTYPE_F16: return matvec_fn<__half>(n);
     case LC_DTYPE_BF16: return matvec_fn<__nv_bfloat16>(n);
+    case LC_DTYPE_Q8_0: return matvec_quant_fn<q8_gpu>(n);
+    case LC_DTYPE_Q4_0: return matvec_quant_fn<q4_gpu>(n);
     default: return NULL;
     }
 }
 
-lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err) {
+lc_status matvec_setup(int device, int64_t *max_stage_bytes, lc_error *err) {
     int optin = 0;
     CU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     const int dynamic = optin - 32 * (int)sizeof(float) - 1024; /* leave the static part room */
@@ -280,19 +497,29 @@ lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err) {
         for (int n = 1; n <= MV_MAX_TOKENS; n++)
             if (matvec_for((lc_dtype)wt, n))
                 CU_TRY(cudaFuncSetAttribute(matvec_for((lc_dtype)wt, n),
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
-    *max_input_floats = dynamic / (int64_t)sizeof(float);
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
+    *max_stage_bytes = dynamic;
     return LC_OK;
 }
 
 lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, const mv_input *in,
                         const mv_epilogue *epi, cudaStream_t s, lc_error *err) {
     const void *fn = matvec_for(wt, in->n);
-    if (!fn || rows % 2 || ld % 8 || ld < cols)
+    const bool quant = dtype_info(wt) && dtype_info(wt)->block > 1;
+    if (!fn || rows % 2 || ld % 8 || ld < cols || (quant && (ld != cols || cols % 32)))
         return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) ld %d for %d tokens",
                        lc_dtype_name(wt), rows, cols, ld, in->n);
-    void *args[] = {(void *)&w, (void *)&rows, (void *)&cols, (void *)&ld, (void *)in, (void *)epi};
-    const size_t smem = mv_stage_floats(in->n, ld, in->norm != NULL) * sizeof(float);
+    const __half *scales = quant ? cuda_matrix_scales(wt, w, rows, ld) : NULL;
+    void *plain_args[] = {(void *)&w,  (void *)&rows, (void *)&cols,
+                          (void *)&ld, (void *)in,    (void *)epi};
+    void *quant_args[] = {(void *)&w,  (void *)&scales, (void *)&rows, (void *)&cols,
+                          (void *)&ld, (void *)in,      (void *)epi};
+    void **args = quant ? quant_args : plain_args;
+    const size_t smem = mv_stage_bytes(in->n, ld, in->norm != NULL, quant);
+    if ((int64_t)smem > in->max_stage_bytes)
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "matvec: %d inputs of %d need %zu bytes of shared memory", in->n, cols,
+                       smem);
     int per_sm = 0;
     CU_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, MV_WARPS * 32, smem));
     unsigned blocks = ceil_div(rows, 2 * MV_WARPS);
@@ -316,9 +543,45 @@ __global__ void embed_kernel(const W *__restrict__ table, int dim, int ld, const
         x[(int64_t)blockIdx.x * dim + i] = to_f32(row[i]);
 }
 
+/* A row of a stored Q8_0 / Q4_0 table (vocab rows of ld). */
+template <bool Q4>
+__global__ void embed_quant_kernel(const uint8_t *__restrict__ table, const __half *scales, int dim,
+                                   int ld, const int32_t *tokens, float *x) {
+    const int64_t row = tokens[blockIdx.x];
+    const uint8_t *q = table + row * (Q4 ? ld / 2 : ld);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float d = __half2float(scales[row * (ld / 32) + i / 32]);
+        float v;
+        if (Q4) {
+            const int j = i % 32, byte = q[i / 32 * 16 + j % 16];
+            v = (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
+        } else {
+            v = (float)(int8_t)q[i];
+        }
+        x[(int64_t)blockIdx.x * dim + i] = d * v;
+    }
+}
+
+lc_status launch_embed_quant(lc_dtype wt, const void *table, int64_t vocab, int dim, int ld,
+                             const int32_t *tokens, int n, float *x, cudaStream_t s,
+                             lc_error *err) {
+    const __half *scales = cuda_matrix_scales(wt, table, vocab, ld);
+    if (wt == LC_DTYPE_Q8_0)
+        embed_quant_kernel<false>
+            <<<n, 256, 0, s>>>((const uint8_t *)table, scales, dim, ld, tokens, x);
+    else if (wt == LC_DTYPE_Q4_0)
+        embed_quant_kernel<true>
+            <<<n, 256, 0, s>>>((const uint8_t *)table, scales, dim, ld, tokens, x);
+    else
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "embedding of %s", lc_dtype_name(wt));
+    CU_LAUNCHED();
+    return LC_OK;
+}
+
 lc_status launch_embed(lc_dtype wt, const void *table, int dim, int ld, const int32_t *tokens,
                        int n, float *x, cudaStream_t s, lc_error *err) {
     switch (wt) {
+
     case LC_DTYPE_F32:
         embed_kernel<<<n, 256, 0, s>>>((const float *)table, dim, ld, tokens, x);
         break;
@@ -481,4 +744,119 @@ lc_status launch_convert(lc_dtype src_t, const void *src, int64_t src_ld, int64_
                             err);
     default: return lc_fail(err, LC_ERR_UNSUPPORTED, "conversion from %s", lc_dtype_name(src_t));
     }
+}
+
+/* ---- quantized weights: upload and prefill ------------------------------------- */
+
+/* One warp per block of 32: lane i holds element i. */
+template <typename S, bool Q4>
+__global__ void quantize_kernel(const S *__restrict__ src, int64_t src_ld, int64_t rows, int cols,
+                                uint8_t *qs, int64_t row_bytes, __half *scales, int nb,
+                                int64_t row0, int64_t step) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (warp >= rows * nb) return;
+    const int64_t r = warp / nb, blk = warp % nb, dst_row = row0 + r * step;
+    const float x = to_f32(src[r * src_ld + blk * 32 + lane]);
+    if (!Q4) {
+        const float d = warp_max(fabsf(x)) / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+        qs[dst_row * row_bytes + blk * 32 + lane] = (uint8_t)(int8_t)roundf(x * inv);
+        if (lane == 0) scales[dst_row * nb + blk] = __float2half_rn(d);
+        return;
+    }
+    /* the element of largest magnitude, sign kept; on ties the lowest index, as on the CPU */
+    float best = fabsf(x);
+    int at = lane;
+    for (int o = 16; o > 0; o >>= 1) {
+        const float other = __shfl_xor_sync(0xffffffffu, best, o);
+        const int other_at = __shfl_xor_sync(0xffffffffu, at, o);
+        if (other > best || (other == best && other_at < at)) {
+            best = other;
+            at = other_at;
+        }
+    }
+    const float m = __shfl_sync(0xffffffffu, x, at);
+    const float d = m / -8.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+    int q = (int)(x * inv + 8.5f);
+    q = q > 15 ? 15 : q;
+    const int hi = __shfl_down_sync(0xffffffffu, q, 16);
+    if (lane < 16) qs[dst_row * row_bytes + blk * 16 + lane] = (uint8_t)(q | hi << 4);
+    if (lane == 0) scales[dst_row * nb + blk] = __float2half_rn(d);
+}
+
+template <typename S>
+static lc_status quantize_from(const S *src, int64_t src_ld, int64_t rows, int64_t cols,
+                               lc_dtype to, void *dst, int64_t total_rows, int64_t ld, int64_t row0,
+                               int64_t step, cudaStream_t s, lc_error *err) {
+    const int nb = (int)(cols / 32);
+    const int64_t warps = rows * nb, threads = warps * 32;
+    const unsigned grid = (unsigned)((threads + 255) / 256);
+    uint8_t *qs = (uint8_t *)dst;
+    __half *scales = (__half *)cuda_matrix_scales(to, dst, total_rows, ld);
+    const int64_t row_bytes = (int64_t)cuda_row_bytes(to, ld);
+    if (to == LC_DTYPE_Q8_0)
+        quantize_kernel<S, false><<<grid, 256, 0, s>>>(src, src_ld, rows, (int)cols, qs, row_bytes,
+                                                       scales, (int)(ld / 32), row0, step);
+    else
+        quantize_kernel<S, true><<<grid, 256, 0, s>>>(src, src_ld, rows, (int)cols, qs, row_bytes,
+                                                      scales, (int)(ld / 32), row0, step);
+    CU_LAUNCHED();
+    return LC_OK;
+}
+
+lc_status launch_quantize(lc_dtype src_t, const void *src, int64_t src_ld, int64_t rows,
+                          int64_t cols, lc_dtype to, void *dst, int64_t total_rows, int64_t ld,
+                          int64_t row0, int64_t step, cudaStream_t s, lc_error *err) {
+    if (!cuda_quantized(to) || cols % 32 || ld != cols)
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "%s weights need rows of a multiple of 32 elements (this one: %lld)",
+                       lc_dtype_name(to), (long long)cols);
+    switch (src_t) {
+    case LC_DTYPE_F32:
+        return quantize_from((const float *)src, src_ld, rows, cols, to, dst, total_rows, ld, row0,
+                             step, s, err);
+    case LC_DTYPE_F16:
+        return quantize_from((const __half *)src, src_ld, rows, cols, to, dst, total_rows, ld, row0,
+                             step, s, err);
+    case LC_DTYPE_BF16:
+        return quantize_from((const __nv_bfloat16 *)src, src_ld, rows, cols, to, dst, total_rows,
+                             ld, row0, step, s, err);
+    default:
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "quantizing %s weights on the device",
+                       lc_dtype_name(src_t));
+    }
+}
+
+template <bool Q4>
+__global__ void dequantize_kernel(const uint8_t *__restrict__ qs, const __half *scales,
+                                  int64_t rows, int ld, __half *out) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * ld) return;
+    const int64_t r = i / ld;
+    const int c = (int)(i % ld);
+    const float d = __half2float(scales[r * (ld / 32) + c / 32]);
+    float v;
+    if (Q4) {
+        const int j = c % 32, byte = qs[r * (ld / 2) + c / 32 * 16 + j % 16];
+        v = (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
+    } else {
+        v = (float)(int8_t)qs[r * ld + c];
+    }
+    out[i] = __float2half_rn(d * v);
+}
+
+lc_status launch_dequantize(lc_dtype t, const void *w, int64_t rows, int64_t ld, __half *out,
+                            cudaStream_t s, lc_error *err) {
+    const __half *scales = cuda_matrix_scales(t, w, rows, ld);
+    const unsigned grid = (unsigned)((rows * ld + 255) / 256);
+    if (t == LC_DTYPE_Q8_0)
+        dequantize_kernel<false>
+            <<<grid, 256, 0, s>>>((const uint8_t *)w, scales, rows, (int)ld, out);
+    else if (t == LC_DTYPE_Q4_0)
+        dequantize_kernel<true>
+            <<<grid, 256, 0, s>>>((const uint8_t *)w, scales, rows, (int)ld, out);
+    else
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "dequantizing %s", lc_dtype_name(t));
+    CU_LAUNCHED();
+    return LC_OK;
 }

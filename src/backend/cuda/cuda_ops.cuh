@@ -6,6 +6,9 @@
 #define LLAMAC_BACKEND_CUDA_OPS_CUH
 
 #include "backend/cuda/cuda_common.cuh"
+extern "C" {
+#include "formats/tensor.h"
+}
 
 /* Where rotated keys and values go: one layer's slice of the KV cache,
  * laid out (n_seq, n_kv_heads, n_ctx, head_dim) so each head's keys are
@@ -46,26 +49,65 @@ typedef struct mv_input {
     int n;
     int n_sm;          /* multiprocessors, to size the grid to one wave; 0: a block per 16 rows */
     int blocks_per_sm; /* at most this many blocks per multiprocessor; 0: as many as fit */
-    bool pdl;          /* launch with programmatic dependent launch (see cuda_common.cuh) */
+    int64_t max_stage_bytes; /* from matvec_setup */
+    bool pdl;                /* launch with programmatic dependent launch (see cuda_common.cuh) */
 } mv_input;
 
 #define MV_MAX_TOKENS 4
+
+/* The quantized weight types as the kernels store them (converted at upload,
+ * not GGUF's 34- and 18-byte blocks, which would break 16-byte loads): each
+ * row's int8 (Q8_0) or nibbles (Q4_0, GGUF's order within a block of 32)
+ * contiguous, then after all rows one f16 scale per 32 elements, (rows, ld / 32). */
+struct q8_gpu {};
+struct q4_gpu {};
+
+static inline bool cuda_quantized(lc_dtype t) { return t == LC_DTYPE_Q8_0 || t == LC_DTYPE_Q4_0; }
+/* Bytes of one stored row of ld elements. */
+static inline size_t cuda_row_bytes(lc_dtype t, int64_t ld) {
+    return t == LC_DTYPE_Q8_0   ? (size_t)ld
+           : t == LC_DTYPE_Q4_0 ? (size_t)ld / 2
+                                : (size_t)ld * dtype_info(t)->block_bytes;
+}
+static inline size_t cuda_align256(size_t n) { return (n + 255) & ~(size_t)255; }
+/* Bytes of a stored matrix: the rows, then the scales of quantized types. */
+static inline size_t cuda_matrix_bytes(lc_dtype t, int64_t rows, int64_t ld) {
+    const size_t body = cuda_align256((size_t)rows * cuda_row_bytes(t, ld));
+    return body + (cuda_quantized(t) ? (size_t)rows * (ld / 32) * sizeof(__half) : 0);
+}
+static inline const __half *cuda_matrix_scales(lc_dtype t, const void *w, int64_t rows,
+                                               int64_t ld) {
+    return (const __half *)((const char *)w + cuda_align256((size_t)rows * cuda_row_bytes(t, ld)));
+}
 
 /* Row stride of a stored matrix of `cols` columns: rounded up to 8
  * elements so every row starts 16-byte aligned for vector loads. */
 static inline int mv_ld(int cols) { return (cols + 7) & ~7; }
 
 /* Floats of shared memory a launch stages: the n inputs and the norm weights. */
-static inline int64_t mv_stage_floats(int n, int ld, bool norm) { return (int64_t)(n + norm) * ld; }
+__host__ __device__ static inline int64_t mv_stage_floats(int n, int ld, bool norm) {
+    return (int64_t)(n + norm) * ld;
+}
+
+/* Shared memory a launch stages: the n inputs and the norm weights as
+ * floats, then for quantized weights the int8 inputs, their scales and sums. */
+static inline size_t mv_stage_bytes(int n, int ld, bool norm, bool quant) {
+    size_t bytes = (size_t)mv_stage_floats(n, ld, norm) * sizeof(float);
+    if (quant) bytes += (size_t)n * ld + (size_t)n * (ld / 32) * (sizeof(float) + sizeof(int));
+    return bytes;
+}
 
 /* Raises the shared-memory limit of every matvec instantiation to what the
- * device allows; returns the most floats (mv_stage_floats) one launch stages. */
-lc_status matvec_setup(int device, int64_t *max_input_floats, lc_error *err);
+ * device allows; returns the most bytes one launch may stage (mv_stage_bytes). */
+lc_status matvec_setup(int device, int64_t *max_stage_bytes, lc_error *err);
 /* y = W x for W (rows, cols) of dtype wt, rows `ld` elements apart and
  * zero beyond cols; rows even, ld a multiple of 8 (16-byte aligned rows). */
 lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, const mv_input *in,
                         const mv_epilogue *epi, cudaStream_t s, lc_error *err);
 
+/* The same from a stored Q8_0 / Q4_0 table of vocab rows. */
+lc_status launch_embed_quant(lc_dtype wt, const void *table, int64_t vocab, int dim, int ld,
+                             const int32_t *tokens, int n, float *x, cudaStream_t s, lc_error *err);
 /* x(n, dim) f32 = table(vocab, dim)[tokens], the table's rows ld apart. */
 lc_status launch_embed(lc_dtype wt, const void *table, int dim, int ld, const int32_t *tokens,
                        int n, float *x, cudaStream_t s, lc_error *err);
@@ -80,6 +122,16 @@ lc_status launch_rope_store(const float *qkv, int64_t qkv_ld, int n, const kv_ta
 /* out(n, hidden) of out_t = silu(g13[:, 2i]) * g13[:, 2i+1]. */
 lc_status launch_swiglu(const float *g13, int64_t g13_ld, int n, int hidden, lc_dtype out_t,
                         void *out, int64_t out_ld, cudaStream_t s, lc_error *err);
+/* Rows of src (src_t, src_ld apart) quantized into the stored matrix `dst`
+ * (Q8_0 or Q4_0, total_rows rows of ld) at rows row0, row0 + step, ...:
+ * scale max|x| / 127 (Q8_0) or m / -8 for the element m of largest
+ * magnitude (Q4_0), as src/formats/quant.c does on the CPU. */
+lc_status launch_quantize(lc_dtype src_t, const void *src, int64_t src_ld, int64_t rows,
+                          int64_t cols, lc_dtype to, void *dst, int64_t total_rows, int64_t ld,
+                          int64_t row0, int64_t step, cudaStream_t s, lc_error *err);
+/* The stored quantized matrix w (rows, ld) as f16 rows ld apart, for cuBLAS. */
+lc_status launch_dequantize(lc_dtype t, const void *w, int64_t rows, int64_t ld, __half *out,
+                            cudaStream_t s, lc_error *err);
 /* dst(rows, cols) of dst_t = src(rows, cols) of src_t, each with its row stride. */
 lc_status launch_convert(lc_dtype src_t, const void *src, int64_t src_ld, int64_t rows,
                          int64_t cols, lc_dtype dst_t, void *dst, int64_t dst_ld, cudaStream_t s,

@@ -56,12 +56,16 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     { /* stored as the backend stores it: rows mv_ld(cols) apart, zero-padded */
         void *dense;
         TRY(put(&s, w, (size_t)rows * cols, LC_DTYPE_F32, &dense, err));
-        TRY(put(&s, NULL, (size_t)rows * mv_ld(cols), wt, &dw, err));
-        if (cudaMemset(dw, 0, (size_t)rows * mv_ld(cols) * (wt == LC_DTYPE_F32 ? 4 : 2))) {
-            st = lc_fail(err, LC_ERR_DEVICE, "cudaMemset");
+        const size_t bytes = cuda_matrix_bytes(wt, rows, mv_ld(cols));
+        if (cudaMalloc(&dw, bytes) || (s.p[s.n++] = dw, cudaMemset(dw, 0, bytes))) {
+            st = lc_fail(err, LC_ERR_DEVICE, "allocating a test matrix");
             goto done;
         }
-        TRY(launch_convert(LC_DTYPE_F32, dense, cols, rows, cols, wt, dw, mv_ld(cols), 0, err));
+        if (cuda_quantized(wt))
+            TRY(launch_quantize(LC_DTYPE_F32, dense, cols, rows, cols, wt, dw, rows, mv_ld(cols), 0,
+                                1, 0, err));
+        else
+            TRY(launch_convert(LC_DTYPE_F32, dense, cols, rows, cols, wt, dw, mv_ld(cols), 0, err));
     }
     TRY(put(&s, x, (size_t)n * cols, LC_DTYPE_F32, &dx, err));
     if (norm) TRY(put(&s, norm, (size_t)cols, LC_DTYPE_F32, &dn, err));
@@ -69,7 +73,8 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     {
         int n_sm = 0;
         cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0);
-        mv_input in = {(const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm, 0, true};
+        mv_input in = {
+            (const float *)dx, cols, NULL, (const float *)dn, eps, n, n_sm, 0, max_in, true};
         mv_epilogue e = {swiglu ? MV_SWIGLU : MV_STORE, (float *)dy, out_cols};
         TRY(launch_matvec(wt, dw, rows, cols, mv_ld(cols), &in, &e, 0, err));
     }
