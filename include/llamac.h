@@ -79,24 +79,31 @@ typedef struct lc_config {
 
 typedef struct lc_model lc_model;
 
-/* Loads a model file (llama2.c legacy or version-1 checkpoint). The file stays
- * memory-mapped until lc_model_free; weights point into the mapping. */
+/* Loads a model file: a llama2.c legacy or version-1 checkpoint, or a GGUF file
+ * (versions 2 and 3) of architecture llama. The file stays memory-mapped until
+ * lc_model_free; weights point into the mapping. */
 lc_status lc_model_load(const char *path, lc_model **out, lc_error *err);
 void lc_model_free(lc_model *model);
 const lc_config *lc_model_config(const lc_model *model);
-/* A short description of the file format, e.g. "llama2.c legacy (fp32)". */
+/* A short description of the file format, e.g. "llama2.c legacy (fp32)",
+ * "GGUF v3 (q4_0, q8_0 embedding)". */
 const char *lc_model_format(const lc_model *model);
 /* Bytes of weights one decoding step reads: every matrix and norm once
  * (the embedding table only when it doubles as the classifier). */
 uint64_t lc_model_bytes_per_token(const lc_model *model);
 uint64_t lc_model_n_params(const lc_model *model);
+/* True when the model file carries its own vocabulary (GGUF tokenizer metadata). */
+bool lc_model_has_tokenizer(const lc_model *model);
 
 /* ---- tokenizer ---------------------------------------------------------- */
 
 typedef struct lc_tokenizer lc_tokenizer;
 
-/* Loads a tokenizer in llama2.c's tokenizer.bin layout (SentencePiece BPE). */
+/* Loads a tokenizer: llama2.c's tokenizer.bin layout, or the vocabulary of a
+ * GGUF file (tokenizer.ggml.model "llama"); both are SentencePiece BPE. */
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err);
+/* The tokenizer a model file carries (see lc_model_has_tokenizer). */
+lc_status lc_tokenizer_from_model(const lc_model *model, lc_tokenizer **out, lc_error *err);
 void lc_tokenizer_free(lc_tokenizer *tok);
 int32_t lc_tokenizer_vocab_size(const lc_tokenizer *tok);
 lc_token lc_tokenizer_bos(const lc_tokenizer *tok);

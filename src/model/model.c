@@ -9,6 +9,7 @@
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "model/llama_gguf.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct binder {
     const tensor_table *tensors;
@@ -104,6 +105,10 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
     if (!m) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     lc_status st = mapped_file_open(&m->file, path, err);
     if (st) goto fail;
+    if (!(m->path = strdup(path))) {
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if (gguf_is_gguf(m->file.data, m->file.size)) {
         st = read_gguf(m, path, err);
     } else {
@@ -132,8 +137,28 @@ void lc_model_free(lc_model *m) {
     tensor_table_free(&m->tensors);
     if (m->gguf) gguf_free(m->gguf);
     free(m->gguf);
+    free(m->path);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
+}
+
+bool lc_model_has_tokenizer(const lc_model *m) {
+    return m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model");
+}
+
+lc_status lc_tokenizer_from_model(const lc_model *m, lc_tokenizer **out, lc_error *err) {
+    *out = NULL;
+    if (!lc_model_has_tokenizer(m))
+        return lc_fail(err, LC_ERR_ARG, "%s: the model file holds no tokenizer", m->path);
+    lc_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    lc_status st = tokenizer_from_gguf(t, m->gguf, m->path, err);
+    if (st) {
+        lc_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return LC_OK;
 }
 
 const lc_config *lc_model_config(const lc_model *m) { return &m->config; }

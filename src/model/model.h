@@ -55,6 +55,7 @@ struct lc_model {
     struct gguf_file *gguf; /* the parsed header of a GGUF file (its tokenizer), else NULL */
     tensor_table tensors;
     char format[64];
+    char *path; /* as given to lc_model_load, for messages */
 };
 
 #endif
