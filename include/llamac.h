@@ -261,6 +261,31 @@ lc_status lc_mkmodel(const char *shape, const char *path, uint64_t seed, lc_prog
 /* The i-th shape lc_mkmodel knows, NULL past the last. */
 const char *lc_mkmodel_shape(int i);
 
+/* Converts a model to a GGUF v3 file llama.cpp can load, with the weights in
+ * `type`: the llama.* hyperparameters, the full tokenizer (so the file runs
+ * alone) and llama.cpp's tensor names. Norms stay f32; with block types a
+ * matrix whose rows are not whole 32-element blocks stays f16; with q4_0 the
+ * embedding and classifier are q8_0. Writes OUTPUT.tmp, renamed at the end. */
+typedef struct lc_quantize_params {
+    const char *input;     /* a llama2.c checkpoint or a GGUF file */
+    const char *tokenizer; /* tokenizer.bin or a GGUF vocabulary; NULL: the input's own */
+    const char *output;    /* the GGUF file to write */
+    const char *type;      /* f32, f16, bf16, q8_0 or q4_0 */
+    const char *name;      /* general.name; NULL: the input's file name */
+} lc_quantize_params;
+
+typedef struct lc_quantize_progress {
+    int tensor, n_tensors; /* tensors written so far, of n_tensors */
+    const char *name;      /* the tensor just written */
+    lc_dtype dtype;        /* how it was stored */
+    double mb_done, mb_total;
+    const char *note; /* why it did not get the requested type, or NULL */
+} lc_quantize_progress;
+
+typedef void (*lc_quantize_fn)(void *user, const lc_quantize_progress *p);
+lc_status lc_quantize(const lc_quantize_params *params, lc_quantize_fn progress, void *user,
+                      lc_error *err);
+
 /* Multi-threaded streaming read of a `bytes`-sized buffer; returns GB/s of
  * the fastest of `repeats` passes in *best and the median in *median. */
 lc_status lc_membw(size_t bytes, int n_threads, int repeats, double *median, double *best,
