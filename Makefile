@@ -11,7 +11,7 @@ LDLIBS    = -lm -pthread
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
-TEST_SRC  = $(shell find tests -name '*.c' | sort)
+TEST_SRC  = $(shell find tests -name '*.c' -not -path 'tests/fuzz/*' | sort)
 
 # The SIMD kernels are one source compiled once per instruction set; the
 # dispatcher picks at run time, so the binary runs on any x86-64.
