@@ -161,6 +161,8 @@ void test_gguf_rejects_malformed(test_ctx *t) {
     BROKEN("n_dims 5", "5 dimensions", patch_u32(&b, at.n_dims, 5));
     BROKEN("n_dims 0", "0 dimensions", patch_u32(&b, at.n_dims, 0));
     BROKEN("size overflow", "overflows", patch_u64(&b, at.dim0, 1ull << 62));
+    BROKEN("byte size overflow", "overflows",
+           (patch_u64(&b, at.dim0, 1ull << 61), patch_u64(&b, at.dim0 + 8, 2)));
     BROKEN("zero dimension", "dimension 0", patch_u64(&b, at.dim0, 0));
     BROKEN("q8_0 row not whole blocks", "blocks",
            (patch_u64(&b, at.dim0, 16), patch_u32(&b, at.type, GGML_TYPE_Q8_0)));

@@ -313,14 +313,17 @@ static lc_status read_tensor_info(gguf_file *g, cursor *c, gguf_tensor_info *t) 
     if (t->dtype == LC_DTYPE_COUNT)
         return lc_fail(c->err, LC_ERR_UNSUPPORTED, "%s: unsupported tensor type %u (%.*s)", c->name,
                        t->ggml_type, nl, t->name.ptr);
-    /* Rows are whole blocks; bytes = (elements / block) * block_bytes cannot
-     * overflow because block_bytes <= 4 * block. */
+    /* Rows are whole blocks, and the byte size must fit in an int64 (an f32
+     * tensor of 2^62 elements would wrap around to a small size). */
     const dtype_traits *dt = dtype_info(t->dtype);
     if (t->ne[0] % (uint64_t)dt->block)
         return lc_fail(c->err, LC_ERR_FORMAT,
                        "%s: tensor %.*s: %" PRIu64
                        " columns is not a whole number of %s blocks (%d)",
                        c->name, nl, t->name.ptr, t->ne[0], dt->name, dt->block);
+    if (elements / (uint64_t)dt->block > (uint64_t)INT64_MAX / dt->block_bytes)
+        return lc_fail(c->err, LC_ERR_FORMAT, "%s: tensor %.*s: its size in bytes overflows",
+                       c->name, nl, t->name.ptr);
     t->bytes = elements / (uint64_t)dt->block * dt->block_bytes;
     if ((st = read_u64(c, &t->offset, "a tensor offset"))) return st;
     if (t->offset % g->alignment)
@@ -483,8 +486,12 @@ double gguf_array_float(const gguf_array *a, uint64_t i) {
 
 int64_t gguf_array_int(const gguf_array *a, uint64_t i) {
     gguf_value v = element(a, i);
-    if (v.type == GGUF_FLOAT32 || v.type == GGUF_FLOAT64) return (int64_t)v.f;
-    return is_signed(v.type) ? v.i : (int64_t)v.u;
+    if (v.type == GGUF_FLOAT32 || v.type == GGUF_FLOAT64) {
+        /* Converting a float outside int64's range (or NaN) is undefined: clamp. */
+        if (!(v.f > -0x1p63 && v.f < 0x1p63)) return v.f > 0 ? INT64_MAX : v.f < 0 ? INT64_MIN : 0;
+        return (int64_t)v.f;
+    }
+    return is_signed(v.type) || v.u <= INT64_MAX ? v.i : INT64_MAX;
 }
 
 gguf_str gguf_array_next_string(const uint8_t **at) {

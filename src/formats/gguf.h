@@ -122,7 +122,8 @@ lc_status gguf_get_array(const gguf_file *g, const char *key, gguf_type type, bo
                          gguf_array *out, lc_error *err);
 
 /* Array elements (the array was validated by gguf_parse, so these are in bounds). */
-/* Numeric element i as double / int64 (for the integer, float and bool types). */
+/* Numeric element i as double / int64 (for the integer, float and bool types;
+ * values outside int64 are clamped). */
 double gguf_array_float(const gguf_array *a, uint64_t i);
 int64_t gguf_array_int(const gguf_array *a, uint64_t i);
 /* String elements are variable-length: walk them in order with a pointer that
