@@ -11,7 +11,7 @@ LDLIBS    = -lm -pthread
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
-TEST_SRC  = $(shell find tests -name '*.c' | sort)
+TEST_SRC  = $(shell find tests -name '*.c' -not -path 'tests/fuzz/*' | sort)
 
 # The SIMD kernels are one source compiled once per instruction set; the
 # dispatcher picks at run time, so the binary runs on any x86-64.
@@ -46,7 +46,7 @@ TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # No built-in suffix rules: every rule is written here.
 .SUFFIXES:
-.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda dev
+.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda dev fuzz fuzz-if-clang
 all: $(BUILD)/llamac
 
 $(BUILD)/libllamac.a: $(LIB_OBJ)
@@ -89,13 +89,46 @@ print-cuda:
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-test: test-plain test-sanitize
+test: test-plain test-sanitize fuzz-if-clang
 
 test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
 	tests/run.sh $(BUILD)
 
 test-sanitize:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 test-plain
+
+# Fuzzing the GGUF reader (libFuzzer + ASan + UBSan, clang only): the reader and
+# everything that interprets a parsed file, seeded with files our own writer
+# makes. `make test` runs it for FUZZ_TIME seconds when clang can build it.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
+             src/formats/mapped_file.c src/core/error.c src/core/utf8.c src/model/llama_gguf.c \
+             src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
+FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-sanitize-recover=all
+$(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) -lm
+$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) -lm
+
+fuzz: $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/make_seeds
+	@mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/seeds
+	@echo "fuzz: $(FUZZ_TIME) s of fuzz_gguf (log: $(BUILD)/fuzz/log.txt)"
+	@$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=16384 -timeout=10 \
+	    -artifact_prefix=$(BUILD)/fuzz/ -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds >$(BUILD)/fuzz/log.txt 2>&1; \
+	    status=$$?; tail -n 25 $(BUILD)/fuzz/log.txt | grep -E 'ERROR|SUMMARY|crash-|stat::number_of_executed_units|cov:' | tail -n 8; \
+	    if [ $$status -eq 0 ]; then echo "fuzz: passed"; else echo "fuzz: FAILED (exit $$status)"; fi; exit $$status
+
+# Runs the fuzzer when clang can link libFuzzer here; says so when it cannot.
+fuzz-if-clang:
+	@if echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }' | \
+	    $(FUZZ_CC) -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null; then \
+	    $(MAKE) --no-print-directory fuzz; \
+	else echo "fuzz: skipped ($(FUZZ_CC) with libFuzzer not found)"; fi
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
 # from $LLAMAC_MODELS, ./models or ../shared/models (llamac generate without -m).

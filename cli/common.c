@@ -18,16 +18,17 @@ int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokeniz
                             ARG_STRING,
                             &o->model,
                             "FILE",
-                            "model checkpoint (llama2.c .bin); default: stories15M.bin, else "
+                            "model (llama2.c .bin or GGUF); default: stories15M.bin, else "
                             "tiny-gutenberg-15M.bin, from the model search path"};
     if (with_tokenizer)
-        specs[n++] = (arg_spec){"tokenizer",
-                                'z',
-                                ARG_STRING,
-                                &o->tokenizer,
-                                "FILE",
-                                "tokenizer.bin; default: tokenizer.bin beside the model, then the "
-                                "search path"};
+        specs[n++] =
+            (arg_spec){"tokenizer",
+                       'z',
+                       ARG_STRING,
+                       &o->tokenizer,
+                       "FILE",
+                       "tokenizer.bin or a GGUF vocabulary; default: the model's own (GGUF), "
+                       "else tokenizer.bin beside the model, then the search path"};
     return n;
 }
 
@@ -112,7 +113,13 @@ int open_model(common_opts *o, lc_model **model) {
 }
 
 int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
-    if (o->tokenizer) {
+    lc_error err;
+    *tok = NULL;
+    if (!o->tokenizer && model && lc_model_has_tokenizer(model)) {
+        /* A GGUF file carries its vocabulary; -z still overrides it. */
+        snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->model_path);
+        if (lc_tokenizer_from_model(model, tok, &err)) return report(NULL, &err);
+    } else if (o->tokenizer) {
         resolve(o->tokenizer, o->tokenizer_path, sizeof o->tokenizer_path);
     } else {
         /* tokenizer.bin beside the model, then on the search path */
@@ -123,8 +130,7 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
         if (!is_file(o->tokenizer_path))
             resolve("tokenizer.bin", o->tokenizer_path, sizeof o->tokenizer_path);
     }
-    lc_error err;
-    if (lc_tokenizer_load(o->tokenizer_path, tok, &err)) return report(NULL, &err);
+    if (!*tok && lc_tokenizer_load(o->tokenizer_path, tok, &err)) return report(NULL, &err);
     if (model) {
         int32_t want = lc_model_config(model)->vocab_size, have = lc_tokenizer_vocab_size(*tok);
         if (want != have) {

@@ -17,11 +17,13 @@ static const struct {
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint of a standard shape"},
     {"membw", cmd_membw, "measure the memory bandwidth decoding is bound by"},
     {"info", cmd_info, "describe a model file"},
+    {"quantize", cmd_quantize, "write a model as GGUF (f32, f16, bf16, q8_0 or q4_0)"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: llamac <command> [options]   (llamac <command> --help for its options)\n\n"
-               "llamac runs Llama-family language models (llama2.c checkpoints) on the CPU.\n\n"
+               "llamac runs Llama-family language models (llama2.c checkpoints, GGUF) on the CPU "
+               "or a GPU.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);

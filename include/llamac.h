@@ -79,24 +79,31 @@ typedef struct lc_config {
 
 typedef struct lc_model lc_model;
 
-/* Loads a model file (llama2.c legacy or version-1 checkpoint). The file stays
- * memory-mapped until lc_model_free; weights point into the mapping. */
+/* Loads a model file: a llama2.c legacy or version-1 checkpoint, or a GGUF file
+ * (versions 2 and 3) of architecture llama. The file stays memory-mapped until
+ * lc_model_free; weights point into the mapping. */
 lc_status lc_model_load(const char *path, lc_model **out, lc_error *err);
 void lc_model_free(lc_model *model);
 const lc_config *lc_model_config(const lc_model *model);
-/* A short description of the file format, e.g. "llama2.c legacy (fp32)". */
+/* A short description of the file format, e.g. "llama2.c legacy (fp32)",
+ * "GGUF v3 (q4_0, q8_0 embedding)". */
 const char *lc_model_format(const lc_model *model);
 /* Bytes of weights one decoding step reads: every matrix and norm once
  * (the embedding table only when it doubles as the classifier). */
 uint64_t lc_model_bytes_per_token(const lc_model *model);
 uint64_t lc_model_n_params(const lc_model *model);
+/* True when the model file carries its own vocabulary (GGUF tokenizer metadata). */
+bool lc_model_has_tokenizer(const lc_model *model);
 
 /* ---- tokenizer ---------------------------------------------------------- */
 
 typedef struct lc_tokenizer lc_tokenizer;
 
-/* Loads a tokenizer in llama2.c's tokenizer.bin layout (SentencePiece BPE). */
+/* Loads a tokenizer: llama2.c's tokenizer.bin layout, or the vocabulary of a
+ * GGUF file (tokenizer.ggml.model "llama"); both are SentencePiece BPE. */
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err);
+/* The tokenizer a model file carries (see lc_model_has_tokenizer). */
+lc_status lc_tokenizer_from_model(const lc_model *model, lc_tokenizer **out, lc_error *err);
 void lc_tokenizer_free(lc_tokenizer *tok);
 int32_t lc_tokenizer_vocab_size(const lc_tokenizer *tok);
 lc_token lc_tokenizer_bos(const lc_tokenizer *tok);
@@ -253,6 +260,31 @@ lc_status lc_mkmodel(const char *shape, const char *path, uint64_t seed, lc_prog
                      void *user, lc_error *err);
 /* The i-th shape lc_mkmodel knows, NULL past the last. */
 const char *lc_mkmodel_shape(int i);
+
+/* Converts a model to a GGUF v3 file llama.cpp can load, with the weights in
+ * `type`: the llama.* hyperparameters, the full tokenizer (so the file runs
+ * alone) and llama.cpp's tensor names. Norms stay f32; with block types a
+ * matrix whose rows are not whole 32-element blocks stays f16; with q4_0 the
+ * embedding and classifier are q8_0. Writes OUTPUT.tmp, renamed at the end. */
+typedef struct lc_quantize_params {
+    const char *input;     /* a llama2.c checkpoint or a GGUF file */
+    const char *tokenizer; /* tokenizer.bin or a GGUF vocabulary; NULL: the input's own */
+    const char *output;    /* the GGUF file to write */
+    const char *type;      /* f32, f16, bf16, q8_0 or q4_0 */
+    const char *name;      /* general.name; NULL: the input's file name */
+} lc_quantize_params;
+
+typedef struct lc_quantize_progress {
+    int tensor, n_tensors; /* tensors written so far, of n_tensors */
+    const char *name;      /* the tensor just written */
+    lc_dtype dtype;        /* how it was stored */
+    double mb_done, mb_total;
+    const char *note; /* why it did not get the requested type, or NULL */
+} lc_quantize_progress;
+
+typedef void (*lc_quantize_fn)(void *user, const lc_quantize_progress *p);
+lc_status lc_quantize(const lc_quantize_params *params, lc_quantize_fn progress, void *user,
+                      lc_error *err);
 
 /* Multi-threaded streaming read of a `bytes`-sized buffer; returns GB/s of
  * the fastest of `repeats` passes in *best and the median in *median. */

@@ -62,6 +62,22 @@ for w in mmap copy; do
         "$LLAMAC" generate -q --weights $w -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 98 -p "The king"
 done
 
+# --- GGUF: a converted checkpoint carries its tokenizer and reproduces llama2.c's text (no -z)
+expect_ok "quantize stories260K to GGUF f32" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o "$TMP/s260.gguf" --type f32
+expect_same "golden stories260K from GGUF f32, no -z" "$G/stories260K.t0.n200.txt" \
+    "$LLAMAC" generate -q -m "$TMP/s260.gguf" -t 0 -n 200
+if [ ! -e "$TMP/s260.gguf.tmp" ]; then pass "quantize leaves no temp file"; else fail "quantize leaves no temp file"; fi
+expect_ok "quantize tiny-gutenberg-15M to GGUF f32" "$LLAMAC" quantize -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -o "$TMP/g15.gguf" --type f32
+expect_same "golden tiny-gutenberg-15M from GGUF f32, no -z" "$G/tiny-gutenberg-15M.t0.n100.the-king.txt" \
+    "$LLAMAC" generate -q -m "$TMP/g15.gguf" -t 0 -n 98 -p "The king"
+expect_ok "info on a GGUF written by another tool" "$LLAMAC" info -m "$M/llama-2-tiny-random.gguf"
+if grep -q "GGUF v3 (f16)" "$TMP/out" && grep -q "dim 8, hidden 32, layers 1, heads 2, kv heads 2, head dim 4, vocab 32000, context 4096" "$TMP/out"; then
+    pass "llama-2-tiny-random.gguf config"; else fail "llama-2-tiny-random.gguf config" "$(cat "$TMP/out")"; fi
+out=$("$LLAMAC" tokenize -z "$SHARED/tokenizer_tests/ggml-vocab-llama-spm.gguf" "I believe the meaning of life is" 2>&1)
+if [ "$out" = "1 306 4658 278 6593 310 2834 338" ]; then pass "tokenize with a GGUF vocabulary"; else fail "tokenize with a GGUF vocabulary" "$out"; fi
+expect_ok "quantize stories260K to q4_0" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o "$TMP/s260.q4_0.gguf" --type q4_0
+if [ "$(grep -c 'kept f16' "$TMP/err")" -eq 5 ]; then pass "quantize notes the rows kept f16"; else fail "quantize notes the rows kept f16" "$(cat "$TMP/err")"; fi
+
 # --- sampling is reproducible with a seed
 "$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s1" 2>/dev/null
 "$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s2" 2>/dev/null
@@ -84,7 +100,7 @@ if grep -q '"test": "pp32"' "$TMP/out" && grep -q '"test": "tg16"' "$TMP/out"; t
 expect_ok "mkmodel stories260K" "$LLAMAC" mkmodel --shape stories260K --out "$TMP/rand.bin"
 expect_ok "info on the random model" "$LLAMAC" info -m "$TMP/rand.bin"
 if grep -q "dim 64, hidden 172, layers 5, heads 8, kv heads 4" "$TMP/out"; then pass "mkmodel shape"; else fail "mkmodel shape" "$(cat "$TMP/out")"; fi
-for cmd in generate chat tokenize bench logits mkmodel membw info; do
+for cmd in generate chat tokenize bench logits mkmodel membw info quantize; do
     if "$LLAMAC" $cmd --help 2>&1 | grep -q "usage: llamac $cmd"; then pass "$cmd --help"; else fail "$cmd --help"; fi
 done
 
@@ -125,7 +141,16 @@ expect_error "oversized model" "oversized.bin.*size" "$LLAMAC" generate -m "$TMP
 expect_error "not a model" "garbage.bin" "$LLAMAC" generate -m "$TMP/garbage.bin" "${A[@]}"
 expect_error "dimensions that disagree" "baddims.bin.*n_heads" "$LLAMAC" generate -m "$TMP/baddims.bin" "${A[@]}"
 expect_error "absurd dimensions" "absurd.bin.*dim" "$LLAMAC" generate -m "$TMP/absurd.bin" "${A[@]}"
-expect_error "GGUF is named" "GGUF" "$LLAMAC" generate -m "$M/llama-2-tiny-random.gguf" "${A[@]}"
+head -c 5000 "$M/llama-2-tiny-random.gguf" >"$TMP/truncated.gguf"
+expect_error "truncated GGUF" "truncated.gguf.*tokenizer.ggml.tokens.*cannot fit" "$LLAMAC" generate -m "$TMP/truncated.gguf" -n 4
+expect_error "GGUF vocabulary is not a model" "ggml-vocab-llama-spm.gguf.*token_embd.weight: missing" "$LLAMAC" info -m "$SHARED/tokenizer_tests/ggml-vocab-llama-spm.gguf"
+expect_error "f16 GGUF on the CPU says how to run it" "f16 ones.*quantize --type f32" "$LLAMAC" generate --device cpu -m "$M/llama-2-tiny-random.gguf" -n 4
+expect_error "quantize: bad --type" "--type q5_k: expected f32, f16, bf16, q8_0 or q4_0" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type q5_k
+expect_error "quantize: missing input" "nope.bin.*cannot open" "$LLAMAC" quantize -m "$TMP/nope.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type f32
+expect_error "quantize: unwritable output" "/nonexistent/x.gguf.tmp: cannot create" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o /nonexistent/x.gguf --type f32
+expect_error "quantize: llama2.c input without a tokenizer" "holds no tokenizer.*-z" "$LLAMAC" quantize -m "$M/stories260K.bin" -o "$TMP/x.gguf" --type f32
+expect_error "quantize: tokenizer of another size" "512 tokens" "$LLAMAC" quantize -m "$M/tiny-gutenberg-15M.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type f32
+expect_error "quantize: missing flags" "need -m, -o and --type" "$LLAMAC" quantize -m "$M/stories260K.bin"
 expect_error "int8 export is named" "version 2" "$LLAMAC" generate -m "$M/stories260K_q80.bin" "${A[@]}"
 expect_error "missing model" "nope.bin.*cannot open" "$LLAMAC" generate -m "$TMP/nope.bin" "${A[@]}"
 expect_error "wrong tokenizer" "tokenizer.bin.*32000 tokens.*512" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tokenizer.bin"

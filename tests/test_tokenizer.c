@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "llamac.h"
+#include "tokenizer/tokenizer.h"
 
 static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) {
     char *out = malloc(n * LC_DETOKENIZE_BUF + 1);
@@ -18,8 +19,9 @@ static char *decode_all(const lc_tokenizer *tok, const lc_token *ids, size_t n) 
     return out;
 }
 
-void test_tokenizer_spm_cases(test_ctx *t) {
-    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
+/* llama.cpp's 46 SentencePiece cases through the vocabulary in `vocab_rel`. */
+static void run_spm_cases(test_ctx *t, const char *vocab_rel) {
+    lc_tokenizer *tok = load_shared_tokenizer(t, vocab_rel);
     char p1[1024], p2[1024];
     char *inp = read_file(
         shared_path(p1, sizeof p1, "tokenizer_tests/ggml-vocab-llama-spm.gguf.inp"), NULL);
@@ -58,6 +60,36 @@ done:
     free(inp);
     free(out);
     lc_tokenizer_free(tok);
+}
+
+void test_tokenizer_spm_cases(test_ctx *t) { run_spm_cases(t, "models/tokenizer.bin"); }
+
+/* The same cases from the vocabulary in llama.cpp's GGUF test file. */
+void test_tokenizer_gguf_vocab(test_ctx *t) {
+    run_spm_cases(t, "tokenizer_tests/ggml-vocab-llama-spm.gguf");
+    /* ... which holds the same pieces, scores and specials as tokenizer.bin. */
+    lc_tokenizer *a = load_shared_tokenizer(t, "models/tokenizer.bin");
+    lc_tokenizer *b = load_shared_tokenizer(t, "tokenizer_tests/ggml-vocab-llama-spm.gguf");
+    if (a && b) {
+        CHECK(t,
+              a->n_vocab == b->n_vocab && a->bos == b->bos && a->eos == b->eos &&
+                  a->unk == b->unk && b->add_bos,
+              "vocabulary sizes or special ids differ");
+        int differ = 0;
+        for (lc_token id = 0; id < a->n_vocab && id < b->n_vocab; id++) {
+            size_t la, lb;
+            const char *pa = lc_tokenizer_piece(a, id, &la), *pb = lc_tokenizer_piece(b, id, &lb);
+            /* llama2.c's export spells BOS and EOS "\n<s>\n" and "\n</s>\n"; they
+             * are control tokens, never matched against text. */
+            bool control = a->kind[id] == TOKEN_CONTROL;
+            if ((!control && (la != lb || memcmp(pa, pb, la))) || a->score[id] != b->score[id] ||
+                a->kind[id] != b->kind[id])
+                differ++;
+        }
+        CHECK(t, differ == 0, "%d tokens differ between tokenizer.bin and the GGUF", differ);
+    }
+    lc_tokenizer_free(a);
+    lc_tokenizer_free(b);
 }
 
 void test_tokenizer_known_ids(test_ctx *t) {

@@ -12,6 +12,7 @@
     X(test_tokenizer_decode_bytes)                                                                 \
     X(test_tokenizer_long_prompt)                                                                  \
     X(test_tokenizer_bad_files)                                                                    \
+    X(test_tokenizer_gguf_vocab)                                                                   \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \
@@ -21,6 +22,13 @@
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
     X(test_model_bytes_per_token)                                                                  \
+    X(test_gguf_reads_valid_file)                                                                  \
+    X(test_gguf_rejects_malformed)                                                                 \
+    X(test_gguf_model_errors_name_the_file)                                                        \
+    X(test_gguf_foreign_file)                                                                      \
+    X(test_gguf_write_read_round_trip)                                                             \
+    X(test_gguf_f32_logits_bit_identical)                                                          \
+    X(test_gguf_quantized_within_bounds)                                                           \
     X(test_sampler_distributions)                                                                  \
     X(test_sampler_greedy_and_seeds)                                                               \
     X(test_sampler_bad_params)                                                                     \

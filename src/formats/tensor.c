@@ -84,14 +84,15 @@ const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtyp
     for (int i = 0; i < tt->count; i++) {
         const tensor *t = &tt->items[i];
         if (strcmp(t->name, name) != 0) continue;
-        bool same = t->dtype == dtype && t->n_dims == n_dims;
+        bool same = (dtype == LC_DTYPE_COUNT || t->dtype == dtype) && t->n_dims == n_dims;
         for (int d = 0; same && d < n_dims; d++) same = t->shape[d] == shape[d];
         if (same) return t;
         char want[96], got[96];
         format_shape(want, sizeof want, n_dims, shape);
         format_shape(got, sizeof got, t->n_dims, t->shape);
         lc_fail(err, LC_ERR_FORMAT, "tensor %s: expected %s %s, found %s %s", name,
-                lc_dtype_name(dtype), want, lc_dtype_name(t->dtype), got);
+                dtype == LC_DTYPE_COUNT ? "shape" : lc_dtype_name(dtype), want,
+                lc_dtype_name(t->dtype), got);
         return NULL;
     }
     lc_fail(err, LC_ERR_FORMAT, "tensor %s: missing", name);

@@ -45,8 +45,8 @@ typedef struct tensor_table {
 void tensor_table_free(tensor_table *tt);
 lc_status tensor_table_add(tensor_table *tt, const char *name, lc_dtype dtype, int n_dims,
                            const int64_t *shape, const void *data, lc_error *err);
-/* The tensor called `name`, checked against the expected dtype and shape;
- * NULL with an error naming the tensor when it is missing or differs. */
+/* The tensor called `name`, checked against the expected dtype (LC_DTYPE_COUNT:
+ * any) and shape; NULL with an error naming the tensor when it is missing or differs. */
 const tensor *tensor_table_get(const tensor_table *tt, const char *name, lc_dtype dtype, int n_dims,
                                const int64_t *shape, lc_error *err);
 

@@ -6,18 +6,23 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "model/llama_gguf.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct binder {
     const tensor_table *tensors;
-    lc_dtype dtype;
     lc_error *err;
 } binder;
 
-/* Looks up `name` with the expected {rows, cols} (cols 0 for a vector). */
+/* Looks up `name` with the expected {rows, cols} (cols 0 for a vector).
+ * Matrices may come in any dtype (the weight carries it); norms are f32,
+ * which every backend reads directly. */
 static lc_status bind(const binder *b, weight *w, const char *name, int64_t rows, int64_t cols) {
     int64_t shape[2] = {rows, cols};
-    const tensor *t = tensor_table_get(b->tensors, name, b->dtype, cols ? 2 : 1, shape, b->err);
+    lc_dtype want = cols ? LC_DTYPE_COUNT : LC_DTYPE_F32;
+    const tensor *t = tensor_table_get(b->tensors, name, want, cols ? 2 : 1, shape, b->err);
     if (!t) return b->err ? b->err->status : LC_ERR_FORMAT;
     w->data = t->data;
     w->dtype = t->dtype;
@@ -38,7 +43,7 @@ static lc_status bind_weights(lc_model *m, lc_error *err) {
     const int64_t dim = c->dim, hidden = c->hidden_dim, vocab = c->vocab_size;
     const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
     const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
-    binder b = {&m->tensors, LC_DTYPE_F32, err};
+    binder b = {&m->tensors, err};
     model_weights *w = &m->weights;
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return lc_fail(err, LC_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
@@ -67,29 +72,58 @@ static lc_status bind_weights(lc_model *m, lc_error *err) {
     return LC_OK;
 }
 
+/* The header, metadata and tensor table of a GGUF file; the parse is kept for
+ * the tokenizer, which lives in the same metadata. */
+static lc_status read_gguf(lc_model *m, const char *path, lc_error *err) {
+    if (!(m->gguf = calloc(1, sizeof *m->gguf))) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    lc_status st = gguf_parse(m->gguf, m->file.data, m->file.size, path, err);
+    if (st) return st;
+    if ((st = llama_gguf_config(m->gguf, &m->config, err)) ||
+        (st = gguf_tensor_table(m->gguf, &m->tensors, err)))
+        lc_fail_prefix(err, path);
+    return st;
+}
+
+/* "GGUF v3 (f16)"; a classifier or embedding stored differently is named. */
+static void describe_gguf(lc_model *m) {
+    const model_weights *w = &m->weights;
+    lc_dtype main = w->layers[0].wq.dtype;
+    int n = snprintf(m->format, sizeof m->format, "GGUF v%u (%s", m->gguf->version,
+                     lc_dtype_name(main));
+    if (w->token_embd.dtype != main)
+        n += snprintf(m->format + n, sizeof m->format - (size_t)n, ", %s embedding",
+                      lc_dtype_name(w->token_embd.dtype));
+    if (w->output.dtype != main && w->output.data != w->token_embd.data)
+        n += snprintf(m->format + n, sizeof m->format - (size_t)n, ", %s classifier",
+                      lc_dtype_name(w->output.dtype));
+    snprintf(m->format + n, sizeof m->format - (size_t)n, ")");
+}
+
 lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
     *out = NULL;
     lc_model *m = calloc(1, sizeof *m);
     if (!m) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     lc_status st = mapped_file_open(&m->file, path, err);
     if (st) goto fail;
-    if (m->file.size >= 4 && memcmp(m->file.data, "GGUF", 4) == 0) {
-        st = lc_fail(err, LC_ERR_UNSUPPORTED,
-                     "%s: a GGUF file; this build reads llama2.c "
-                     "checkpoints only",
-                     path);
+    if (!(m->path = strdup(path))) {
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    llama2c_version version;
-    st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
+    if (gguf_is_gguf(m->file.data, m->file.size)) {
+        st = read_gguf(m, path, err);
+    } else {
+        llama2c_version version;
+        st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
+        snprintf(m->format, sizeof m->format, "llama2.c %s (fp32)",
+                 version == LLAMA2C_V1 ? "version 1" : "legacy");
+    }
     if (st) goto fail;
-    snprintf(m->format, sizeof m->format, "llama2.c %s (fp32)",
-             version == LLAMA2C_V1 ? "version 1" : "legacy");
     st = bind_weights(m, err);
     if (st) {
         lc_fail_prefix(err, path);
         goto fail;
     }
+    if (m->gguf) describe_gguf(m);
     *out = m;
     return LC_OK;
 fail:
@@ -101,8 +135,30 @@ void lc_model_free(lc_model *m) {
     if (!m) return;
     free(m->weights.layers);
     tensor_table_free(&m->tensors);
+    if (m->gguf) gguf_free(m->gguf);
+    free(m->gguf);
+    free(m->path);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
+}
+
+bool lc_model_has_tokenizer(const lc_model *m) {
+    return m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model");
+}
+
+lc_status lc_tokenizer_from_model(const lc_model *m, lc_tokenizer **out, lc_error *err) {
+    *out = NULL;
+    if (!lc_model_has_tokenizer(m))
+        return lc_fail(err, LC_ERR_ARG, "%s: the model file holds no tokenizer", m->path);
+    lc_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    lc_status st = tokenizer_from_gguf(t, m->gguf, m->path, err);
+    if (st) {
+        lc_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return LC_OK;
 }
 
 const lc_config *lc_model_config(const lc_model *m) { return &m->config; }
@@ -133,6 +189,27 @@ int model_weight_list(const model_weights *w, int n_layers, weight **out, int ca
     }
 #undef ADD
     return n;
+}
+
+bool model_weights_are(const lc_model *m, lc_dtype dtype, lc_dtype *other) {
+    const model_weights *w = &m->weights;
+    const weight *fixed[] = {&w->token_embd, &w->output_norm, &w->output};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (fixed[i]->dtype != dtype) {
+            if (other) *other = fixed[i]->dtype;
+            return false;
+        }
+    for (int l = 0; l < m->config.n_layers; l++) {
+        const layer_weights *L = &w->layers[l];
+        const weight *ws[] = {&L->attn_norm, &L->wq,     &L->wk,   &L->wv,    &L->wo,
+                              &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
+            if (ws[j]->dtype != dtype) {
+                if (other) *other = ws[j]->dtype;
+                return false;
+            }
+    }
+    return true;
 }
 
 uint64_t weight_bytes(const weight *w) {

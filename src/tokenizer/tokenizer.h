@@ -3,6 +3,7 @@
 #ifndef LLAMAC_TOKENIZER_TOKENIZER_H
 #define LLAMAC_TOKENIZER_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +26,22 @@ struct lc_tokenizer {
     int32_t *slots;           /* open-addressing hash of NORMAL pieces: id or -1 */
     uint32_t slot_mask;
     lc_token unk, bos, eos;
+    bool add_bos; /* the vocabulary asks for BOS before a text (GGUF's add_bos_token) */
 };
+
+/* Fills byte_token and the hash of NORMAL pieces. With kinds_given, `kind`
+ * already holds each token's kind (from the file); else it is inferred as
+ * llama2.c does: unk/bos/eos are CONTROL, <0xXX> pieces BYTE, the rest NORMAL. */
+lc_status tokenizer_build_index(lc_tokenizer *t, bool kinds_given, lc_error *err);
+
+struct gguf_file;
+/* The vocabulary in a GGUF file's tokenizer.ggml.* metadata into t (empty,
+ * from calloc). `name` starts error messages. */
+lc_status tokenizer_from_gguf(lc_tokenizer *t, const struct gguf_file *g, const char *name,
+                              lc_error *err);
+/* Parses a GGUF buffer and reads its vocabulary (lc_tokenizer_load on a .gguf). */
+lc_status tokenizer_parse_gguf(lc_tokenizer *t, const uint8_t *data, uint64_t size,
+                               const char *name, lc_error *err);
 
 /* The byte a "<0xXX>" piece stands for, or -1 for any other piece. */
 int tokenizer_byte_value(const char *piece, size_t len);

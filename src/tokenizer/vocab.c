@@ -31,7 +31,7 @@ int tokenizer_byte_value(const char *s, size_t len) {
     return (int)((hi - hex) * 16 + (lo - hex));
 }
 
-static lc_status build_index(lc_tokenizer *t, lc_error *err) {
+lc_status tokenizer_build_index(lc_tokenizer *t, bool kinds_given, lc_error *err) {
     uint32_t n_slots = 1;
     while (n_slots < 2u * (uint32_t)t->n_vocab) n_slots <<= 1;
     t->slots = malloc(n_slots * sizeof *t->slots);
@@ -42,13 +42,20 @@ static lc_status build_index(lc_tokenizer *t, lc_error *err) {
     for (lc_token id = 0; id < t->n_vocab; id++) {
         const char *s = t->arena + t->offset[id];
         int byte = tokenizer_byte_value(s, t->length[id]);
-        if (id == t->unk || id == t->bos || id == t->eos) {
+        if (!kinds_given) {
+            t->kind[id] = id == t->unk || id == t->bos || id == t->eos ? TOKEN_CONTROL
+                          : byte >= 0                                  ? TOKEN_BYTE
+                                                                       : TOKEN_NORMAL;
+        } else if (id == t->unk || id == t->bos || id == t->eos) {
             t->kind[id] = TOKEN_CONTROL;
-        } else if (byte >= 0) {
-            t->kind[id] = TOKEN_BYTE;
+        }
+        if (t->kind[id] == TOKEN_BYTE) {
+            if (byte < 0)
+                return lc_fail(err, LC_ERR_FORMAT, "token %d is marked a byte but is not <0xXX>",
+                               id);
             if (t->byte_token[byte] < 0) t->byte_token[byte] = id;
-        } else if (tokenizer_lookup(t, s, t->length[id]) < 0) {
-            t->kind[id] = TOKEN_NORMAL; /* a duplicate piece keeps its first id */
+        } else if (t->kind[id] == TOKEN_NORMAL && tokenizer_lookup(t, s, t->length[id]) < 0) {
+            /* a duplicate piece keeps its first id */
             uint32_t i = hash_bytes(s, t->length[id]) & t->slot_mask;
             while (t->slots[i] >= 0) i = (i + 1) & t->slot_mask;
             t->slots[i] = id;
@@ -115,7 +122,8 @@ static lc_status parse(lc_tokenizer *t, const uint8_t *p, uint64_t size, const c
     t->unk = 0;
     t->bos = 1;
     t->eos = 2;
-    return build_index(t, err);
+    t->add_bos = true;
+    return tokenizer_build_index(t, false, err);
 }
 
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err) {
@@ -125,7 +133,10 @@ lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err)
     mapped_file f;
     lc_status st = mapped_file_open(&f, path, err);
     if (st == LC_OK) {
-        st = parse(t, f.data, f.size, path, err);
+        if (f.size >= 4 && memcmp(f.data, "GGUF", 4) == 0)
+            st = tokenizer_parse_gguf(t, f.data, f.size, path, err);
+        else
+            st = parse(t, f.data, f.size, path, err);
         mapped_file_close(&f); /* everything was copied */
     }
     if (st) {
