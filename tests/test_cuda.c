@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/cuda/cuda_test.h"
 #include "formats/quant.h"
@@ -283,6 +284,41 @@ void test_cuda_forward_matches_cpu(test_ctx *t) {
         }
     free(cpu);
     lc_model_free(m);
+}
+
+/* A GGUF written by `quantize` (Q8_0 blocks from the CPU's quantizer) runs on
+ * the GPU as stored and gives the logits of the f32 checkpoint quantized at
+ * upload by the GPU's own quantizer: the two quantizers agree. */
+void test_cuda_gguf_quantized(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    char src[1024], tok[1024], out[64];
+    shared_path(src, sizeof src, "models/llama2xs-tinystories.bin");
+    shared_path(tok, sizeof tok, "models/tok512.bin");
+    snprintf(out, sizeof out, "/tmp/llamac-test-%d-q8.gguf", (int)getpid());
+    lc_quantize_params qp = {src, tok, out, "q8_0", NULL};
+    lc_error err;
+    CHECK(t, lc_quantize(&qp, NULL, NULL, &err) == LC_OK, "quantize: %s", err.msg);
+    lc_model *f32 = load_shared_model(t, "models/llama2xs-tinystories.bin"), *q8 = NULL;
+    CHECK(t, lc_model_load(out, &q8, &err) == LC_OK, "loading %s: %s", out, err.msg);
+    remove(out);
+    if (!f32 || !q8) {
+        if (f32) lc_model_free(f32);
+        if (q8) lc_model_free(q8);
+        return;
+    }
+    const int32_t vocab = lc_model_config(f32)->vocab_size;
+    enum { N = 64 };
+    lc_token ids[N];
+    for (int i = 0; i < N; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
+    float *a = sequence_logits(t, q8, "cuda", "auto", ids, N, 1);
+    float *b = sequence_logits(t, f32, "cuda", "q8_0", ids, N, 1);
+    if (a && b) {
+        const double e = nmse(a, b, (size_t)N * vocab);
+        CHECK(t, e <= 1e-6, "GGUF q8_0 vs f32 quantized on the GPU: NMSE %g", e);
+    }
+    free(a), free(b);
+    lc_model_free(f32);
+    lc_model_free(q8);
 }
 
 typedef struct text_sink {

@@ -124,25 +124,38 @@ static void *arena_take(arena *a, size_t bytes) {
 static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *dst,
                         int64_t total_rows, int64_t ld, int64_t row0, int64_t step, void *stage,
                         lc_error *err) {
-    if (dtype_info(src->dtype)->block != 1)
-        return lc_fail(err, LC_ERR_UNSUPPORTED, "--device cuda: %s weights in the file (not yet)",
-                       lc_dtype_name(src->dtype));
-    const size_t row_bytes = (size_t)dtype_row_bytes(src->dtype, src->cols);
-    const int64_t rows_per = (int64_t)(STAGE_BYTES / row_bytes) > 0 ? STAGE_BYTES / row_bytes : 1;
-    if (row_bytes > STAGE_BYTES)
-        return lc_fail(err, LC_ERR_UNSUPPORTED, "a weight row of %zu bytes", row_bytes);
+    /* Block-quantized rows from the file (GGUF Q8_0 / Q4_0, runq) are expanded to
+     * f32 in the second half of the stage first, then take the same paths. */
+    const bool blocks = dtype_info(src->dtype)->block != 1;
+    const size_t half = STAGE_BYTES / 2;
+    const int64_t row_bytes = dtype_row_bytes(src->dtype, src->cols);
+    const size_t per_row = blocks ? (size_t)src->cols * sizeof(float) : (size_t)row_bytes;
+    if (row_bytes < 0 || per_row > (blocks ? half : STAGE_BYTES))
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "a weight row of %lld %s elements",
+                       (long long)src->cols, lc_dtype_name(src->dtype));
+    const int64_t rows_per = (int64_t)((blocks ? half : STAGE_BYTES) / per_row);
     for (int64_t r = 0; r < src->rows; r += rows_per) {
         const int64_t n = src->rows - r < rows_per ? src->rows - r : rows_per;
         CU_TRY(cudaMemcpyAsync(stage, (const char *)src->data + (size_t)r * row_bytes,
                                (size_t)n * row_bytes, cudaMemcpyHostToDevice, cb->stream));
+        lc_dtype from = src->dtype;
+        const void *rows = stage;
         lc_status st;
+        if (blocks) {
+            float *wide = (float *)((char *)stage + half);
+            if ((st = launch_dequantize_blocks(src->dtype, stage, n * src->cols, wide, cb->stream,
+                                               err)))
+                return st;
+            from = LC_DTYPE_F32;
+            rows = wide;
+        }
         if (cuda_quantized(to))
-            st = launch_quantize(src->dtype, stage, src->cols, n, src->cols, to, dst, total_rows,
-                                 ld, row0 + r * step, step, cb->stream, err);
+            st = launch_quantize(from, rows, src->cols, n, src->cols, to, dst, total_rows, ld,
+                                 row0 + r * step, step, cb->stream, err);
         else
-            st = launch_convert(src->dtype, stage, src->cols, n, src->cols, to,
-                                (char *)dst +
-                                    (size_t)(row0 + r * step) * ld * dtype_info(to)->block_bytes,
+            st = launch_convert(from, rows, src->cols, n, src->cols, to,
+                                (char *)dst + (size_t)(row0 + r * step) * ld *
+                                                  dtype_info(to)->block_bytes,
                                 step * ld, cb->stream, err);
         if (st) return st;
         CU_TRY(cudaStreamSynchronize(cb->stream)); /* the stage is reused */
@@ -228,8 +241,12 @@ static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, lc
     return LC_OK;
 }
 
-static lc_status pick_dtype(const char *name, lc_dtype *wt, lc_error *err) {
-    if (!strcmp(name, "auto") || !strcmp(name, "f16"))
+/* --dtype: `auto` keeps the file's matrix type where the GPU has it (GGUF
+ * f16 / bf16 / q8_0 / q4_0), else f16. */
+static lc_status pick_dtype(const char *name, lc_dtype stored, lc_dtype *wt, lc_error *err) {
+    if (!strcmp(name, "auto"))
+        *wt = stored == LC_DTYPE_BF16 || cuda_quantized(stored) ? stored : LC_DTYPE_F16;
+    else if (!strcmp(name, "f16"))
         *wt = LC_DTYPE_F16;
     else if (!strcmp(name, "f32"))
         *wt = LC_DTYPE_F32;
@@ -315,7 +332,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     *out = NULL;
     const lc_config *c = lc_model_config(model);
     lc_dtype wt = LC_DTYPE_F16;
-    lc_status st = pick_dtype(opts->dtype, &wt, err);
+    lc_status st = pick_dtype(opts->dtype, model->weights.layers[0].wq.dtype, &wt, err);
     if (st) return st;
     int n_dev = 0;
     cudaError_t probe = cudaGetDeviceCount(&n_dev);

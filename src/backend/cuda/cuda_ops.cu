@@ -860,3 +860,37 @@ lc_status launch_dequantize(lc_dtype t, const void *w, int64_t rows, int64_t ld,
     CU_LAUNCHED();
     return LC_OK;
 }
+
+/* The files' block layouts (src/formats/quant.h), one thread per element. */
+__global__ void dequantize_blocks_kernel(int t, const uint8_t *__restrict__ in, int64_t n,
+                                         float *out) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int64_t b = i / 32;
+    const int j = (int)(i % 32);
+    if (t == LC_DTYPE_Q8_0) { /* f16 d, 32 int8 */
+        const uint8_t *blk = in + b * 34;
+        const float d = __half2float(__ushort_as_half((unsigned short)(blk[0] | blk[1] << 8)));
+        out[i] = d * (float)(int8_t)blk[2 + j];
+    } else if (t == LC_DTYPE_Q4_0) { /* f16 d, 16 bytes of nibbles */
+        const uint8_t *blk = in + b * 18;
+        const float d = __half2float(__ushort_as_half((unsigned short)(blk[0] | blk[1] << 8)));
+        const int byte = blk[2 + j % 16];
+        out[i] = d * (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
+    } else { /* Q8_RUNQ: f32 d, 32 int8 */
+        const uint8_t *blk = in + b * 36;
+        float d;
+        memcpy(&d, blk, sizeof d);
+        out[i] = d * (float)(int8_t)blk[4 + j];
+    }
+}
+
+lc_status launch_dequantize_blocks(lc_dtype t, const void *blocks, int64_t n, float *out,
+                                   cudaStream_t s, lc_error *err) {
+    if (t != LC_DTYPE_Q8_0 && t != LC_DTYPE_Q4_0 && t != LC_DTYPE_Q8_RUNQ)
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "expanding %s weights", lc_dtype_name(t));
+    dequantize_blocks_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(
+        (int)t, (const uint8_t *)blocks, n, out);
+    CU_LAUNCHED();
+    return LC_OK;
+}

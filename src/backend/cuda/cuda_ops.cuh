@@ -129,6 +129,9 @@ lc_status launch_swiglu(const float *g13, int64_t g13_ld, int n, int hidden, lc_
 lc_status launch_quantize(lc_dtype src_t, const void *src, int64_t src_ld, int64_t rows,
                           int64_t cols, lc_dtype to, void *dst, int64_t total_rows, int64_t ld,
                           int64_t row0, int64_t step, cudaStream_t s, lc_error *err);
+/* n elements of a file's block type (Q8_0, Q4_0, Q8_RUNQ: src/formats/quant.h) as f32. */
+lc_status launch_dequantize_blocks(lc_dtype t, const void *blocks, int64_t n, float *out,
+                                   cudaStream_t s, lc_error *err);
 /* The stored quantized matrix w (rows, ld) as f16 rows ld apart, for cuBLAS. */
 lc_status launch_dequantize(lc_dtype t, const void *w, int64_t rows, int64_t ld, __half *out,
                             cudaStream_t s, lc_error *err);
