@@ -17,9 +17,14 @@ TEST_SRC  = $(shell find tests -name '*.c' | sort)
 # dispatcher picks at run time, so the binary runs on any x86-64.
 ARCH     := $(shell $(CC) -dumpmachine)
 ifneq (,$(findstring x86_64,$(ARCH)))
-SIMD_OBJ  = $(BUILD)/obj/kernels_avx2.o $(BUILD)/obj/kernels_avx512.o
-FLAGS_avx2   = -mavx2 -mfma -mf16c
-FLAGS_avx512 = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mf16c
+SIMD_OBJ  = $(BUILD)/obj/kernels_avx2.o $(BUILD)/obj/kernels_avx512.o $(BUILD)/obj/kernels_avx512vnni.o
+FLAGS_avx2       = -mavx2 -mfma -mf16c -DSIMD_ISA_avx2
+FLAGS_avx512     = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mf16c -DSIMD_ISA_avx512
+FLAGS_avx512vnni = $(FLAGS_avx512) -mavx512vnni -DSIMD_VNNI
+endif
+ifneq (,$(findstring aarch64,$(ARCH)))
+SIMD_OBJ  = $(BUILD)/obj/kernels_neon.o
+FLAGS_neon       = -DSIMD_ISA_neon
 endif
 
 # The CUDA backend builds when nvcc is found (CUDA=0 leaves it out; then
@@ -69,7 +74,7 @@ $(BUILD)/obj/%.o: %.cu
 
 $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
+	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 

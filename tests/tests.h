@@ -18,6 +18,7 @@
     X(test_quant_row_bytes)                                                                        \
     X(test_kernels_simd_match_scalar)                                                              \
     X(test_kernels_scalar_gemm)                                                                    \
+    X(test_kernels_dtypes_match_reference)                                                         \
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
     X(test_model_bytes_per_token)                                                                  \

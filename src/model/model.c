@@ -17,7 +17,15 @@ typedef struct binder {
 /* Looks up `name` with the expected {rows, cols} (cols 0 for a vector). */
 static lc_status bind(const binder *b, weight *w, const char *name, int64_t rows, int64_t cols) {
     int64_t shape[2] = {rows, cols};
-    const tensor *t = tensor_table_get(b->tensors, name, b->dtype, cols ? 2 : 1, shape, b->err);
+    /* Norms are f32; a matrix may be of any dtype whose blocks tile its rows
+     * (backends say which they compute). */
+    lc_dtype dtype = b->dtype;
+    for (int i = 0; cols && i < b->tensors->count; i++)
+        if (strcmp(b->tensors->items[i].name, name) == 0) dtype = b->tensors->items[i].dtype;
+    if (cols && dtype_row_bytes(dtype, cols) < 0)
+        return lc_fail(b->err, LC_ERR_FORMAT, "tensor %s: rows of %lld are not whole %s blocks",
+                       name, (long long)cols, lc_dtype_name(dtype));
+    const tensor *t = tensor_table_get(b->tensors, name, dtype, cols ? 2 : 1, shape, b->err);
     if (!t) return b->err ? b->err->status : LC_ERR_FORMAT;
     w->data = t->data;
     w->dtype = t->dtype;
@@ -139,20 +147,23 @@ uint64_t weight_bytes(const weight *w) {
     return (uint64_t)w->rows * (uint64_t)dtype_row_bytes(w->dtype, w->cols);
 }
 
-uint64_t lc_model_bytes_per_token(const lc_model *m) {
+uint64_t model_weights_bytes_per_token(const model_weights *w, int n_layers) {
     /* Every weight once; the embedding table only as the classifier (a
      * decoding step reads one row of it for the lookup, which we ignore). */
-    const model_weights *w = &m->weights;
-    int n = model_weight_list(w, m->config.n_layers, NULL, 0);
+    int n = model_weight_list(w, n_layers, NULL, 0);
     weight **list = malloc((size_t)n * sizeof *list);
     if (!list) return 0;
-    model_weight_list(w, m->config.n_layers, list, n);
+    model_weight_list(w, n_layers, list, n);
     uint64_t total = 0;
     for (int i = 0; i < n; i++)
         if (list[i] != &w->token_embd || w->output.data == w->token_embd.data)
             total += weight_bytes(list[i]);
     free(list);
     return total;
+}
+
+uint64_t lc_model_bytes_per_token(const lc_model *m) {
+    return model_weights_bytes_per_token(&m->weights, m->config.n_layers);
 }
 
 uint64_t lc_model_n_params(const lc_model *m) {
