@@ -22,6 +22,8 @@
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
     X(test_model_bytes_per_token)                                                                  \
+    X(test_v2_matches_fp32_checkpoint)                                                             \
+    X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \
     X(test_sampler_greedy_and_seeds)                                                               \
     X(test_sampler_bad_params)                                                                     \
@@ -37,6 +39,10 @@
     X(test_logits_stories260k_v1)                                                                  \
     X(test_logits_llama2xs)                                                                        \
     X(test_logits_gutenberg15m)                                                                    \
+    X(test_logits_gutenberg15m_f16)                                                                \
+    X(test_logits_gutenberg15m_bf16)                                                               \
+    X(test_logits_gutenberg15m_q8_0)                                                               \
+    X(test_logits_gutenberg15m_q4_0)                                                               \
     X(test_cuda_absent_is_an_error)                                                                \
     X(test_cuda_ops)                                                                               \
     X(test_cuda_logits_golden)                                                                     \

@@ -89,10 +89,12 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
         goto fail;
     }
     llama2c_version version;
-    st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
+    st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, &m->owned, err);
     if (st) goto fail;
-    snprintf(m->format, sizeof m->format, "llama2.c %s (fp32)",
-             version == LLAMA2C_V1 ? "version 1" : "legacy");
+    snprintf(m->format, sizeof m->format, "llama2.c %s",
+             version == LLAMA2C_V2   ? "version 2 (int8, runq.c)"
+             : version == LLAMA2C_V1 ? "version 1 (fp32)"
+                                     : "legacy (fp32)");
     st = bind_weights(m, err);
     if (st) {
         lc_fail_prefix(err, path);
@@ -109,6 +111,7 @@ void lc_model_free(lc_model *m) {
     if (!m) return;
     free(m->weights.layers);
     tensor_table_free(&m->tensors);
+    free(m->owned);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
 }

@@ -52,6 +52,7 @@ struct lc_model {
     model_weights weights;
     mapped_file file; /* kept mapped while weights point into it */
     tensor_table tensors;
+    void *owned; /* weights a loader converted (llama2.c version 2), freed after the tensors */
     char format[64];
 };
 
