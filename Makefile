@@ -17,9 +17,14 @@ TEST_SRC  = $(shell find tests -name '*.c' -not -path 'tests/fuzz/*' | sort)
 # dispatcher picks at run time, so the binary runs on any x86-64.
 ARCH     := $(shell $(CC) -dumpmachine)
 ifneq (,$(findstring x86_64,$(ARCH)))
-SIMD_OBJ  = $(BUILD)/obj/kernels_avx2.o $(BUILD)/obj/kernels_avx512.o
-FLAGS_avx2   = -mavx2 -mfma -mf16c
-FLAGS_avx512 = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mf16c
+SIMD_OBJ  = $(BUILD)/obj/kernels_avx2.o $(BUILD)/obj/kernels_avx512.o $(BUILD)/obj/kernels_avx512vnni.o
+FLAGS_avx2       = -mavx2 -mfma -mf16c -DSIMD_ISA_avx2
+FLAGS_avx512     = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mf16c -DSIMD_ISA_avx512
+FLAGS_avx512vnni = $(FLAGS_avx512) -mavx512vnni -DSIMD_VNNI
+endif
+ifneq (,$(findstring aarch64,$(ARCH)))
+SIMD_OBJ  = $(BUILD)/obj/kernels_neon.o
+FLAGS_neon       = -DSIMD_ISA_neon
 endif
 
 # The CUDA backend builds when nvcc is found (CUDA=0 leaves it out; then
@@ -46,7 +51,7 @@ TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # No built-in suffix rules: every rule is written here.
 .SUFFIXES:
-.PHONY: all test test-plain test-sanitize bench run clean format models print-cuda dev fuzz fuzz-if-clang
+.PHONY: all test test-plain test-sanitize test-arm64 bench run clean format models print-cuda dev fuzz fuzz-if-clang
 all: $(BUILD)/llamac
 
 $(BUILD)/libllamac.a: $(LIB_OBJ)
@@ -69,7 +74,7 @@ $(BUILD)/obj/%.o: %.cu
 
 $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -DSIMD_ISA_$* -c -o $@ $<
+	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
@@ -89,7 +94,12 @@ print-cuda:
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-test: test-plain test-sanitize fuzz-if-clang
+# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, `make test`
+# also cross-compiles the unit tests for arm64 (NEON kernels) and runs the
+# kernel and quantization tests under qemu.
+ARM64_CC ?= aarch64-linux-gnu-gcc
+HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
+test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
 test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
 	tests/run.sh $(BUILD)
@@ -130,6 +140,17 @@ fuzz-if-clang:
 	    $(MAKE) --no-print-directory fuzz; \
 	else echo "fuzz: skipped ($(FUZZ_CC) with libFuzzer not found)"; fi
 
+# The NEON kernels (static, under qemu-aarch64): once for plain ARMv8.0
+# (vmull/vpadal int8 dots) and once with the dot-product extension (vdotq).
+test-arm64:
+	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || \
+	    { echo "test-arm64 needs $(ARM64_CC) and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 CFLAGS="-static" $(BUILD)-arm64/test_llamac
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
+	for b in $(BUILD)-arm64 $(BUILD)-arm64-dotprod; do \
+	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 $$b/test_llamac $$t || exit 1; done; \
+	done
+
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
 # from $LLAMAC_MODELS, ./models or ../shared/models (llamac generate without -m).
 PROMPT ?= Once upon a time
@@ -156,4 +177,4 @@ format:
 	clang-format -i $$(find include src cli tests dev -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-sanitize
+	rm -rf $(BUILD) $(BUILD)-sanitize $(BUILD)-arm64 $(BUILD)-arm64-dotprod

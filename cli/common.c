@@ -42,13 +42,15 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
     specs[n++] = (arg_spec){
         "device",   0,   ARG_STRING,
         &o->device, "D", "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
-    specs[n++] = (arg_spec){"dtype",
-                            0,
-                            ARG_STRING,
-                            &o->dtype,
-                            "T",
-                            "weight storage: auto, f32, f16 or bf16 (default: auto, f16\n"
-                            "                               on a GPU, the file's f32 on the CPU)"};
+    specs[n++] =
+        (arg_spec){"dtype",
+                   0,
+                   ARG_STRING,
+                   &o->dtype,
+                   "T",
+                   "weight storage: auto, f32, f16, bf16; on the CPU also q8_0,\n"
+                   "                               q4_0, q8_runq (default: auto, f16 on a GPU,\n"
+                   "                               the file's on the CPU)"};
     specs[n++] =
         (arg_spec){"simd",   0,   ARG_STRING,
                    &o->simd, "S", "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};

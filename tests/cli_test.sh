@@ -57,6 +57,23 @@ expect_same "golden stories260K from the version-1 file" "$G/stories260K.t0.n200
     "$LLAMAC" generate -q -m "$M/stories260K_v1.bin" -z "$M/tok512.bin" -t 0 -n 200
 expect_same "golden stories260K on 1 thread, batch 1" "$G/stories260K.t0.n200.txt" \
     "$LLAMAC" generate -q --threads 1 --batch 1 -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n 200
+# The int8 export (runq.c's format): it loads and generates on every kernel
+# set; quantization keeps the fp32 model's first sentence (172 bytes). It does
+# not reproduce runq.c's own text (golden/stories260K_q80.t0.n200.runq.txt):
+# runq.c reads ffn_down's 172-element rows as if each held whole 32-element
+# groups (wrong scales, last 12 columns dropped), which llamac does not copy;
+# see docs/performance.md.
+for simd in scalar auto; do
+    "$LLAMAC" generate -q --simd $simd -m "$M/stories260K_q80.bin" -z "$M/tok512.bin" -t 0 -n 200 >"$TMP/q80" 2>"$TMP/err"
+    if [ "$(head -n 1 "$TMP/q80")" = "$(head -n 1 "$G/stories260K.t0.n200.txt")" ] && [ "$(wc -c <"$TMP/q80")" -gt 400 ]; then
+        pass "int8 stories260K keeps the fp32 first sentence ($simd)"
+    else fail "int8 stories260K keeps the fp32 first sentence ($simd)" "$(head -c 300 "$TMP/q80")" "$(head -c 300 "$TMP/err")"; fi
+done
+for dt in f16 bf16 q8_0; do
+    expect_ok "tiny-gutenberg-15M with --dtype $dt" "$LLAMAC" generate -q --device cpu --dtype $dt -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 20 -p "The king"
+done
+expect_same "golden tiny-gutenberg-15M 'The king' with --dtype f16" "$G/tiny-gutenberg-15M.t0.n100.the-king.txt" \
+    "$LLAMAC" generate -q --device cpu --dtype f16 -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 98 -p "The king"
 for w in mmap copy; do
     expect_same "golden tiny-gutenberg-15M, --weights $w" "$G/tiny-gutenberg-15M.t0.n100.the-king.txt" \
         "$LLAMAC" generate -q --weights $w -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -t 0 -n 98 -p "The king"
@@ -144,14 +161,28 @@ expect_error "absurd dimensions" "absurd.bin.*dim" "$LLAMAC" generate -m "$TMP/a
 head -c 5000 "$M/llama-2-tiny-random.gguf" >"$TMP/truncated.gguf"
 expect_error "truncated GGUF" "truncated.gguf.*tokenizer.ggml.tokens.*cannot fit" "$LLAMAC" generate -m "$TMP/truncated.gguf" -n 4
 expect_error "GGUF vocabulary is not a model" "ggml-vocab-llama-spm.gguf.*token_embd.weight: missing" "$LLAMAC" info -m "$SHARED/tokenizer_tests/ggml-vocab-llama-spm.gguf"
-expect_error "f16 GGUF on the CPU says how to run it" "f16 ones.*quantize --type f32" "$LLAMAC" generate --device cpu -m "$M/llama-2-tiny-random.gguf" -n 4
 expect_error "quantize: bad --type" "--type q5_k: expected f32, f16, bf16, q8_0 or q4_0" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type q5_k
 expect_error "quantize: missing input" "nope.bin.*cannot open" "$LLAMAC" quantize -m "$TMP/nope.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type f32
 expect_error "quantize: unwritable output" "/nonexistent/x.gguf.tmp: cannot create" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o /nonexistent/x.gguf --type f32
 expect_error "quantize: llama2.c input without a tokenizer" "holds no tokenizer.*-z" "$LLAMAC" quantize -m "$M/stories260K.bin" -o "$TMP/x.gguf" --type f32
 expect_error "quantize: tokenizer of another size" "512 tokens" "$LLAMAC" quantize -m "$M/tiny-gutenberg-15M.bin" -z "$M/tok512.bin" -o "$TMP/x.gguf" --type f32
 expect_error "quantize: missing flags" "need -m, -o and --type" "$LLAMAC" quantize -m "$M/stories260K.bin"
-expect_error "int8 export is named" "version 2" "$LLAMAC" generate -m "$M/stories260K_q80.bin" "${A[@]}"
+expect_ok "an f16 GGUF written by another tool generates on the CPU with its own tokenizer" \
+    "$LLAMAC" generate --device cpu -m "$M/llama-2-tiny-random.gguf" -p "Hello" -n 4
+# llama2.c version 2 (int8) files that lie about themselves. The group size is the int32 at byte 37.
+cp "$M/stories260K_q80.bin" "$TMP/v2group0.bin"
+patch_int32 "$TMP/v2group0.bin" 37 '\x00\x00\x00\x00'
+cp "$M/stories260K_q80.bin" "$TMP/v2group7.bin"
+patch_int32 "$TMP/v2group7.bin" 37 '\x07\x00\x00\x00'
+head -c 200000 "$M/stories260K_q80.bin" >"$TMP/v2short.bin"
+head -c 200 "$M/stories260K_q80.bin" >"$TMP/v2header.bin"
+expect_error "version 2: group size 0" "v2group0.bin.*group size 0" "$LLAMAC" generate -m "$TMP/v2group0.bin" "${A[@]}"
+expect_error "version 2: group size not dividing a tensor" "v2group7.bin.*not a multiple of the group size 7" "$LLAMAC" generate -m "$TMP/v2group7.bin" "${A[@]}"
+expect_error "version 2: truncated" "v2short.bin.*truncated" "$LLAMAC" generate -m "$TMP/v2short.bin" "${A[@]}"
+expect_error "version 2: truncated header" "v2header.bin.*256-byte" "$LLAMAC" generate -m "$TMP/v2header.bin" "${A[@]}"
+expect_error "unknown dtype" "--dtype q3_k" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --dtype q3_k --device cpu
+expect_error "dtype whose blocks do not tile a row" "--dtype q8_0.*172" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --dtype q8_0 --device cpu
+expect_error "dtype conversion without a copy" "--weights mmap" "$LLAMAC" generate -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" --dtype f16 --weights mmap --device cpu
 expect_error "missing model" "nope.bin.*cannot open" "$LLAMAC" generate -m "$TMP/nope.bin" "${A[@]}"
 expect_error "wrong tokenizer" "tokenizer.bin.*32000 tokens.*512" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tokenizer.bin"
 expect_error "a model as tokenizer" "stories260K.bin" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/stories260K.bin"

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "formats/quant.h"
+#include "formats/tensor.h"
 #include "harness.h"
 
 static float *random_floats(size_t n, uint64_t *state) {
@@ -37,8 +39,8 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
         CHECK(t, close_enough(simd->dot(w, x, k), ref->dot(w, x, k), k), "%s dot k=%lld",
               simd->name, (long long)k);
         for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
-            simd->matvec(w, k, rows, x, nt, a, rows);
-            ref->matvec(w, k, rows, x, nt, b, rows);
+            simd->matvec[LC_DTYPE_F32](w, k, rows, x, nt, a, rows);
+            ref->matvec[LC_DTYPE_F32](w, k, rows, x, nt, b, rows);
             for (int i = 0; i < nt * rows; i++)
                 CHECK(t, close_enough(a[i], b[i], k), "%s matvec k=%lld tokens=%d i=%d: %g vs %g",
                       simd->name, (long long)k, nt, i, a[i], b[i]);
@@ -51,7 +53,7 @@ static void check_table(test_ctx *t, const cpu_kernels *simd) {
         for (int r = 1; r <= simd->gemm_rows; r++) {
             memset(a, 0, sizeof a);
             simd->gemm_tile(w, k, k, r, block, simd->gemm_tokens, nt, a, 1, rows);
-            ref->matvec(w, k, r, x, 1, b, rows); /* token 0 */
+            ref->matvec[LC_DTYPE_F32](w, k, r, x, 1, b, rows); /* token 0 */
             for (int row = 0; row < r; row++)
                 CHECK(t, close_enough(a[row], b[row], k), "%s gemm k=%lld rows=%d row=%d",
                       simd->name, (long long)k, r, row);
@@ -95,10 +97,27 @@ static void check_strided_tile(test_ctx *t, const cpu_kernels *k) {
     free(b);
 }
 
+/* The kernel tables this machine can run, besides scalar. */
+static int simd_tables(const cpu_kernels **out) {
+    static const char *const names[] = {"avx2", "avx512", "avx512vnni", "neon"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const cpu_kernels *k = cpu_kernels_select(names[i]);
+        bool seen = false;
+        for (int j = 0; j < n; j++) seen |= out[j] == k;
+        if (k && !seen) out[n++] = k;
+    }
+#if defined(__x86_64__)
+    /* "avx512" is the VNNI table on a CPU with VNNI: the plain one too. */
+    if (cpu_kernels_select("avx512vnni")) out[n++] = &cpu_kernels_avx512;
+#endif
+    return n;
+}
+
 void test_kernels_simd_match_scalar(test_ctx *t) {
-    static const char *const names[] = {"avx2", "avx512"};
+    static const char *const names[] = {"avx2", "avx512", "neon"};
     int tested = 0;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const cpu_kernels *k = cpu_kernels_select(names[i]);
         if (!k) continue; /* this CPU lacks it */
         check_table(t, k);
@@ -138,4 +157,122 @@ void test_kernels_scalar_gemm(test_ctx *t) {
     free(w);
     free(x);
     free(block);
+}
+
+/* ---- every weight dtype ---------------------------------------------------- */
+
+/* A reference for one weight row: dequantize (the loader's reference code),
+ * then a double-precision dot product with the activations as the kernel saw
+ * them. Returns the dot product and, in *mass, sum |w_i x_i| (the scale for
+ * rounding tolerances). */
+static double reference_dot(lc_dtype dt, const void *wrow, const float *x, int64_t k,
+                            double *mass) {
+    float *wf = malloc((size_t)k * sizeof *wf);
+    dequantize_row(dt, wrow, wf, k);
+    double sum = 0, m = 0;
+    for (int64_t i = 0; i < k; i++) {
+        sum += (double)wf[i] * x[i];
+        m += fabs((double)wf[i] * x[i]);
+    }
+    free(wf);
+    *mass = m;
+    return sum;
+}
+
+/* sum over blocks of (max|x_b| / 127 / 2) * sum |w_i| in the block: how far
+ * quantizing the activations to int8 (|x - d q| <= d / 2) can move a dot. */
+static double int8_input_bound(lc_dtype dt, const void *wrow, const float *x, int64_t k) {
+    float *wf = malloc((size_t)k * sizeof *wf);
+    dequantize_row(dt, wrow, wf, k);
+    double bound = 0;
+    for (int64_t b = 0; b < k / QK; b++) {
+        double amax = 0, wsum = 0;
+        for (int i = 0; i < QK; i++) {
+            amax = fmax(amax, fabs(x[b * QK + i]));
+            wsum += fabs(wf[b * QK + i]);
+        }
+        bound += amax / 127.0 / 2.0 * wsum * 1.0001;
+    }
+    free(wf);
+    return bound;
+}
+
+static void check_dtype(test_ctx *t, const cpu_kernels *kern, lc_dtype dt, int64_t k, int64_t rows,
+                        uint64_t *rng) {
+    const bool int8 = cpu_dtype_int8_input(dt);
+    const int64_t row_bytes = dtype_row_bytes(dt, k);
+    CHECK(t, row_bytes > 0, "%s: row of %lld", lc_dtype_name(dt), (long long)k);
+    if (row_bytes <= 0) return;
+    float *wf = random_floats((size_t)(rows * k), rng);
+    float *x = random_floats((size_t)(MATVEC_MAX_TOKENS * k), rng);
+    for (int64_t i = 0; i < MATVEC_MAX_TOKENS * k; i += 5) x[i] *= 8; /* outliers in a block */
+    uint8_t *w = malloc((size_t)(rows * row_bytes));
+    for (int64_t r = 0; r < rows; r++) quantize_row(dt, wf + r * k, w + r * row_bytes, k);
+    block_q8_act *xq = calloc((size_t)(MATVEC_MAX_TOKENS * (k / QK) + 1), sizeof *xq);
+    float *xdq = malloc((size_t)(MATVEC_MAX_TOKENS * k) * sizeof *xdq); /* xq as floats */
+    for (int tok = 0; tok < MATVEC_MAX_TOKENS && int8; tok++) {
+        quantize_row(LC_DTYPE_Q8_RUNQ, x + tok * k, xq + tok * (k / QK), k);
+        dequantize_row(LC_DTYPE_Q8_RUNQ, xq + tok * (k / QK), xdq + tok * k, k);
+    }
+    const void *input = int8 ? (const void *)xq : (const void *)x;
+    float got[MATVEC_MAX_TOKENS * 16], want[MATVEC_MAX_TOKENS * 16];
+    for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
+        kern->matvec[dt](w, k, rows, input, nt, got, rows);
+        cpu_kernels_scalar.matvec[dt](w, k, rows, input, nt, want, rows);
+        for (int tok = 0; tok < nt; tok++)
+            for (int64_t r = 0; r < rows; r++) {
+                const void *wrow = w + r * row_bytes;
+                double mass;
+                /* Against the exact product of what the kernel multiplied
+                 * (int8 types: the quantized activations): float rounding only. */
+                const double exact = reference_dot(dt, wrow, (int8 ? xdq : x) + tok * k, k, &mass);
+                const double tol = 2e-6 * mass + 1e-6;
+                const float g = got[tok * rows + r], s = want[tok * rows + r];
+                CHECK(t, fabs(g - exact) <= tol && fabs(s - exact) <= tol,
+                      "%s %s k=%lld tokens=%d row=%lld: kernel %g, scalar %g, exact %g (tol %g)",
+                      kern->name, lc_dtype_name(dt), (long long)k, nt, (long long)r, g, s, exact,
+                      tol);
+                if (!int8) continue;
+                /* Against the unquantized activations: within what quantizing
+                 * them to int8 can move a dot product. */
+                double mass_x;
+                const double ideal = reference_dot(dt, wrow, x + tok * k, k, &mass_x);
+                const double bound = int8_input_bound(dt, wrow, x + tok * k, k) + tol;
+                CHECK(t, fabs(g - ideal) <= bound,
+                      "%s %s k=%lld row=%lld: %g vs unquantized %g, beyond the int8 bound %g",
+                      kern->name, lc_dtype_name(dt), (long long)k, (long long)r, g, ideal, bound);
+            }
+    }
+    /* The GEMM path's conversion equals the reference dequantizer exactly. */
+    float *a = malloc((size_t)(rows * k) * sizeof *a), *b = malloc((size_t)(rows * k) * sizeof *b);
+    kern->dequantize(dt, w, a, rows * k);
+    dequantize_row(dt, w, b, rows * k);
+    CHECK(t, memcmp(a, b, (size_t)(rows * k) * sizeof *a) == 0, "%s dequantize %s k=%lld differs",
+          kern->name, lc_dtype_name(dt), (long long)k);
+    free(a);
+    free(b);
+    free(wf);
+    free(x);
+    free(w);
+    free(xq);
+    free(xdq);
+}
+
+void test_kernels_dtypes_match_reference(test_ctx *t) {
+    const cpu_kernels *tables[8] = {&cpu_kernels_scalar};
+    const int n = 1 + simd_tables(tables + 1);
+    /* Ragged row counts (13, 3) and lengths that are not a multiple of any
+     * vector width for the float types (blocks of 32 for the int8 ones). */
+    static const int64_t ks[] = {32, 64, 96, 288, 768, 2080};
+    uint64_t rng = 1234;
+    for (int i = 0; i < n; i++)
+        for (int dt = 0; dt < LC_DTYPE_COUNT; dt++) {
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                check_dtype(t, tables[i], (lc_dtype)dt, ks[ki], ki % 2 ? 3 : 13, &rng);
+            if (!cpu_dtype_int8_input((lc_dtype)dt))
+                for (int64_t k = 1; k <= 41; k += 5)
+                    check_dtype(t, tables[i], (lc_dtype)dt, k, 7, &rng);
+        }
+    CHECK(t, n >= 2 || cpu_kernels_select("auto") == &cpu_kernels_scalar,
+          "a SIMD table exists but none was tested");
 }

@@ -12,6 +12,14 @@
 
 #define TOLERANCE 1e-3f
 
+/* What a configuration must reach: every logit within max_abs of the
+ * reference, and the argmax equal at >= min_argmax of the positions (1: all). */
+typedef struct bound {
+    float max_abs;
+    double min_argmax;
+} bound;
+static const bound EXACT = {TOLERANCE, 1.0};
+
 typedef struct golden_seq {
     lc_token *ids;
     int n_ids;
@@ -68,7 +76,8 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g,
     lc_engine_options o = *config;
     o.n_batch = n_batch;
     o.n_threads = 2;
-    o.weights = n_batch == 1 ? "mmap" : "copy";
+    const bool converts = o.dtype && strcmp(o.dtype, "auto") != 0;
+    o.weights = n_batch == 1 && !converts ? "mmap" : "copy";
     lc_engine *e;
     lc_error err;
     if (lc_engine_create(m, &o, &e, &err)) {
@@ -101,9 +110,9 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g,
 
 /* Checks every configuration that this machine can create (one that is
  * LC_ERR_UNSUPPORTED here is passed over; at least one must run). */
-static void check_model_on(test_ctx *t, const char *model_file, const char *golden_name,
-                           const lc_engine_options *configs, const char *const *names,
-                           size_t n_configs) {
+static void check_model_within(test_ctx *t, const char *model_file, const char *golden_name,
+                               const lc_engine_options *configs, const char *const *names,
+                               size_t n_configs, bound want) {
     char path[1024];
     lc_model *m;
     lc_error err;
@@ -142,15 +151,22 @@ static void check_model_on(test_ctx *t, const char *model_file, const char *gold
                             g.ref[(size_t)r * (size_t)vocab + (size_t)v]);
                         if (!(d <= worst)) worst = d; /* NaN counts as worst */
                     }
-                CHECK(t, worst <= TOLERANCE, "%s %s %s batch %d: max |diff| %g > %g", model_file,
-                      seqs->keys[s], names[k], n_batch, worst, TOLERANCE);
+                CHECK(t, worst <= want.max_abs, "%s %s %s batch %d: max |diff| %g > %g", model_file,
+                      seqs->keys[s], names[k], n_batch, worst, want.max_abs);
+                int agree = 0, first_bad = -1;
                 for (int p = 0; p < g.n_ids; p++) {
                     const float *row = ours + (size_t)p * (size_t)vocab;
                     int best = 0;
                     for (int32_t v = 1; v < vocab; v++) best = row[v] > row[best] ? v : best;
-                    CHECK(t, best == g.argmax[p], "%s %s %s batch %d: argmax at %d is %d, want %d",
-                          model_file, seqs->keys[s], names[k], n_batch, p, best, g.argmax[p]);
+                    agree += best == g.argmax[p];
+                    if (best != g.argmax[p] && first_bad < 0) first_bad = p;
                 }
+                CHECK(t, agree >= want.min_argmax * g.n_ids,
+                      "%s %s %s batch %d: argmax agrees at %d of %d positions (first miss at %d)",
+                      model_file, seqs->keys[s], names[k], n_batch, agree, g.n_ids, first_bad);
+                if (getenv("LLAMAC_TEST_VERBOSE"))
+                    printf("     %s %s %s batch %d: max |diff| %.4g, argmax %d/%d\n", model_file,
+                           seqs->keys[s], names[k], n_batch, worst, agree, g.n_ids);
                 free(ours);
             }
         }
@@ -162,14 +178,40 @@ static void check_model_on(test_ctx *t, const char *model_file, const char *gold
     lc_model_free(m);
 }
 
-static void check_model(test_ctx *t, const char *model_file, const char *golden_name) {
-    static const char *const kernels[] = {"scalar", "avx2", "avx512"};
-    const lc_engine_options configs[] = {{.device = "cpu", .simd = kernels[0]},
-                                         {.device = "cpu", .simd = kernels[1]},
-                                         {.device = "cpu", .simd = kernels[2]}};
-    check_model_on(t, model_file, golden_name, configs, kernels, 3);
+static void check_model_on(test_ctx *t, const char *model_file, const char *golden_name,
+                           const lc_engine_options *configs, const char *const *names,
+                           size_t n_configs) {
+    check_model_within(t, model_file, golden_name, configs, names, n_configs, EXACT);
 }
 
+static void check_model(test_ctx *t, const char *model_file, const char *golden_name) {
+    static const char *const kernels[] = {"scalar", "avx2", "avx512", "neon"};
+    const lc_engine_options configs[] = {{.device = "cpu", .simd = kernels[0]},
+                                         {.device = "cpu", .simd = kernels[1]},
+                                         {.device = "cpu", .simd = kernels[2]},
+                                         {.device = "cpu", .simd = kernels[3]}};
+    check_model_on(t, model_file, golden_name, configs, kernels, 4);
+}
+
+/* Weights stored in another dtype on the CPU (converted at load), on the
+ * fastest kernels and on the scalar reference. */
+static void check_dtype(test_ctx *t, const char *dtype, bound want) {
+    const char *names[] = {dtype, dtype};
+    const lc_engine_options configs[] = {{.device = "cpu", .simd = "auto", .dtype = dtype},
+                                         {.device = "cpu", .simd = "scalar", .dtype = dtype}};
+    check_model_within(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M", configs, names,
+                       getenv("LLAMAC_TEST_SCALAR_DTYPES") ? 2 : 1, want);
+}
+
+/* Bounds from measurement (2026-11, both sequences, batch 1 and 512, auto and
+ * scalar kernels), with headroom: f16 rounds weights by at most 2^-11
+ * relative and moved logits by <= 0.0053; bf16 (2^-8) by <= 0.038; q8_0
+ * (weights and activations int8) by <= 0.14 with 31 of 32 argmaxes kept;
+ * q4_0 by <= 1.95 with 28 of 32. */
+void test_logits_gutenberg15m_f16(test_ctx *t) { check_dtype(t, "f16", (bound){0.02f, 1.0}); }
+void test_logits_gutenberg15m_bf16(test_ctx *t) { check_dtype(t, "bf16", (bound){0.12f, 1.0}); }
+void test_logits_gutenberg15m_q8_0(test_ctx *t) { check_dtype(t, "q8_0", (bound){0.4f, 0.9}); }
+void test_logits_gutenberg15m_q4_0(test_ctx *t) { check_dtype(t, "q4_0", (bound){4.0f, 0.75}); }
 /* The same goldens on the GPU with f32 weights (the KV cache is then f32 too). */
 void test_cuda_logits_golden(test_ctx *t) {
     if (skip_without_gpu(t)) return;

@@ -82,8 +82,6 @@ void test_model_bad_files(test_ctx *t) {
     }
     expect_refused(t, "/nonexistent/model.bin", "missing file", "cannot open");
     expect_refused(t, "/tmp", "a directory", "regular file");
-    expect_refused(t, shared_path(src, sizeof src, "models/stories260K_q80.bin"), "int8 export",
-                   "version 2");
     expect_refused(t, shared_path(src, sizeof src, "models/tokenizer.bin"), "a tokenizer", NULL);
     remove(path);
     free(good);

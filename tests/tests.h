@@ -19,6 +19,7 @@
     X(test_quant_row_bytes)                                                                        \
     X(test_kernels_simd_match_scalar)                                                              \
     X(test_kernels_scalar_gemm)                                                                    \
+    X(test_kernels_dtypes_match_reference)                                                         \
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
     X(test_model_bytes_per_token)                                                                  \
@@ -29,6 +30,8 @@
     X(test_gguf_write_read_round_trip)                                                             \
     X(test_gguf_f32_logits_bit_identical)                                                          \
     X(test_gguf_quantized_within_bounds)                                                           \
+    X(test_v2_matches_fp32_checkpoint)                                                             \
+    X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \
     X(test_sampler_greedy_and_seeds)                                                               \
     X(test_sampler_bad_params)                                                                     \
@@ -44,6 +47,10 @@
     X(test_logits_stories260k_v1)                                                                  \
     X(test_logits_llama2xs)                                                                        \
     X(test_logits_gutenberg15m)                                                                    \
+    X(test_logits_gutenberg15m_f16)                                                                \
+    X(test_logits_gutenberg15m_bf16)                                                               \
+    X(test_logits_gutenberg15m_q8_0)                                                               \
+    X(test_logits_gutenberg15m_q4_0)                                                               \
     X(test_cuda_absent_is_an_error)                                                                \
     X(test_cuda_ops)                                                                               \
     X(test_cuda_logits_golden)                                                                     \

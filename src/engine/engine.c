@@ -47,23 +47,10 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->n_seq = o.n_seq;
     e->n_batch = o.n_batch;
     const bool is_auto = strcmp(o.device, "auto") == 0;
-    lc_dtype other = LC_DTYPE_F32;
     if (strcmp(o.device, "cuda") == 0 || (is_auto && cuda_device_count() > 0)) {
         st = cuda_backend_create(model, &o, &e->backend, err);
     } else if (is_auto || strcmp(o.device, "cpu") == 0) {
-        if (strcmp(o.dtype, "auto") != 0 && strcmp(o.dtype, "f32") != 0)
-            st = lc_fail(err, LC_ERR_UNSUPPORTED,
-                         "--dtype %s: the CPU backend computes with the file's f32 weights "
-                         "(f16/bf16 storage is on the GPU)",
-                         o.dtype);
-        else if (!model_weights_are(model, LC_DTYPE_F32, &other))
-            st =
-                lc_fail(err, LC_ERR_UNSUPPORTED,
-                        "the CPU backend computes with f32 weights and this model has %s ones; "
-                        "convert it with `llamac quantize --type f32` or run it with --device cuda",
-                        lc_dtype_name(other));
-        else
-            st = cpu_backend_create(model, &o, &e->backend, err);
+        st = cpu_backend_create(model, &o, &e->backend, err);
     } else {
         st = lc_fail(err, LC_ERR_ARG, "--device %s: unknown device (expected auto, cpu or cuda)",
                      o.device);

@@ -131,7 +131,9 @@ static lc_status add_tensor(void *user, const char *name, int n_dims, const int6
 }
 
 lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg,
-                       tensor_table *tensors, llama2c_version *version, lc_error *err) {
+                       tensor_table *tensors, llama2c_version *version, void **owned,
+                       lc_error *err) {
+    *owned = NULL;
     memset(cfg, 0, sizeof *cfg);
     llama2c_default_hparams(cfg);
     const uint8_t *p = file->data;
@@ -145,10 +147,14 @@ lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg
                            "256-byte version-1 header",
                            path, file->size);
         int32_t v = read_i32(p + 4);
+        if (v == 2) {
+            *version = LLAMA2C_V2;
+            return llama2c_read_v2(file, path, cfg, tensors, owned, err);
+        }
         if (v != 1)
             return lc_fail(err, LC_ERR_UNSUPPORTED,
                            "%s: llama2.c export version %d is not "
-                           "supported (only legacy and version 1, fp32)",
+                           "supported (legacy, version 1 and version 2 are)",
                            path, v);
         p += 8;
         header_bytes = LLAMA2C_V1_HEADER_BYTES;

@@ -15,7 +15,11 @@
 #define LLAMA2C_LEGACY_HEADER_BYTES 28
 #define LLAMA2C_V1_HEADER_BYTES     256
 
-typedef enum llama2c_version { LLAMA2C_LEGACY = 0, LLAMA2C_V1 = 1 } llama2c_version;
+typedef enum llama2c_version {
+    LLAMA2C_LEGACY = 0,
+    LLAMA2C_V1 = 1,
+    LLAMA2C_V2 = 2, /* runq.c's int8 export (llama2c_v2.c) */
+} llama2c_version;
 
 /* Called for each tensor in file order. `skip` marks data the reader ignores
  * (the legacy format's RoPE tables). */
@@ -30,9 +34,15 @@ lc_status llama2c_layout(const lc_config *cfg, llama2c_version version, llama2c_
 lc_status llama2c_check_config(const lc_config *cfg, lc_error *err);
 
 /* Parses the header of a mapped checkpoint, checks that the file size equals
- * what the header implies, and adds every weight to `tensors`. */
+ * what the header implies, and adds every weight to `tensors`. Weights point
+ * into the mapping, or (version 2) into *owned, a buffer the caller frees
+ * after the tensors (NULL when there is none). */
 lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg,
-                       tensor_table *tensors, llama2c_version *version, lc_error *err);
+                       tensor_table *tensors, llama2c_version *version, void **owned,
+                       lc_error *err);
+/* The version-2 part of llama2c_read, after the magic and version were checked. */
+lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *cfg,
+                          tensor_table *tensors, void **owned, lc_error *err);
 
 /* The Llama 2 defaults llama2.c hard-codes and its files do not store. */
 void llama2c_default_hparams(lc_config *cfg);

@@ -17,12 +17,18 @@ typedef struct binder {
 } binder;
 
 /* Looks up `name` with the expected {rows, cols} (cols 0 for a vector).
- * Matrices may come in any dtype (the weight carries it); norms are f32,
- * which every backend reads directly. */
+ * Norms are f32, which every backend reads directly; a matrix may be of any
+ * dtype whose blocks tile its rows (the weight carries it; backends say
+ * which they compute). */
 static lc_status bind(const binder *b, weight *w, const char *name, int64_t rows, int64_t cols) {
     int64_t shape[2] = {rows, cols};
-    lc_dtype want = cols ? LC_DTYPE_COUNT : LC_DTYPE_F32;
-    const tensor *t = tensor_table_get(b->tensors, name, want, cols ? 2 : 1, shape, b->err);
+    lc_dtype dtype = LC_DTYPE_F32;
+    for (int i = 0; cols && i < b->tensors->count; i++)
+        if (strcmp(b->tensors->items[i].name, name) == 0) dtype = b->tensors->items[i].dtype;
+    if (cols && dtype_row_bytes(dtype, cols) < 0)
+        return lc_fail(b->err, LC_ERR_FORMAT, "tensor %s: rows of %lld are not whole %s blocks",
+                       name, (long long)cols, lc_dtype_name(dtype));
+    const tensor *t = tensor_table_get(b->tensors, name, dtype, cols ? 2 : 1, shape, b->err);
     if (!t) return b->err ? b->err->status : LC_ERR_FORMAT;
     w->data = t->data;
     w->dtype = t->dtype;
@@ -113,9 +119,11 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
         st = read_gguf(m, path, err);
     } else {
         llama2c_version version;
-        st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, err);
-        snprintf(m->format, sizeof m->format, "llama2.c %s (fp32)",
-                 version == LLAMA2C_V1 ? "version 1" : "legacy");
+        st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, &m->owned, err);
+        snprintf(m->format, sizeof m->format, "llama2.c %s",
+                 version == LLAMA2C_V2   ? "version 2 (int8, runq.c)"
+                 : version == LLAMA2C_V1 ? "version 1 (fp32)"
+                                         : "legacy (fp32)");
     }
     if (st) goto fail;
     st = bind_weights(m, err);
@@ -138,6 +146,7 @@ void lc_model_free(lc_model *m) {
     if (m->gguf) gguf_free(m->gguf);
     free(m->gguf);
     free(m->path);
+    free(m->owned);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
 }
@@ -191,45 +200,27 @@ int model_weight_list(const model_weights *w, int n_layers, weight **out, int ca
     return n;
 }
 
-bool model_weights_are(const lc_model *m, lc_dtype dtype, lc_dtype *other) {
-    const model_weights *w = &m->weights;
-    const weight *fixed[] = {&w->token_embd, &w->output_norm, &w->output};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (fixed[i]->dtype != dtype) {
-            if (other) *other = fixed[i]->dtype;
-            return false;
-        }
-    for (int l = 0; l < m->config.n_layers; l++) {
-        const layer_weights *L = &w->layers[l];
-        const weight *ws[] = {&L->attn_norm, &L->wq,     &L->wk,   &L->wv,    &L->wo,
-                              &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
-            if (ws[j]->dtype != dtype) {
-                if (other) *other = ws[j]->dtype;
-                return false;
-            }
-    }
-    return true;
-}
-
 uint64_t weight_bytes(const weight *w) {
     return (uint64_t)w->rows * (uint64_t)dtype_row_bytes(w->dtype, w->cols);
 }
 
-uint64_t lc_model_bytes_per_token(const lc_model *m) {
+uint64_t model_weights_bytes_per_token(const model_weights *w, int n_layers) {
     /* Every weight once; the embedding table only as the classifier (a
      * decoding step reads one row of it for the lookup, which we ignore). */
-    const model_weights *w = &m->weights;
-    int n = model_weight_list(w, m->config.n_layers, NULL, 0);
+    int n = model_weight_list(w, n_layers, NULL, 0);
     weight **list = malloc((size_t)n * sizeof *list);
     if (!list) return 0;
-    model_weight_list(w, m->config.n_layers, list, n);
+    model_weight_list(w, n_layers, list, n);
     uint64_t total = 0;
     for (int i = 0; i < n; i++)
         if (list[i] != &w->token_embd || w->output.data == w->token_embd.data)
             total += weight_bytes(list[i]);
     free(list);
     return total;
+}
+
+uint64_t lc_model_bytes_per_token(const lc_model *m) {
+    return model_weights_bytes_per_token(&m->weights, m->config.n_layers);
 }
 
 uint64_t lc_model_n_params(const lc_model *m) {

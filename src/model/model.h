@@ -39,10 +39,9 @@ typedef struct model_weights {
  * writes up to `cap` pointers and returns how many there are. */
 int model_weight_list(const model_weights *w, int n_layers, weight **out, int cap);
 uint64_t weight_bytes(const weight *w);
-struct lc_model;
-/* True when every weight is stored as `dtype`; else false and the first
- * other dtype in *other (when non-NULL). */
-bool model_weights_are(const struct lc_model *m, lc_dtype dtype, lc_dtype *other);
+/* Bytes of weights one decoding step reads (lc_model_bytes_per_token for a
+ * backend's own copy of the weights, in whatever dtype it stores them). */
+uint64_t model_weights_bytes_per_token(const model_weights *w, int n_layers);
 /* RoPE's (cos, sin) for every position < n_ctx and pair i < head_dim / 2, at
  * [(pos * head_dim / 2 + i) * 2], computed in float as llama2.c and
  * transformers do: one table shared by every backend, so they rotate alike. */
@@ -54,6 +53,7 @@ struct lc_model {
     mapped_file file;       /* kept mapped while weights point into it */
     struct gguf_file *gguf; /* the parsed header of a GGUF file (its tokenizer), else NULL */
     tensor_table tensors;
+    void *owned; /* weights a loader converted (llama2.c version 2), freed after the tensors */
     char format[64];
     char *path; /* as given to lc_model_load, for messages */
 };

@@ -16,6 +16,9 @@ static void cpu_destroy(backend *b) {
                         cb->v,         cb->att,         cb->hb,  cb->hb2, cb->xpack,
                         cb->key_cache, cb->value_cache, cb->rope};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    free(cb->xq);
+    for (int t = 0; cb->wtile && t < cb->n_threads; t++) free(cb->wtile[t]);
+    free(cb->wtile);
     for (int t = 0; cb->attn_scratch && t < cb->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
         free(s->scores);
@@ -57,16 +60,16 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     cb->base.n_ctx = opts->n_ctx;
     cb->base.n_seq = opts->n_seq;
     cb->base.n_batch = opts->n_batch;
-    cb->base.weight_bytes_per_token = lc_model_bytes_per_token(model);
     cb->base.kv_bytes_per_position = (uint64_t)c->n_layers * 2 * c->n_kv_heads * c->head_dim * 4;
     cb->cfg = c;
     cb->kern = kern;
     cb->n_threads = opts->n_threads;
     cb->chunk_rows = opts->chunk_rows; /* 0: one range per thread */
 
-    lc_status st = weight_store_init(&cb->weights, model, opts->weights, err);
+    lc_status st = weight_store_init(&cb->weights, model, opts->weights, opts->dtype, err);
     if (st) goto fail;
     cb->w = &cb->weights.view;
+    cb->base.weight_bytes_per_token = model_weights_bytes_per_token(cb->w, c->n_layers);
     st = threadpool_create(opts->n_threads, &cb->pool, err);
     if (st) goto fail;
 
@@ -104,6 +107,17 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
         lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    cb->xq_blocks = (GEMM_MIN_TOKENS - 1) * (int64_t)(widest / QK + 1);
+    cb->xq = calloc((size_t)cb->xq_blocks, sizeof *cb->xq);
+    cb->wtile = calloc((size_t)opts->n_threads, sizeof *cb->wtile);
+    if (!cb->xq || !cb->wtile) {
+        lc_fail(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    cb->wtile_floats = (int64_t)kern->gemm_rows * (int64_t)widest;
+    for (int t = 0; t < opts->n_threads; t++)
+        if (!(cb->wtile[t] = alloc_floats((uint64_t)cb->wtile_floats, "weight tile", err)))
+            goto fail;
     for (int t = 0; t < opts->n_threads; t++) {
         attention_scratch *s = &cb->attn_scratch[t];
         if (!(s->scores = alloc_floats(nt * ctx, "attention buffer", err)) ||

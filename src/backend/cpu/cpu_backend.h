@@ -32,16 +32,20 @@ typedef struct cpu_backend {
     int chunk_rows; /* matrix rows per work item when decoding; 0: one range per thread */
 
     /* Activations for up to n_batch entries, one row per entry. */
-    float *x;     /* (n_batch, dim) residual stream */
-    float *xb;    /* (n_batch, dim) normalized input of a sublayer */
-    float *xb2;   /* (n_batch, dim) output of a sublayer, before the residual add */
-    float *q;     /* (n_batch, n_heads * head_dim) */
-    float *k;     /* (n_batch, n_kv_heads * head_dim) */
-    float *v;     /* (n_batch, n_kv_heads * head_dim) */
-    float *att;   /* (n_batch, n_heads * head_dim) attention output */
-    float *hb;    /* (n_batch, hidden_dim) SwiGLU gate, then gate * up */
-    float *hb2;   /* (n_batch, hidden_dim) SwiGLU up */
-    float *xpack; /* GEMM input packed in token blocks: (n_batch rounded up, max width) */
+    float *x;         /* (n_batch, dim) residual stream */
+    float *xb;        /* (n_batch, dim) normalized input of a sublayer */
+    float *xb2;       /* (n_batch, dim) output of a sublayer, before the residual add */
+    float *q;         /* (n_batch, n_heads * head_dim) */
+    float *k;         /* (n_batch, n_kv_heads * head_dim) */
+    float *v;         /* (n_batch, n_kv_heads * head_dim) */
+    float *att;       /* (n_batch, n_heads * head_dim) attention output */
+    float *hb;        /* (n_batch, hidden_dim) SwiGLU gate, then gate * up */
+    float *hb2;       /* (n_batch, hidden_dim) SwiGLU up */
+    float *xpack;     /* GEMM input packed in token blocks: (n_batch rounded up, max width) */
+    block_q8_act *xq; /* (GEMM_MIN_TOKENS - 1, max width / QK) matvec input for int8 weights */
+    int64_t xq_blocks;
+    float **wtile; /* (n_threads) each (gemm_rows, max width): non-f32 weight rows as floats */
+    int64_t wtile_floats;
     attention_scratch *attn_scratch; /* (n_threads) */
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows;             /* (n_batch) batch index of each entry that wants logits */

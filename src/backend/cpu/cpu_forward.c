@@ -114,9 +114,13 @@ lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error
     step s = {.cb = cb, .batch = batch};
     const int64_t n_attention_items = cpu_attention_plan(cb, batch);
 
-    const float *embd = w->token_embd.data;
+    /* The embedding row of each token, as floats whatever the table's dtype. */
+    const weight *embd = &w->token_embd;
+    const int64_t embd_row = dtype_row_bytes(embd->dtype, dim);
+    assert(embd_row > 0 && embd->cols == dim);
     for (int64_t t = 0; t < n; t++)
-        memcpy(cb->x + t * dim, embd + (int64_t)batch->token[t] * dim, (size_t)dim * sizeof(float));
+        cb->kern->dequantize(embd->dtype, (const char *)embd->data + batch->token[t] * embd_row,
+                             cb->x + t * dim, dim);
 
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *L = &w->layers[l];

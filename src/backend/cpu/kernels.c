@@ -1,23 +1,26 @@
-#include <stdbool.h>
-#include <string.h>
-
 #include "backend/cpu/kernels.h"
+
+#include <string.h>
 
 const cpu_kernels *cpu_kernels_select(const char *simd) {
     if (!simd || !*simd) simd = "auto";
     if (strcmp(simd, "scalar") == 0) return &cpu_kernels_scalar;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
     bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq");
-    if (strcmp(simd, "avx512") == 0) return has_avx512 ? &cpu_kernels_avx512 : NULL;
+    bool has_vnni = has_avx512 && __builtin_cpu_supports("avx512vnni");
+    const cpu_kernels *best512 = has_vnni ? &cpu_kernels_avx512vnni : &cpu_kernels_avx512;
+    if (strcmp(simd, "avx512vnni") == 0) return has_vnni ? &cpu_kernels_avx512vnni : NULL;
+    if (strcmp(simd, "avx512") == 0) return has_avx512 ? best512 : NULL;
     if (strcmp(simd, "avx2") == 0) return has_avx2 ? &cpu_kernels_avx2 : NULL;
     if (strcmp(simd, "auto") == 0)
-        return has_avx512 ? &cpu_kernels_avx512
-               : has_avx2 ? &cpu_kernels_avx2
-                          : &cpu_kernels_scalar;
+        return has_avx512 ? best512 : has_avx2 ? &cpu_kernels_avx2 : &cpu_kernels_scalar;
+#elif defined(__aarch64__)
+    if (strcmp(simd, "auto") == 0 || strcmp(simd, "neon") == 0) return &cpu_kernels_neon;
 #else
     if (strcmp(simd, "auto") == 0) return &cpu_kernels_scalar;
 #endif

@@ -1,19 +1,42 @@
 /* The CPU backend's inner loops, as a table per instruction set. The scalar
  * table is the reference the SIMD ones are tested against; kernels_simd.c is
- * one source compiled once per ISA (AVX2+FMA, AVX-512). */
+ * one source compiled once per ISA (AVX2+FMA, AVX-512, AVX-512 with VNNI). */
 #ifndef LLAMAC_BACKEND_CPU_KERNELS_H
 #define LLAMAC_BACKEND_CPU_KERNELS_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "formats/quant.h"
+#include "llamac.h"
 
 #define MATVEC_MAX_TOKENS 4
 
+/* Activations of a product with int8 weights (Q8_0, Q4_0, Q8_RUNQ) are
+ * quantized once per product to these blocks: runq.c's scheme, d = max|x| / 127,
+ * q = round(x / d), one f32 scale per 32 (quantize_row(LC_DTYPE_Q8_RUNQ)). */
+typedef block_q8_runq block_q8_act;
+
+/* True when a product with weights of `dtype` takes block_q8_act inputs
+ * rather than floats. */
+static inline bool cpu_dtype_int8_input(lc_dtype dtype) {
+    return dtype == LC_DTYPE_Q8_0 || dtype == LC_DTYPE_Q4_0 || dtype == LC_DTYPE_Q8_RUNQ;
+}
+
+/* out[t * out_stride + r] = dot(row r of w, token t of x) for r < rows and
+ * t < n_tok <= MATVEC_MAX_TOKENS: one pass over the rows serves every token.
+ * w holds rows of k elements of the table entry's dtype (dtype_row_bytes
+ * apart); x holds n_tok tokens of k floats, or of k / 32 block_q8_act for the
+ * int8 dtypes (cpu_dtype_int8_input). */
+typedef void (*matvec_fn)(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                          float *out, int64_t out_stride);
+
 typedef struct cpu_kernels {
     const char *name;
-    /* out[t * out_stride + r] = dot(w[r * k ..], x[t * k ..]) for r < rows,
-     * t < n_tok <= MATVEC_MAX_TOKENS: one pass over the rows serves every token. */
-    void (*matvec)(const float *w, int64_t k, int64_t rows, const float *x, int n_tok, float *out,
-                   int64_t out_stride);
+    matvec_fn matvec[LC_DTYPE_COUNT]; /* per weight dtype; every entry is set */
+    /* n floats of `dtype` (a whole number of blocks) into floats: a weight
+     * tile for the GEMM, an embedding row. */
+    void (*dequantize)(lc_dtype dtype, const void *in, float *out, int64_t n);
     /* The GEMM tile, C = A B for one block: for r < rows (<= gemm_rows) and
      * lanes t < n_lanes (<= gemm_tokens),
      *   c[r * c_row + t * c_lane] = sum over i < k of a[r * a_stride + i] * b[i * b_stride + t].
@@ -31,10 +54,14 @@ extern const cpu_kernels cpu_kernels_scalar;
 #if defined(__x86_64__)
 extern const cpu_kernels cpu_kernels_avx2;
 extern const cpu_kernels cpu_kernels_avx512;
+extern const cpu_kernels cpu_kernels_avx512vnni;
+#elif defined(__aarch64__)
+extern const cpu_kernels cpu_kernels_neon;
 #endif
 
-/* The table for `simd` ("auto", "scalar", "avx2", "avx512"); NULL when this
- * machine or build cannot run it. */
+/* The table for `simd` ("auto", "scalar", "avx2", "avx512", "avx512vnni",
+ * "neon"); NULL when this machine or build cannot run it. "avx512" is the
+ * VNNI table when the CPU has VNNI. */
 const cpu_kernels *cpu_kernels_select(const char *simd);
 
 /* Packs tokens [t0, t0 + gemm_tokens) of x (n_tok rows of k floats,

@@ -1,27 +1,45 @@
 /* SIMD kernels, written once with GCC/Clang vector extensions and compiled
- * once per instruction set (the Makefile passes -DSIMD_ISA_avx2 or
- * -DSIMD_ISA_avx512 with the matching -m flags). Row and token counts are
- * compile-time constants inside, so every accumulator stays in a register. */
+ * once per instruction set (the Makefile passes -DSIMD_ISA_avx2,
+ * -DSIMD_ISA_avx512 (+ -DSIMD_VNNI) or -DSIMD_ISA_neon with the matching -m
+ * flags). Row and token counts are compile-time constants inside, so every
+ * accumulator stays in a register. The weight dtype is a compile-time
+ * parameter of one generic matvec; only loading a vector of weights (f32,
+ * f16, bf16) or the integer dot product of one 32-element block (int8
+ * types) differs per dtype and ISA. */
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "formats/tensor.h"
 
 #if defined(SIMD_ISA_avx512)
+#include <immintrin.h>
 #define VL        16 /* floats per vector */
 #define GEMM_ROWS 12 /* 12 rows x 2 vectors = 24 accumulators of 32 zmm */
-#define TABLE     cpu_kernels_avx512
-#define NAME      "avx512"
+#if defined(SIMD_VNNI)
+#define TABLE cpu_kernels_avx512vnni
+#define NAME  "avx512vnni"
+#else
+#define TABLE cpu_kernels_avx512
+#define NAME  "avx512"
+#endif
 #elif defined(SIMD_ISA_avx2)
+#include <immintrin.h>
 #define VL        8
 #define GEMM_ROWS 6 /* 6 rows x 2 vectors = 12 accumulators of 16 ymm */
 #define TABLE     cpu_kernels_avx2
 #define NAME      "avx2"
+#elif defined(SIMD_ISA_neon)
+#include <arm_neon.h>
+#define VL        4
+#define GEMM_ROWS 12 /* 12 rows x 2 vectors = 24 accumulators of 32 q registers */
+#define TABLE     cpu_kernels_neon
+#define NAME      "neon"
 #else
-#error "compile with -DSIMD_ISA_avx2 or -DSIMD_ISA_avx512"
+#error "compile with -DSIMD_ISA_avx2, -DSIMD_ISA_avx512 or -DSIMD_ISA_neon"
 #endif
-#define GEMM_TOKENS     (2 * VL)
-#define PREFETCH_FLOATS 2048 /* how far ahead the matvec prefetches weights */
-#define INLINE          static inline __attribute__((always_inline))
+#define GEMM_TOKENS    (2 * VL)
+#define PREFETCH_BYTES 8192 /* how far ahead the matvec prefetches weights */
+#define INLINE         static inline __attribute__((always_inline))
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
@@ -36,23 +54,26 @@ INLINE vf vload(const float *p) {
 INLINE vf vsplat(float s) {
 #if VL == 16
     return (vf){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
-#else
+#elif VL == 8
     return (vf){s, s, s, s, s, s, s, s};
+#else
+    return (vf){s, s, s, s};
 #endif
 }
 
 /* Horizontal sum as a tree of half-width adds. */
 INLINE float vsum(vf v) {
+    typedef float v4 __attribute__((vector_size(16)));
 #if VL == 16
     typedef float v8 __attribute__((vector_size(32)));
     v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
            __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-#else
-    typedef float v8 __attribute__((vector_size(32)));
-    v8 h = v;
-#endif
-    typedef float v4 __attribute__((vector_size(16)));
     v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+#elif VL == 8
+    v4 q = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+#else
+    v4 q = v;
+#endif
     return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
@@ -76,50 +97,280 @@ static float dot_simd(const float *a, const float *b, int64_t n) {
     return vsum(acc0 + acc1);
 }
 
+/* ---- weights as float vectors: f32, f16, bf16 --------------------------- */
+
+/* Bytes of one weight element of a float-like dtype. */
+#define ELEM_BYTES(DT) ((DT) == LC_DTYPE_F32 ? 4 : 2)
+
+/* VL weights from element i of a row of dtype DT, as floats. f16 goes
+ * through the hardware conversion (F16C, NEON fcvt); bf16 is the high half
+ * of an f32, so widening and shifting by 16 is exact. */
+INLINE vf wload(const void *w, int64_t i, const lc_dtype DT) {
+    if (DT == LC_DTYPE_F32) return vload((const float *)w + i);
+    const uint16_t *h = (const uint16_t *)w + i;
+#if VL == 16
+    __m256i raw = _mm256_loadu_si256((const __m256i *)h);
+    if (DT == LC_DTYPE_F16) return (vf)_mm512_cvtph_ps(raw);
+    return (vf)_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+#elif VL == 8
+    __m128i raw = _mm_loadu_si128((const __m128i *)h);
+    if (DT == LC_DTYPE_F16) return (vf)_mm256_cvtph_ps(raw);
+    return (vf)_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+#else
+    uint16x4_t raw = vld1_u16(h);
+    if (DT == LC_DTYPE_F16) return (vf)vcvt_f32_f16(vreinterpret_f16_u16(raw));
+    return (vf)vreinterpretq_f32_u32(vshll_n_u16(raw, 16));
+#endif
+}
+
+/* The last n < VL weights from element i, zero-padded (a zero f16/bf16 is 0.0f). */
+INLINE vf wtail(const void *w, int64_t i, int64_t n, const lc_dtype DT) {
+    uint8_t pad[VL * 4] = {0};
+    memcpy(pad, (const uint8_t *)w + i * ELEM_BYTES(DT), (size_t)(n * ELEM_BYTES(DT)));
+    return wload(pad, 0, DT);
+}
+
 /* One weight row against NT tokens. Rows are taken one after another, so each
  * thread streams one contiguous range of memory: interleaving several rows
  * measured ~20% slower (short streams defeat the hardware prefetcher). */
-INLINE void matvec_row(const float *w, int64_t k, const float *x, float *out, int64_t os,
-                       const int NT) {
+INLINE void matvec_row_float(const void *w, int64_t k, const float *x, float *out, int64_t os,
+                             const int NT, const lc_dtype DT) {
     /* Two accumulators per token: one FMA chain alone caps a core near 16 B/cycle. */
     vf acc[MATVEC_MAX_TOKENS][2] = {{{0}}};
+    const char *wb = w;
     int64_t i = 0;
     for (; i + 2 * VL <= k; i += 2 * VL) {
         /* Both cache lines 8 KiB ahead: +16% decode on the stories15M shape,
          * +7% on stories42M, neutral on stories110M (alternating runs). */
-        __builtin_prefetch(w + i + PREFETCH_FLOATS, 0, 3);
-        __builtin_prefetch(w + i + PREFETCH_FLOATS + 16, 0, 3);
-        vf w0 = vload(w + i), w1 = vload(w + i + VL);
+        __builtin_prefetch(wb + i * ELEM_BYTES(DT) + PREFETCH_BYTES, 0, 3);
+        __builtin_prefetch(wb + i * ELEM_BYTES(DT) + PREFETCH_BYTES + 64, 0, 3);
+        vf w0 = wload(w, i, DT), w1 = wload(w, i + VL, DT);
         for (int t = 0; t < NT; t++) {
             acc[t][0] += w0 * vload(x + t * k + i);
             acc[t][1] += w1 * vload(x + t * k + i + VL);
         }
     }
     if (i + VL <= k) {
-        vf w0 = vload(w + i);
+        vf w0 = wload(w, i, DT);
         for (int t = 0; t < NT; t++) acc[t][0] += w0 * vload(x + t * k + i);
         i += VL;
     }
     if (i < k) {
-        vf w0 = vtail(w + i, k - i);
+        vf w0 = wtail(w, i, k - i, DT);
         for (int t = 0; t < NT; t++) acc[t][1] += w0 * vtail(x + t * k + i, k - i);
     }
     for (int t = 0; t < NT; t++) out[t * os] = vsum(acc[t][0] + acc[t][1]);
 }
 
-INLINE void matvec_tokens(const float *w, int64_t k, int64_t rows, const float *x, float *out,
-                          int64_t os, const int NT) {
-    for (int64_t r = 0; r < rows; r++) matvec_row(w + r * k, k, x, out + r, os, NT);
+/* ---- int8 weights: integer dot products of 32-element blocks ------------ */
+
+/* A block's 32 weights as signed bytes, and its scale. */
+#if VL >= 8
+typedef __m256i vq; /* 32 int8 */
+#else
+typedef int8x16x2_t vq;
+#endif
+
+INLINE vq qload(const int8_t *p) {
+#if VL >= 8
+    return _mm256_loadu_si256((const __m256i *)p);
+#else
+    return (vq){{vld1q_s8(p), vld1q_s8(p + 16)}};
+#endif
 }
 
-static void matvec_simd(const float *w, int64_t k, int64_t rows, const float *x, int n_tok,
-                        float *out, int64_t os) {
-    switch (n_tok) {
-    case 1: matvec_tokens(w, k, rows, x, out, os, 1); break;
-    case 2: matvec_tokens(w, k, rows, x, out, os, 2); break;
-    case 3: matvec_tokens(w, k, rows, x, out, os, 3); break;
-    case 4: matvec_tokens(w, k, rows, x, out, os, 4); break;
+INLINE float f16_scale(uint16_t h) {
+#if VL >= 8
+    return _cvtsh_ss(h);
+#else
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+#endif
+}
+
+INLINE vq wblock(const void *w, int64_t b, float *d, const lc_dtype DT) {
+    if (DT == LC_DTYPE_Q8_0) {
+        const block_q8_0 *blk = (const block_q8_0 *)w + b;
+        *d = f16_scale(blk->d);
+        return qload(blk->qs);
     }
+    if (DT == LC_DTYPE_Q8_RUNQ) {
+        const block_q8_runq *blk = (const block_q8_runq *)w + b;
+        *d = blk->d;
+        return qload(blk->qs);
+    }
+    /* Q4_0: element j < 16 is the low nibble of byte j, j + 16 its high nibble. */
+    const block_q4_0 *blk = (const block_q4_0 *)w + b;
+    *d = f16_scale(blk->d);
+#if VL >= 8
+    __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
+    __m256i nib =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+#else
+    uint8x16_t raw = vld1q_u8(blk->qs);
+    int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0f)));
+    int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
+    return (vq){{vsubq_s8(lo, vdupq_n_s8(8)), vsubq_s8(hi, vdupq_n_s8(8))}};
+#endif
+}
+
+/* Integer partial sums of w . x over one block, as float lanes whose sum is
+ * the exact dot product. x86 multiplies unsigned by signed bytes (maddubs,
+ * or VNNI's dpbusd), so |w| goes in unsigned and w's sign moves onto x; pair
+ * sums stay below 2 * 128 * 127 < 2^15 because activations are in [-127, 127]. */
+#if VL >= 8
+typedef __m256 vdot;
+#else
+typedef float32x4_t vdot;
+#endif
+
+INLINE vdot block_dot(vq w, vq x) {
+#if VL >= 8
+    __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w);
+#if defined(SIMD_VNNI)
+    __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
+#else
+    __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
+#endif
+    return _mm256_cvtepi32_ps(sum);
+#elif defined(__ARM_FEATURE_DOTPROD)
+    int32x4_t sum = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w.val[0], x.val[0]), w.val[1], x.val[1]);
+    return vcvtq_f32_s32(sum);
+#else
+    int16x8_t p0 = vmull_s8(vget_low_s8(w.val[0]), vget_low_s8(x.val[0]));
+    int16x8_t p1 = vmull_s8(vget_high_s8(w.val[0]), vget_high_s8(x.val[0]));
+    int16x8_t p2 = vmull_s8(vget_low_s8(w.val[1]), vget_low_s8(x.val[1]));
+    int16x8_t p3 = vmull_s8(vget_high_s8(w.val[1]), vget_high_s8(x.val[1]));
+    int32x4_t sum = vpaddlq_s16(p0);
+    sum = vpadalq_s16(sum, p1);
+    sum = vpadalq_s16(sum, p2);
+    sum = vpadalq_s16(sum, p3);
+    return vcvtq_f32_s32(sum);
+#endif
+}
+
+INLINE vdot vdot_fma(vdot acc, vdot v, float s) {
+#if VL >= 8
+    return _mm256_fmadd_ps(v, _mm256_set1_ps(s), acc);
+#else
+    return vfmaq_n_f32(acc, v, s);
+#endif
+}
+
+INLINE float vdot_sum(vdot v) {
+#if VL >= 8
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+#else
+    return vaddvq_f32(v);
+#endif
+}
+
+/* One int8 weight row against NT quantized tokens: per block, the integer
+ * dot product scaled by d_w * d_x, accumulated in f32 (two chains per token,
+ * even and odd blocks, to hide the FMA latency). */
+INLINE void matvec_row_int8(const void *w, int64_t k, const block_q8_act *x, float *out, int64_t os,
+                            const int NT, const lc_dtype DT) {
+    const int64_t nb = k / QK;
+    const size_t bb = DT == LC_DTYPE_Q8_0   ? sizeof(block_q8_0)
+                      : DT == LC_DTYPE_Q4_0 ? sizeof(block_q4_0)
+                                            : sizeof(block_q8_runq);
+    /* Constant indices only: a runtime index (b & 1) kept acc in memory and
+     * ran at a third of the speed. */
+    vdot acc[MATVEC_MAX_TOKENS][2];
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = (vdot){0};
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __builtin_prefetch((const char *)w + b * bb + PREFETCH_BYTES, 0, 3);
+        float d0, d1;
+        vq w0 = wblock(w, b, &d0, DT), w1 = wblock(w, b + 1, &d1, DT);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_act *xb = x + t * nb + b;
+            acc[t][0] = vdot_fma(acc[t][0], block_dot(w0, qload(xb[0].qs)), d0 * xb[0].d);
+            acc[t][1] = vdot_fma(acc[t][1], block_dot(w1, qload(xb[1].qs)), d1 * xb[1].d);
+        }
+    }
+    if (b < nb) {
+        float d0;
+        vq w0 = wblock(w, b, &d0, DT);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_act *xb = x + t * nb + b;
+            acc[t][0] = vdot_fma(acc[t][0], block_dot(w0, qload(xb->qs)), d0 * xb->d);
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+#if VL >= 8
+        out[t * os] = vdot_sum(_mm256_add_ps(acc[t][0], acc[t][1]));
+#else
+        out[t * os] = vdot_sum(vaddq_f32(acc[t][0], acc[t][1]));
+#endif
+    }
+}
+
+/* ---- the generic matvec ------------------------------------------------- */
+
+INLINE void matvec_tokens(const void *w, int64_t k, int64_t rows, const void *x, float *out,
+                          int64_t os, const int NT, const lc_dtype DT) {
+    const int64_t row_bytes = dtype_row_bytes(DT, k);
+    for (int64_t r = 0; r < rows; r++) {
+        const char *row = (const char *)w + r * row_bytes;
+        if (cpu_dtype_int8_input(DT))
+            matvec_row_int8(row, k, x, out + r, os, NT, DT);
+        else
+            matvec_row_float(row, k, x, out + r, os, NT, DT);
+    }
+}
+
+INLINE void matvec_dtype(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                         float *out, int64_t os, const lc_dtype DT) {
+    switch (n_tok) {
+    case 1: matvec_tokens(w, k, rows, x, out, os, 1, DT); break;
+    case 2: matvec_tokens(w, k, rows, x, out, os, 2, DT); break;
+    case 3: matvec_tokens(w, k, rows, x, out, os, 3, DT); break;
+    case 4: matvec_tokens(w, k, rows, x, out, os, 4, DT); break;
+    }
+}
+
+static void matvec_f32(const void *w, int64_t k, int64_t rows, const void *x, int n_tok, float *out,
+                       int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_F32);
+}
+static void matvec_f16(const void *w, int64_t k, int64_t rows, const void *x, int n_tok, float *out,
+                       int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_F16);
+}
+static void matvec_bf16(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                        float *out, int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_BF16);
+}
+static void matvec_q8_0(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                        float *out, int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_Q8_0);
+}
+static void matvec_q4_0(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                        float *out, int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_Q4_0);
+}
+static void matvec_q8_runq(const void *w, int64_t k, int64_t rows, const void *x, int n_tok,
+                           float *out, int64_t os) {
+    matvec_dtype(w, k, rows, x, n_tok, out, os, LC_DTYPE_Q8_RUNQ);
+}
+
+/* Weights to floats for the GEMM tile: vector conversions for the
+ * half-precision types, the reference for the rest (the tile's arithmetic
+ * dominates; docs/performance.md). */
+static void dequantize_simd(lc_dtype dtype, const void *in, float *out, int64_t n) {
+    if (dtype != LC_DTYPE_F16 && dtype != LC_DTYPE_BF16) {
+        dequantize_row(dtype, in, out, n);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf v = dtype == LC_DTYPE_F16 ? wload(in, i, LC_DTYPE_F16) : wload(in, i, LC_DTYPE_BF16);
+        memcpy(out + i, &v, sizeof v);
+    }
+    if (i < n) dequantize_row(dtype, (const uint16_t *)in + i, out + i, n - i);
 }
 
 /* R rows of A x GEMM_TOKENS lanes of B: per k, two B vectors are loaded and
@@ -171,7 +422,13 @@ static void gemm_tile_simd(const float *a, int64_t as, int64_t k, int rows, cons
 
 const cpu_kernels TABLE = {
     .name = NAME,
-    .matvec = matvec_simd,
+    .matvec = {[LC_DTYPE_F32] = matvec_f32,
+               [LC_DTYPE_F16] = matvec_f16,
+               [LC_DTYPE_BF16] = matvec_bf16,
+               [LC_DTYPE_Q8_0] = matvec_q8_0,
+               [LC_DTYPE_Q4_0] = matvec_q4_0,
+               [LC_DTYPE_Q8_RUNQ] = matvec_q8_runq},
+    .dequantize = dequantize_simd,
     .gemm_tile = gemm_tile_simd,
     .gemm_rows = GEMM_ROWS,
     .gemm_tokens = GEMM_TOKENS,

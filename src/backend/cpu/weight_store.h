@@ -19,9 +19,11 @@ typedef struct weight_store {
 } weight_store;
 
 /* mode: "auto" (copy when the weights take at most half the available memory),
- * "mmap" (read the file mapping in place) or "copy". */
+ * "mmap" (read the file mapping in place) or "copy". dtype: "auto" (NULL) keeps
+ * the file's dtypes; a dtype name ("f16", "q8_0", ...) converts every matrix
+ * into it while copying (norms stay f32), which needs a copy. */
 lc_status weight_store_init(weight_store *ws, const lc_model *model, const char *mode,
-                            lc_error *err);
+                            const char *dtype, lc_error *err);
 void weight_store_free(weight_store *ws);
 
 #endif

@@ -1,0 +1,184 @@
+/* llama2.c export version 2 (runq.c's int8 format), as export.py's
+ * version2_export writes it:
+ *   256-byte header: "ak42", int32 version 2, 7 x int32 params, uint8
+ *     shared_classifier, int32 group_size, zero padding
+ *   fp32 norms: every layer's attention norm, every layer's FFN norm, the final norm
+ *   then each quantized tensor as all its int8 values followed by all its fp32
+ *     scales (one per group_size values of the flattened tensor), in the order
+ *     token embedding, wq, wk, wv, wo, w1, w2, w3 (all layers each), then the
+ *     classifier when it is not shared.
+ * Quantized tensors are copied into Q8_RUNQ blocks (value, scale interleaved)
+ * when every 32-element block of a row lies inside one group (group_size and
+ * the row length multiples of 32); any other tensor is dequantized to f32,
+ * exactly (element e has scale e / group_size), so every file loads correctly. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "formats/llama2c.h"
+#include "formats/quant.h"
+
+#define V2_GROUP_MAX (1 << 20)
+
+typedef struct qtensor {
+    char name[TENSOR_NAME_MAX];
+    int64_t rows, cols;
+} qtensor;
+
+/* The quantized tensors in file order; returns how many (at most cap). */
+static int quantized_tensors(const lc_config *c, qtensor *out, int cap) {
+    const int64_t dim = c->dim, hidden = c->hidden_dim, vocab = c->vocab_size;
+    const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    const struct {
+        const char *suffix;
+        int64_t rows, cols;
+    } per_layer[] = {
+        {"attn_q.weight", q_dim, dim},    {"attn_k.weight", kv_dim, dim},
+        {"attn_v.weight", kv_dim, dim},   {"attn_output.weight", dim, q_dim},
+        {"ffn_gate.weight", hidden, dim}, /* w1 */
+        {"ffn_down.weight", dim, hidden}, /* w2 */
+        {"ffn_up.weight", hidden, dim},   /* w3 */
+    };
+    int n = 0;
+    if (n < cap) out[n] = (qtensor){"token_embd.weight", vocab, dim};
+    n++;
+    for (size_t k = 0; k < sizeof per_layer / sizeof per_layer[0]; k++)
+        for (int l = 0; l < c->n_layers; l++, n++)
+            if (n < cap) {
+                snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", l, per_layer[k].suffix);
+                out[n].rows = per_layer[k].rows;
+                out[n].cols = per_layer[k].cols;
+            }
+    if (!c->shared_classifier) {
+        if (n < cap) out[n] = (qtensor){"output.weight", vocab, dim};
+        n++;
+    }
+    return n;
+}
+
+static bool as_blocks(const qtensor *q, int32_t group) {
+    return group % QK == 0 && q->cols % QK == 0;
+}
+
+/* Bytes the converted tensor takes. */
+static uint64_t converted_bytes(const qtensor *q, int32_t group) {
+    const uint64_t n = (uint64_t)q->rows * (uint64_t)q->cols;
+    return as_blocks(q, group) ? n / QK * sizeof(block_q8_runq) : n * sizeof(float);
+}
+
+static void convert(const qtensor *q, int32_t group, const int8_t *values, const float *scales,
+                    void *out) {
+    const int64_t n = q->rows * q->cols;
+    if (as_blocks(q, group)) {
+        block_q8_runq *b = out;
+        for (int64_t i = 0; i < n / QK; i++) {
+            memcpy(&b[i].d, scales + i * QK / group, sizeof(float));
+            memcpy(b[i].qs, values + i * QK, QK);
+        }
+    } else {
+        float *f = out;
+        for (int64_t i = 0; i < n; i++) {
+            float s;
+            memcpy(&s, scales + i / group, sizeof s);
+            f[i] = s * values[i];
+        }
+    }
+}
+
+lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *cfg,
+                          tensor_table *tensors, void **owned, lc_error *err) {
+    *owned = NULL;
+    const uint8_t *p = file->data;
+    if (file->size < LLAMA2C_V1_HEADER_BYTES)
+        return lc_fail(err, LC_ERR_FORMAT,
+                       "%s: truncated: %" PRIu64
+                       " bytes is less than the 256-byte version-2 header",
+                       path, file->size);
+    int32_t h[7], group;
+    memcpy(h, p + 8, sizeof h);
+    memcpy(&group, p + 37, sizeof group);
+    cfg->dim = h[0];
+    cfg->hidden_dim = h[1];
+    cfg->n_layers = h[2];
+    cfg->n_heads = h[3];
+    cfg->n_kv_heads = h[4];
+    cfg->vocab_size = h[5];
+    cfg->seq_len = h[6];
+    if (p[36] > 1)
+        return lc_fail(err, LC_ERR_FORMAT, "%s: shared_classifier flag is %u, not 0 or 1", path,
+                       p[36]);
+    cfg->shared_classifier = p[36] == 1;
+    lc_status st = llama2c_check_config(cfg, err);
+    if (st) {
+        lc_fail_prefix(err, path);
+        return st;
+    }
+    cfg->head_dim = cfg->dim / cfg->n_heads;
+    if (group < 1 || group > V2_GROUP_MAX)
+        return lc_fail(err, LC_ERR_FORMAT, "%s: group size %d is out of range [1, %d]", path, group,
+                       V2_GROUP_MAX);
+
+    const int n_q = quantized_tensors(cfg, NULL, 0);
+    qtensor *q = malloc((size_t)n_q * sizeof *q);
+    if (!q) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    quantized_tensors(cfg, q, n_q);
+
+    /* Sizes first, all in 64-bit and checked against the file before any pointer is formed. */
+    const uint64_t dim = (uint64_t)cfg->dim, layers = (uint64_t)cfg->n_layers;
+    uint64_t offset = LLAMA2C_V1_HEADER_BYTES + (2 * layers + 1) * dim * sizeof(float);
+    uint64_t out_bytes = 0;
+    for (int i = 0; i < n_q && !st; i++) {
+        const uint64_t n = (uint64_t)q[i].rows * (uint64_t)q[i].cols;
+        if (n % (uint64_t)group)
+            st =
+                lc_fail(err, LC_ERR_FORMAT,
+                        "%s: tensor %s has %" PRIu64 " values, not a multiple of the group size %d",
+                        path, q[i].name, n, group);
+        offset += n + n / (uint64_t)group * sizeof(float);
+        out_bytes += converted_bytes(&q[i], group);
+    }
+    if (!st && offset != file->size)
+        st =
+            lc_fail(err, LC_ERR_FORMAT,
+                    "%s: %s: the version-2 header implies %" PRIu64 " bytes, the file has %" PRIu64,
+                    path, offset > file->size ? "truncated" : "size mismatch", offset, file->size);
+    uint8_t *out = st ? NULL : malloc(out_bytes ? (size_t)out_bytes : 1);
+    if (!st && !out) st = lc_fail(err, LC_ERR_NOMEM, "out of memory for the int8 weights");
+
+    /* Norms stay in the mapping (4-byte aligned after the 256-byte header). */
+    const uint8_t *at = p + LLAMA2C_V1_HEADER_BYTES;
+    const int64_t vec[1] = {cfg->dim};
+    char name[TENSOR_NAME_MAX];
+    for (int kind = 0; kind < 2 && !st; kind++)
+        for (int l = 0; l < cfg->n_layers && !st; l++, at += dim * sizeof(float)) {
+            snprintf(name, sizeof name, "blk.%d.%s", l,
+                     kind ? "ffn_norm.weight" : "attn_norm.weight");
+            st = tensor_table_add(tensors, name, LC_DTYPE_F32, 1, vec, at, err);
+        }
+    if (!st) st = tensor_table_add(tensors, "output_norm.weight", LC_DTYPE_F32, 1, vec, at, err);
+    at += dim * sizeof(float);
+
+    uint8_t *dst = out;
+    for (int i = 0; i < n_q && !st; i++) {
+        const int64_t n = q[i].rows * q[i].cols;
+        const int8_t *values = (const int8_t *)at;
+        const float *scales = (const float *)(at + n); /* read with memcpy: unaligned */
+        at += n + n / group * (int64_t)sizeof(float);
+        convert(&q[i], group, values, scales, dst);
+        const int64_t shape[2] = {q[i].rows, q[i].cols};
+        st = tensor_table_add(tensors, q[i].name,
+                              as_blocks(&q[i], group) ? LC_DTYPE_Q8_RUNQ : LC_DTYPE_F32, 2, shape,
+                              dst, err);
+        dst += converted_bytes(&q[i], group);
+    }
+    free(q);
+    if (st) {
+        free(out);
+        return st;
+    }
+    *owned = out;
+    return LC_OK;
+}
