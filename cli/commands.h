@@ -10,5 +10,6 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_membw(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 #endif
