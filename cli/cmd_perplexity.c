@@ -183,6 +183,13 @@ int cmd_perplexity(int argc, char **argv) {
     if (open_model(&co, &model) || open_tokenizer(&co, model, &tok)) goto done;
     const lc_config *c = lc_model_config(model);
     const int ctx = ctx_seen ? co.ctx : c->seq_len;
+    if (!per_line && ctx < 3) { /* a window of 2 scores nothing: its prediction is context */
+        fprintf(stderr,
+                "llamac perplexity: --ctx %d: standard mode needs at least 3 (each window "
+                "scores its tokens ctx/2+1 .. ctx-1)\n",
+                ctx);
+        goto done;
+    }
     if (ctx > c->seq_len) {
         fprintf(stderr, "llamac perplexity: --ctx %d: must be 2 to the model's context length %d\n",
                 ctx, c->seq_len);

@@ -56,7 +56,8 @@ static long double log_softmax_norm(const float *x, int v, int *argmax) {
 }
 
 static lc_engine *one_step_engine(test_ctx *t, const lc_model *m, int ctx) {
-    lc_engine_options o = {.device = "cpu", .n_ctx = ctx, .n_batch = 1, .n_threads = 2};
+    lc_engine_options o = {
+        .device = "cpu", .n_ctx = ctx, .n_batch = 1, .n_threads = 1, .weights = "mmap"};
     lc_engine *e = NULL;
     lc_error err;
     if (lc_engine_create(m, &o, &e, &err)) CHECK(t, false, "engine: %s", err.msg);
@@ -136,7 +137,12 @@ static void check_windows_against_stepwise(test_ctx *t, const char *model_rel, c
         CHECK(t, false, "windows: %s", err.msg);
         goto done;
     }
-    lc_engine_options o = {.device = "cpu", .n_ctx = ctx, .n_seq = 3, .n_batch = 2 * ctx - 5};
+    lc_engine_options o = {.device = "cpu",
+                           .n_ctx = ctx,
+                           .n_seq = 3,
+                           .n_batch = 2 * ctx - 5,
+                           .weights = "mmap",
+                           .n_threads = 1};
     if (lc_engine_create(m, &o, &batched, &err) || !(stepwise = one_step_engine(t, m, ctx))) {
         CHECK(t, false, "engine: %s", err.msg);
         goto done;
@@ -252,7 +258,12 @@ void test_perplexity_per_line_matches_stepwise(test_ctx *t) {
         goto done;
     }
     CHECK(t, n_docs == 3, "%d documents from 3 non-empty lines", n_docs);
-    lc_engine_options o = {.device = "cpu", .n_ctx = ctx, .n_seq = 2, .n_batch = 11};
+    lc_engine_options o = {.device = "cpu",
+                           .n_ctx = ctx,
+                           .n_seq = 2,
+                           .n_batch = 11,
+                           .weights = "mmap",
+                           .n_threads = 1};
     if (lc_engine_create(m, &o, &batched, &err) || !(stepwise = one_step_engine(t, m, ctx))) {
         CHECK(t, false, "engine: %s", err.msg);
         goto done;
@@ -322,7 +333,12 @@ void test_perplexity_kl_divergence(test_ctx *t) {
         free(original);
         goto done;
     }
-    lc_engine_options o = {.device = "cpu", .n_ctx = ctx, .n_seq = 2, .n_batch = 40};
+    lc_engine_options o = {.device = "cpu",
+                           .n_ctx = ctx,
+                           .n_seq = 2,
+                           .n_batch = 40,
+                           .weights = "mmap",
+                           .n_threads = 1};
     if (lc_engine_create(m, &o, &e, &err) || lc_engine_create(m, &o, &self, &err) ||
         lc_engine_create(other, &o, &base, &err) || lc_engine_create(wide, &o, &wide_e, &err)) {
         CHECK(t, false, "engine: %s", err.msg);
