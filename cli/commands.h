@@ -11,5 +11,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_membw(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 #endif

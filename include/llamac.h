@@ -251,6 +251,69 @@ lc_status lc_generate(lc_engine *engine, int seq, const lc_token *prompt, size_t
                       const lc_generate_params *params, lc_sampler *sampler, lc_token_fn on_token,
                       void *user, lc_generate_stats *stats, lc_error *err);
 
+/* ---- evaluation: perplexity and KL divergence over scored documents ---- */
+
+/* One document: tokens[0] (BOS) starts a fresh KV-cache slot, and the logits
+ * at positions first-1 .. n-2 are scored against tokens first .. n-1. */
+typedef struct lc_eval_doc {
+    const lc_token *tokens; /* (n) */
+    int32_t n;              /* 2 .. the engine's context */
+    int32_t first;          /* index of the first scored token, 1 .. n-1 */
+} lc_eval_doc;
+
+/* Standard mode, as llama.cpp's perplexity: `tokens` (the whole text, BOS
+ * first) is cut into n_tokens / ctx non-overlapping windows of ctx tokens
+ * (the remainder is dropped); each window's first token is overwritten with
+ * BOS in place, and tokens ctx/2+1 .. ctx-1 of each window are scored, so the
+ * first half is context only: ctx - 1 - ctx/2 tokens per window. ctx must be
+ * at least 3 and at most n_tokens. *docs is malloc'd and points into tokens. */
+lc_status lc_eval_windows(lc_token *tokens, size_t n_tokens, int ctx, lc_token bos,
+                          lc_eval_doc **docs, int *n_docs, lc_error *err);
+
+/* Per-line mode: every non-empty line of `text` (CR and LF stripped) is a
+ * document of BOS + its tokens, truncated to ctx tokens, with every token
+ * after BOS scored. A line that encodes to nothing is skipped. *tokens (the
+ * ids of every document) and *docs (pointing into it) are malloc'd. */
+lc_status lc_eval_lines(const lc_tokenizer *tok, const char *text, size_t len, int ctx,
+                        lc_token **tokens, lc_eval_doc **docs, int *n_docs, lc_error *err);
+
+/* A running mean (Welford): n values, their mean and the sum of squared
+ * deviations from it. */
+typedef struct lc_eval_stat {
+    int64_t n;
+    double mean, m2;
+} lc_eval_stat;
+
+void lc_eval_stat_add(lc_eval_stat *s, double x);
+/* The standard error of the mean, sqrt(variance / n); 0 below two values. */
+double lc_eval_stat_se(const lc_eval_stat *s);
+
+typedef struct lc_eval_result {
+    lc_eval_stat nll;      /* -log p(token) under the model, natural log, per scored token */
+    lc_eval_stat base_nll; /* the same under the base model (with a base engine) */
+    lc_eval_stat kl;       /* KL(base || model) of the two next-token distributions */
+    int64_t n_top1_same;   /* scored positions where both argmaxes agree */
+    int64_t n_evaluated;   /* tokens run through the model (context included) */
+    double seconds;        /* wall time of the forwards and the scoring */
+} lc_eval_result;
+
+/* Called after each forward with the number of documents fully scored. */
+typedef void (*lc_eval_progress_fn)(void *user, int docs_done, int docs_total);
+
+/* Runs every document through `engine` (several at once in separate
+ * KV-cache slots when the engine has them, prefilled in batches with logits
+ * for the scored positions only) and accumulates the scored tokens' NLL.
+ * With `base` (NULL: none), the same batches also run through it, which must
+ * have the same vocabulary size, and base_nll, kl and n_top1_same are filled.
+ * Log-softmax is computed in double. */
+lc_status lc_eval_score(lc_engine *engine, lc_engine *base, const lc_eval_doc *docs, int n_docs,
+                        lc_eval_progress_fn progress, void *user, lc_eval_result *out,
+                        lc_error *err);
+
+/* exp(mean NLL) and its standard error, propagated to first order:
+ * ppl * se(NLL). */
+double lc_eval_perplexity(const lc_eval_stat *nll, double *se);
+
 /* ---- tools -------------------------------------------------------------- */
 
 /* Writes a llama2.c legacy checkpoint with normal(0, 0.02) matrices and unit

@@ -118,8 +118,40 @@ expect_ok "mkmodel stories260K" "$LLAMAC" mkmodel --shape stories260K --out "$TM
 expect_ok "info on the random model" "$LLAMAC" info -m "$TMP/rand.bin"
 if grep -q "dim 64, hidden 172, layers 5, heads 8, kv heads 4" "$TMP/out"; then pass "mkmodel shape"; else fail "mkmodel shape" "$(cat "$TMP/out")"; fi
 for cmd in generate chat tokenize bench logits mkmodel membw info quantize; do
+for cmd in generate chat tokenize bench logits perplexity mkmodel membw info; do
     if "$LLAMAC" $cmd --help 2>&1 | grep -q "usage: llamac $cmd"; then pass "$cmd --help"; else fail "$cmd --help"; fi
 done
+
+# --- perplexity: the scored-token count follows from the token count that
+#     `tokenize` gives (windows: n / ctx of them, ctx-1-ctx/2 scored in each;
+#     --per-line: every token of every non-empty line after its BOS); a model
+#     against itself has KL 0 and full top-1 agreement.
+head -n 30 "$SHARED/corpora/tiny-gutenberg-heldout.txt" >"$TMP/held.txt"
+n_tok=$("$LLAMAC" tokenize -z "$M/tokenizer.bin" -f "$TMP/held.txt" | wc -w)
+expect_ok "perplexity --json" "$LLAMAC" perplexity -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -f "$TMP/held.txt" --ctx 64 --json
+want=$(( n_tok / 64 * (64 - 1 - 32) ))
+if grep -q "\"scored_tokens\": $want," "$TMP/out" && [ "$want" -gt 0 ]; then pass "perplexity: $want scored tokens from $n_tok"; else fail "perplexity: $want scored tokens from $n_tok" "$(cat "$TMP/out")"; fi
+printf 'Once upon a time there was a cat.\r\n\r\nThe cat liked milk.\nShe ran to the park.' >"$TMP/lines.txt"
+want=0
+for line in "Once upon a time there was a cat." "The cat liked milk." "She ran to the park."; do
+    want=$(( want + $("$LLAMAC" tokenize -z "$M/tok512.bin" "$line" | wc -w) - 1 ))
+done
+expect_ok "perplexity --per-line" "$LLAMAC" perplexity -m "$M/stories260K.bin" -z "$M/tok512.bin" -f "$TMP/lines.txt" --per-line
+if grep -q "^scored tokens: $want$" "$TMP/out" && grep -q "3 non-empty lines" "$TMP/out"; then pass "perplexity --per-line: $want scored tokens"; else fail "perplexity --per-line: $want scored tokens" "$(cat "$TMP/out")"; fi
+expect_ok "perplexity --kl-base itself" "$LLAMAC" perplexity -m "$M/stories260K.bin" -z "$M/tok512.bin" -f "$TMP/lines.txt" --per-line --kl-base "$M/stories260K.bin"
+ppl=$(sed -n 's/^PPL = //p' "$TMP/out"); base_ppl=$(sed -n 's/^base PPL = //p' "$TMP/out")
+if grep -q "^KL(base || model) = 0.000000 " "$TMP/out" && grep -q "^top-1 agreement = 100.00%" "$TMP/out" && [ -n "$ppl" ] && [ "$ppl" = "$base_ppl" ]; then
+    pass "perplexity: a model against itself has KL 0"; else fail "perplexity: a model against itself has KL 0" "$(cat "$TMP/out")"; fi
+: >"$TMP/empty.txt"
+P=(perplexity -m "$M/stories260K.bin" -z "$M/tok512.bin")
+expect_error "perplexity: no -f" "need -f" "$LLAMAC" "${P[@]}"
+expect_error "perplexity: missing file" "nope.txt.*cannot read" "$LLAMAC" "${P[@]}" -f "$TMP/nope.txt"
+expect_error "perplexity: empty file" "empty.txt.*empty" "$LLAMAC" "${P[@]}" -f "$TMP/empty.txt"
+expect_error "perplexity: fewer tokens than a window" "fewer than one window of --ctx 512" "$LLAMAC" "${P[@]}" -f "$TMP/lines.txt"
+expect_error "perplexity: --ctx 1" "--ctx 1: must be at least 2" "$LLAMAC" "${P[@]}" -f "$TMP/lines.txt" --ctx 1
+expect_error "perplexity: --ctx 2 leaves nothing to score" "--ctx 2: standard mode needs at least 3" "$LLAMAC" "${P[@]}" -f "$TMP/lines.txt" --ctx 2
+expect_error "perplexity: --ctx beyond the model" "--ctx 4096.*512" "$LLAMAC" "${P[@]}" -f "$TMP/lines.txt" --ctx 4096
+expect_error "perplexity: --kl-base with another vocabulary" "kl-base.*32000 tokens.*512" "$LLAMAC" "${P[@]}" -f "$TMP/lines.txt" --kl-base "$M/tiny-gutenberg-15M.bin"
 
 # --- context limits: generation stops cleanly; a prompt that cannot fit is an error
 "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n -1 --ctx 16 >"$TMP/out" 2>"$TMP/err"

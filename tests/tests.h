@@ -51,6 +51,10 @@
     X(test_logits_gutenberg15m_bf16)                                                               \
     X(test_logits_gutenberg15m_q8_0)                                                               \
     X(test_logits_gutenberg15m_q4_0)                                                               \
+    X(test_perplexity_windows_match_stepwise)                                                      \
+    X(test_perplexity_window_bookkeeping)                                                          \
+    X(test_perplexity_per_line_matches_stepwise)                                                   \
+    X(test_perplexity_kl_divergence)                                                               \
     X(test_cuda_absent_is_an_error)                                                                \
     X(test_cuda_ops)                                                                               \
     X(test_cuda_logits_golden)                                                                     \
