@@ -151,7 +151,8 @@ int cmd_perplexity(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         if (strcmp(specs[i].name, "ctx") == 0) {
             specs[i].seen = &ctx_seen;
-            specs[i].help = "window length in tokens (default: the model's context)";
+            specs[i].help = "window length in tokens; --per-line: the most tokens of a line\n"
+                            "                               (default: the model's context)";
         }
         if (strcmp(specs[i].name, "batch") == 0) specs[i].seen = &batch_seen;
     }

@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
-#include "model/model.h"
 
 void lc_eval_stat_add(lc_eval_stat *s, double x) {
     s->n++;
