@@ -114,7 +114,7 @@ FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
 FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
              src/formats/mapped_file.c src/core/error.c src/core/utf8.c src/model/llama_gguf.c \
-             src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
+             src/formats/llama2c_v2.c src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
 FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)

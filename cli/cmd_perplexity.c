@@ -179,8 +179,9 @@ int cmd_perplexity(int argc, char **argv) {
     lc_error err;
     size_t len = 0, n_tokens = 0;
     int n_docs = 0;
-    common_opts bo = co; /* the base model shares every engine flag */
-    bo.model = kl_base;
+    common_opts bo = co; /* the base model shares every engine flag but --dtype: */
+    bo.model = kl_base;  /* it is the reference, so it runs its weights as stored */
+    bo.dtype = "auto";
     if (open_model(&co, &model) || open_tokenizer(&co, model, &tok)) goto done;
     const lc_config *c = lc_model_config(model);
     const int ctx = ctx_seen ? co.ctx : c->seq_len;

@@ -141,6 +141,9 @@ expect_ok "perplexity --kl-base itself" "$LLAMAC" perplexity -m "$M/stories260K.
 ppl=$(sed -n 's/^PPL = //p' "$TMP/out"); base_ppl=$(sed -n 's/^base PPL = //p' "$TMP/out")
 if grep -q "^KL(base || model) = 0.000000 " "$TMP/out" && grep -q "^top-1 agreement = 100.00%" "$TMP/out" && [ -n "$ppl" ] && [ "$ppl" = "$base_ppl" ]; then
     pass "perplexity: a model against itself has KL 0"; else fail "perplexity: a model against itself has KL 0" "$(cat "$TMP/out")"; fi
+expect_ok "perplexity --dtype q4_0 against its own f32 file" "$LLAMAC" perplexity --device cpu -m "$M/tiny-gutenberg-15M.bin" -z "$M/tokenizer.bin" -f "$TMP/held.txt" --ctx 64 --dtype q4_0 --kl-base "$M/tiny-gutenberg-15M.bin"
+if grep -q "^KL(base || model) = 0.0*[1-9]" "$TMP/out" && ! grep -q "^KL(base || model) = 0.000000 " "$TMP/out"; then
+    pass "perplexity: the base runs as stored, not in --dtype"; else fail "perplexity: the base runs as stored, not in --dtype" "$(cat "$TMP/out")"; fi
 : >"$TMP/empty.txt"
 P=(perplexity -m "$M/stories260K.bin" -z "$M/tok512.bin")
 expect_error "perplexity: no -f" "need -f" "$LLAMAC" "${P[@]}"
