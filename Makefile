@@ -111,7 +111,7 @@ test-sanitize:
 # everything that interprets a parsed file, seeded with files our own writer
 # makes. `make test` runs it for FUZZ_TIME seconds when clang can build it.
 FUZZ_CC   ?= clang
-FUZZ_TIME ?= 60
+FUZZ_TIME ?= 30
 FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
              src/formats/mapped_file.c src/core/error.c src/core/utf8.c src/model/llama_gguf.c \
              src/formats/llama2c_v2.c src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
@@ -145,8 +145,8 @@ fuzz-if-clang:
 test-arm64:
 	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || \
 	    { echo "test-arm64 needs $(ARM64_CC) and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 CFLAGS="-static" $(BUILD)-arm64/test_llamac
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static" $(BUILD)-arm64/test_llamac
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
 	for b in $(BUILD)-arm64 $(BUILD)-arm64-dotprod; do \
 	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 $$b/test_llamac $$t || exit 1; done; \
 	done
