@@ -25,21 +25,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Prints s as a JSON string literal. */
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 /* pp: prefills n tokens in batches, timed to the logits being ready. */
 static int run_prompt(lc_engine *e, const lc_token *tokens, int n, double *tok_s) {
     lc_error err;

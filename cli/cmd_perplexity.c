@@ -44,20 +44,6 @@ static int choose_slots(const lc_config *c, int ctx, int batch, int doc_len) {
     return slots < 1 ? 1 : slots;
 }
 
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 typedef struct run_info {
     const char *model, *base, *backend, *file;
     bool per_line;

@@ -235,3 +235,17 @@ void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_st
             "(%.1f MB of weights per token) | stop: %s\n",
             s->n_prompt, pp, s->n_generated, tg, tg * bytes / 1e9, bytes / 1e6, stop_name(s->stop));
 }
+
+void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}

@@ -49,5 +49,6 @@ bool text_printer_on_token(void *printer, lc_token id); /* an lc_token_fn */
 
 int report(const char *context, const lc_error *err); /* prints "llamac: ...", returns 1 */
 void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s);
+void print_json_string(const char *s); /* s as a JSON string literal, on stdout */
 
 #endif
