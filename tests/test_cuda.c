@@ -55,8 +55,8 @@ static void ref_rmsnorm(const float *x, const float *w, int n, float eps, float 
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-static void check_matvec_on(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
-                            bool swiglu, uint64_t *rng) {
+static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
+                         bool swiglu, uint64_t *rng) {
     float *w = randn((size_t)rows * cols, rng), *x = randn((size_t)n * cols, rng);
     float *nw = randn((size_t)cols, rng), *xn = malloc((size_t)cols * sizeof *xn);
     float *w_ref = malloc((size_t)rows * cols * sizeof *w_ref); /* what the GPU's weights hold */
@@ -106,11 +106,6 @@ static void check_matvec_on(test_ctx *t, lc_dtype wt, int rows, int cols, int n,
               lc_dtype_name(wt), rows, cols, n, norm, swiglu, e, tol);
     }
     free(w), free(w_ref), free(x), free(nw), free(xn), free(y), free(ref);
-}
-
-static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bool norm,
-                         bool swiglu, uint64_t *rng) {
-    check_matvec_on(t, wt, rows, cols, n, norm, swiglu, rng);
 }
 
 static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,

@@ -12,13 +12,17 @@
 #endif
 #define MV_UNROLL 4 /* 16-byte loads in flight per row and thread */
 
-/* Rotates the pair (a, b) of position `pos`, pair index i within its head. */
-__device__ __forceinline__ void rope_pair(const float2 *rope, int half, int pos, int i, float &a,
-                                          float &b) {
-    const float2 cs = rope[(int64_t)pos * half + i];
+/* Rotates (a, b) by the angle whose (cos, sin) is cs. */
+__device__ __forceinline__ void rotate(float2 cs, float &a, float &b) {
     const float x = a, y = b;
     a = x * cs.x - y * cs.y;
     b = x * cs.y + y * cs.x;
+}
+
+/* Rotates the pair (a, b) of position `pos`, pair index i within its head. */
+__device__ __forceinline__ void rope_pair(const float2 *rope, int half, int pos, int i, float &a,
+                                          float &b) {
+    rotate(rope[(int64_t)pos * half + i], a, b);
 }
 
 __device__ __forceinline__ void store_kv(void *cache, lc_dtype t, int64_t idx, float a, float b) {
@@ -62,11 +66,7 @@ __device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, fl
     case MV_QKV: {
         const kv_target &kv = e.kv;
         const int hd = kv.head_dim;
-        { /* RoPE (pre is (1, 0) for v rows) */
-            const float x = a, y = b;
-            a = x * pre.x - y * pre.y;
-            b = x * pre.y + y * pre.x;
-        }
+        rotate(pre, a, b); /* RoPE; pre is (1, 0) for v rows */
         if (r < kv.q_rows) {
             e.out[t * e.out_ld + r] = a;
             e.out[t * e.out_ld + r + 1] = b;
@@ -543,23 +543,24 @@ __global__ void embed_kernel(const W *__restrict__ table, int dim, int ld, const
         x[(int64_t)blockIdx.x * dim + i] = to_f32(row[i]);
 }
 
+/* Element (r, c) of a stored Q8_0 / Q4_0 matrix of rows ld elements
+ * (cuda_matrix_bytes: the int8 or nibble rows, then the f16 scales). */
+template <bool Q4>
+__device__ __forceinline__ float stored_quant_at(const uint8_t *__restrict__ qs,
+                                                 const __half *scales, int64_t r, int ld, int c) {
+    const float d = __half2float(scales[r * (ld / 32) + c / 32]);
+    if (!Q4) return d * (float)(int8_t)qs[r * ld + c];
+    const int j = c % 32, byte = qs[r * (ld / 2) + c / 32 * 16 + j % 16];
+    return d * (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
+}
+
 /* A row of a stored Q8_0 / Q4_0 table (vocab rows of ld). */
 template <bool Q4>
 __global__ void embed_quant_kernel(const uint8_t *__restrict__ table, const __half *scales, int dim,
                                    int ld, const int32_t *tokens, float *x) {
     const int64_t row = tokens[blockIdx.x];
-    const uint8_t *q = table + row * (Q4 ? ld / 2 : ld);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float d = __half2float(scales[row * (ld / 32) + i / 32]);
-        float v;
-        if (Q4) {
-            const int j = i % 32, byte = q[i / 32 * 16 + j % 16];
-            v = (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
-        } else {
-            v = (float)(int8_t)q[i];
-        }
-        x[(int64_t)blockIdx.x * dim + i] = d * v;
-    }
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        x[(int64_t)blockIdx.x * dim + i] = stored_quant_at<Q4>(table, scales, row, ld, i);
 }
 
 lc_status launch_embed_quant(lc_dtype wt, const void *table, int64_t vocab, int dim, int ld,
@@ -832,17 +833,7 @@ __global__ void dequantize_kernel(const uint8_t *__restrict__ qs, const __half *
                                   int64_t rows, int ld, __half *out) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * ld) return;
-    const int64_t r = i / ld;
-    const int c = (int)(i % ld);
-    const float d = __half2float(scales[r * (ld / 32) + c / 32]);
-    float v;
-    if (Q4) {
-        const int j = c % 32, byte = qs[r * (ld / 2) + c / 32 * 16 + j % 16];
-        v = (float)((j < 16 ? byte & 15 : byte >> 4) - 8);
-    } else {
-        v = (float)(int8_t)qs[r * ld + c];
-    }
-    out[i] = __float2half_rn(d * v);
+    out[i] = __float2half_rn(stored_quant_at<Q4>(qs, scales, i / ld, ld, (int)(i % ld)));
 }
 
 lc_status launch_dequantize(lc_dtype t, const void *w, int64_t rows, int64_t ld, __half *out,
