@@ -4,7 +4,7 @@
  * step's chain of products for a model shape (no attention), against the
  * device's copy and read bandwidth measured in the same run.
  *
- *   make dev && build/dev/matvec_bench [7b|110m|42m] [f16|bf16|f32]
+ *   make dev && build/dev/matvec_bench [7b|110m|42m] [f16|bf16|f32|q8_0|q4_0]
  *
  * Chain per layer, as the backend runs it: qkv = Wqkv norm(x); x += Wo q;
  * h = swiglu(W13 norm(x)); x += W2 h; then logits = Wcls norm(x). */
@@ -99,19 +99,33 @@ static const variant VARIANTS[] = {
 typedef struct matrix {
     void *w;
     int rows, cols;
+    __half *ref; /* quantized types: the stored weights as f16, for the reference */
 } matrix;
 
-static size_t dtype_size(lc_dtype t) { return t == LC_DTYPE_F32 ? 4 : 2; }
+/* Bytes of a stored matrix: the rows (and the scales of quantized types). */
+static size_t matrix_bytes(lc_dtype t, int rows, int cols) {
+    return cuda_matrix_bytes(t, rows, mv_ld(cols));
+}
 
+/* Quantized types are filled as f16, then quantized by the upload kernel. */
 static matrix new_matrix(lc_dtype t, int rows, int cols, unsigned seed, size_t *bytes) {
-    matrix m = {NULL, rows, cols};
+    matrix m = {NULL, rows, cols, NULL};
     const size_t n = (size_t)rows * mv_ld(cols);
-    CHECK(cudaMalloc(&m.w, n * dtype_size(t)));
+    CHECK(cudaMalloc(&m.w, matrix_bytes(t, rows, cols)));
     if (t == LC_DTYPE_F32) fill_kernel<<<1024, 256>>>((float *)m.w, n, seed);
     if (t == LC_DTYPE_F16) fill_kernel<<<1024, 256>>>((__half *)m.w, n, seed);
     if (t == LC_DTYPE_BF16) fill_kernel<<<1024, 256>>>((__nv_bfloat16 *)m.w, n, seed);
+    if (cuda_quantized(t)) {
+        __half *tmp;
+        CHECK(cudaMalloc(&tmp, n * sizeof(__half)));
+        fill_kernel<<<1024, 256>>>(tmp, n, seed);
+        CHECK_LC(launch_quantize(LC_DTYPE_F16, tmp, mv_ld(cols), rows, cols, t, m.w, rows,
+                                 mv_ld(cols), 0, 1, 0, &err_));
+        CHECK_LC(launch_dequantize(t, m.w, rows, mv_ld(cols), tmp, 0, &err_));
+        m.ref = tmp;
+    }
     CHECK(cudaGetLastError());
-    *bytes += n * dtype_size(t);
+    *bytes += matrix_bytes(t, rows, cols);
     return m;
 }
 
@@ -165,6 +179,9 @@ static double check(const bench *b, const variant *v, float *y, float *y_ref, co
             matvec_reference<<<ceil_div(m->rows, 8), 256>>>((const __nv_bfloat16 *)m->w, m->rows,
                                                             m->cols, mv_ld(m->cols), x, norm,
                                                             b->eps, y_ref);
+        if (m->ref)
+            matvec_reference<<<ceil_div(m->rows, 8), 256>>>(m->ref, m->rows, m->cols,
+                                                            mv_ld(m->cols), x, norm, b->eps, y_ref);
         CHECK(cudaGetLastError());
         product(b, v, *m, x, norm, MV_STORE, y, m->rows, 0);
         CHECK(cudaDeviceSynchronize());
@@ -194,9 +211,11 @@ int main(int argc, char **argv) {
     lc_dtype t = !strcmp(type_name, "f32")    ? LC_DTYPE_F32
                  : !strcmp(type_name, "bf16") ? LC_DTYPE_BF16
                  : !strcmp(type_name, "f16")  ? LC_DTYPE_F16
+                 : !strcmp(type_name, "q8_0") ? LC_DTYPE_Q8_0
+                 : !strcmp(type_name, "q4_0") ? LC_DTYPE_Q4_0
                                               : LC_DTYPE_COUNT;
     if (!sh || t == LC_DTYPE_COUNT) {
-        fprintf(stderr, "usage: matvec_bench [7b|110m|42m] [f16|bf16|f32]\n");
+        fprintf(stderr, "usage: matvec_bench [7b|110m|42m] [f16|bf16|f32|q8_0|q4_0]\n");
         return 2;
     }
     bench b;
@@ -260,8 +279,8 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 12; r++) { /* each matrix's bytes, as one stream per matrix */
         CHECK(cudaEventRecord(e0, s));
         for (const matrix &m : b.mats)
-            read_kernel<<<b.n_sm * 8, 256, 0, s>>>(
-                (const uint4 *)m.w, (size_t)m.rows * mv_ld(m.cols) * dtype_size(t) / 16, sink);
+            read_kernel<<<b.n_sm * 8, 256, 0, s>>>((const uint4 *)m.w,
+                                                   matrix_bytes(t, m.rows, m.cols) / 16, sink);
         CHECK(cudaEventRecord(e1, s));
         CHECK(cudaEventSynchronize(e1));
         float t_ms;
@@ -304,7 +323,7 @@ int main(int argc, char **argv) {
         ms.clear();
         printf("%-3zu %-42s %10.2e %12.1f %4.0f..%-5.0f %8.0f %7.1f%%%s\n", vi + 1, v->what, err,
                med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6),
-               100 * bytes / (med * 1e6) / copy_gbs, err < 1e-5 ? "" : "  WRONG");
+               100 * bytes / (med * 1e6) / copy_gbs, err < (cuda_quantized(t) ? 1e-3 : 1e-5) ? "" : "  WRONG");
         CHECK(cudaGraphExecDestroy(ge));
         CHECK(cudaGraphDestroy(g));
     }

@@ -253,10 +253,13 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     }
 }
 
-/* The quantized kernel's batch: as mv_batch, with each vector's block scale. */
+/* The quantized kernel's batch: as mv_batch, with each vector's block scale,
+ * kept as loaded (f16) so no instruction waits for it until the batch is
+ * used a step later: converting at load time made every step wait one full
+ * memory latency for the scales before computing (docs/cuda-notes.md, run 14). */
 struct mv_qbatch {
     uint4 r0[MV_UNROLL], r1[MV_UNROLL];
-    float s0[MV_UNROLL], s1[MV_UNROLL];
+    __half s0[MV_UNROLL], s1[MV_UNROLL];
 };
 
 /* What the block staged: the inputs as floats (normalised when asked) and,
@@ -289,8 +292,8 @@ template <> struct mv_quant<q8_gpu> {
             d0 = __dp4a((int)w0.z, x.z, d0), d1 = __dp4a((int)w1.z, x.z, d1);
             d0 = __dp4a((int)w0.w, x.w, d0), d1 = __dp4a((int)w1.w, x.w, d1);
             const float dx = st.xd[t * st.nb + v / 2];
-            acc0[t] += (float)d0 * b.s0[u] * dx;
-            acc1[t] += (float)d1 * b.s1[u] * dx;
+            acc0[t] += (float)d0 * __half2float(b.s0[u]) * dx;
+            acc1[t] += (float)d1 * __half2float(b.s1[u]) * dx;
         }
     }
 };
@@ -319,8 +322,8 @@ template <> struct mv_quant<q4_gpu> {
             const int4 lo = x[0], hi = x[1];
             const int offset = 8 * st.xsum[t * st.nb + v];
             const float dx = st.xd[t * st.nb + v];
-            acc0[t] += (float)(dot_nibbles(b.r0[u], lo, hi) - offset) * b.s0[u] * dx;
-            acc1[t] += (float)(dot_nibbles(b.r1[u], lo, hi) - offset) * b.s1[u] * dx;
+            acc0[t] += (float)(dot_nibbles(b.r0[u], lo, hi) - offset) * __half2float(b.s0[u]) * dx;
+            acc1[t] += (float)(dot_nibbles(b.r1[u], lo, hi) - offset) * __half2float(b.s1[u]) * dx;
         }
     }
 };
@@ -338,11 +341,11 @@ __device__ __forceinline__ void mv_qload(mv_qbatch &b, const uint4 *__restrict__
             const int blk = v * mv_quant<Q>::V / 32;
             b.r0[u] = load_stream16(w0 + v);
             b.r1[u] = load_stream16(w1 + v);
-            b.s0[u] = __half2float(scales[(int64_t)2 * pair * nb + blk]);
-            b.s1[u] = __half2float(scales[(int64_t)(2 * pair + 1) * nb + blk]);
+            b.s0[u] = scales[(int64_t)2 * pair * nb + blk];
+            b.s1[u] = scales[(int64_t)(2 * pair + 1) * nb + blk];
         } else {
             b.r0[u] = b.r1[u] = make_uint4(0, 0, 0, 0);
-            b.s0[u] = b.s1[u] = 0.0f;
+            b.s0[u] = b.s1[u] = __float2half(0.0f);
         }
     }
 }
@@ -365,21 +368,30 @@ struct mv_matrix {
     int nb, n_vec, n_batches, n_pairs, pair_stride;
 };
 
-/* mv_step for the quantized kernel. (The plain kernel keeps its own copy: the
- * shared version measured 3% slower on 7B f16, run 11 of docs/cuda-notes.md.) */
+/* The step after `at` in a warp's walk. */
+__device__ __forceinline__ mv_walk mv_after(mv_walk at, const mv_matrix &m) {
+    return at.batch + 1 < m.n_batches ? (mv_walk){at.pair, at.batch + 1}
+                                      : (mv_walk){at.pair + m.pair_stride, 0};
+}
+
+/* mv_step for the quantized kernel, two steps deep: the warp enters with the
+ * batches of `at` (in cur) and the step after in flight, uses cur, then
+ * reloads cur with the step after next. The kernel issues its first two
+ * batches before it waits for the previous kernel, so both overlap the
+ * staging (run 15 of docs/cuda-notes.md). (The plain kernel keeps its own
+ * walk: the shared version measured 3% slower on 7B f16, run 11.) */
 template <typename Q, int NT>
-__device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_qbatch &next, mv_walk &at,
-                                         const mv_matrix &m, const mv_stage &st, int lane,
-                                         float (&acc0)[NT], float (&acc1)[NT],
-                                         const mv_epilogue &epi, mv_tokens<NT> &tok) {
-    mv_walk nx = {at.pair, at.batch + 1};
-    if (nx.batch == m.n_batches) nx = (mv_walk){at.pair + m.pair_stride, 0};
-    if (nx.pair < m.n_pairs)
-        mv_qload<Q>(next, m.w, m.scales, m.nb, m.n_vec, nx.pair, nx.batch, lane);
+__device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_matrix &m,
+                                         const mv_stage &st, int lane, float (&acc0)[NT],
+                                         float (&acc1)[NT], const mv_epilogue &epi,
+                                         mv_tokens<NT> &tok) {
+    const mv_walk nx = mv_after(at, m), nx2 = mv_after(nx, m);
     if (at.batch == 0 && lane == 0)
 #pragma unroll
         for (int t = 0; t < NT; t++) tok.pre[t] = mv_prepare(epi, t, 2 * at.pair, tok.pos[t]);
     mv_qdot<Q, NT>(cur, st, m.n_vec, at.batch, lane, acc0, acc1);
+    if (nx2.pair < m.n_pairs)
+        mv_qload<Q>(cur, m.w, m.scales, m.nb, m.n_vec, nx2.pair, nx2.batch, lane);
     if (nx.batch == 0) { /* the pair is done */
 #pragma unroll
         for (int t = 0; t < NT; t++) {
@@ -392,22 +404,39 @@ __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_qbatch &next, mv_wal
     return at.pair < m.n_pairs;
 }
 
-/* The staged inputs again as int8 blocks of 32 (scale max|x| / 127, rounded
- * half away from zero, as the CPU quantizes activations), one warp per block. */
+/* The staged inputs again as int8 blocks of 32 (scale max|x| / 127, times
+ * 1 / scale rounded half away from zero, as the CPU's llama.cpp-style
+ * activations; runq's division is for its golden text only), one thread per
+ * block: a warp per block spent a chain of shuffles per 32 values, and every
+ * block of the grid repeats this staging (run 14). A thread walks its 32
+ * values from a different 16-byte word than its neighbours (j + b) so the
+ * quarter-warp's shared-memory reads fall in distinct banks. */
 template <int NT>
 __device__ __forceinline__ void stage_int8(const float *xs, int ld, int nb, int8_t *xq, float *xd,
                                            int *xsum) {
-    const int lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
-    for (int b = threadIdx.x >> 5; b < NT * nb; b += n_warps) {
-        const int t = b / nb, i = t * ld + (b % nb) * 32 + lane;
-        const float x = xs[i], d = warp_max(fabsf(x)) / 127.0f;
-        const int q = d == 0.0f ? 0 : (int)roundf(x / d);
-        xq[i] = (int8_t)q;
-        const int sum = __reduce_add_sync(0xffffffffu, q);
-        if (lane == 0) {
-            xd[b] = d;
-            xsum[b] = sum;
+    for (int b = threadIdx.x; b < NT * nb; b += blockDim.x) {
+        const int t = b / nb, at = t * ld + (b % nb) * 32;
+        const float4 *x4 = reinterpret_cast<const float4 *>(xs + at);
+        float amax = 0.0f; /* two passes over shared memory: the values stay out of registers,
+                              which hold the weights already in flight */
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float4 x = x4[(j + b) & 7];
+            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w))));
         }
+        const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        int *q4 = reinterpret_cast<int *>(xq + at);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float4 x = x4[(j + b) & 7];
+            const int q0 = (int)roundf(x.x * inv), q1 = (int)roundf(x.y * inv);
+            const int q2 = (int)roundf(x.z * inv), q3 = (int)roundf(x.w * inv);
+            sum += q0 + q1 + q2 + q3;
+            q4[(j + b) & 7] = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (q3 & 0xff) << 24;
+        }
+        xd[b] = d;
+        xsum[b] = sum;
     }
     __syncthreads();
 }
@@ -416,7 +445,7 @@ __device__ __forceinline__ void stage_int8(const float *xs, int ld, int nb, int8
  * matvec_kernel, the inputs staged a second time as int8 blocks, each vector
  * met with __dp4a and its block scale. */
 template <typename Q, int NT>
-__global__ void __launch_bounds__(MV_WARPS * 32)
+__global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at most 128 registers */
     matvec_quant_kernel(const void *__restrict__ w, const __half *__restrict__ scales, int rows,
                         int cols, int ld, mv_input in, mv_epilogue epi) {
     extern __shared__ float xs[]; /* mv_stage_bytes */
@@ -434,7 +463,10 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     mv_qbatch a, b;
     mv_tokens<NT> tok;
     pdl_let_next_start();
+    const mv_walk at1 = mv_after(at, m);
     if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
+    if (at1.pair < m.n_pairs)
+        mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
 #pragma unroll
     for (int t = 0; t < NT; t++) { /* inputs from the host, copied before the step */
         const bool kv = epi.kind == MV_QKV;
@@ -453,8 +485,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     float acc0[NT], acc1[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
-    while (mv_qstep<Q, NT>(a, b, at, m, st, lane, acc0, acc1, epi, tok) &&
-           mv_qstep<Q, NT>(b, a, at, m, st, lane, acc0, acc1, epi, tok)) {
+    while (mv_qstep<Q, NT>(a, at, m, st, lane, acc0, acc1, epi, tok) &&
+           mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok)) {
     }
 }
 
