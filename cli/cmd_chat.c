@@ -1,8 +1,7 @@
-/* llamac chat: a conversation with a Llama 2 chat model. Each turn is
- * rendered with the Llama 2 template and appended to the same KV-cache
- * sequence, so earlier turns are never recomputed:
- *   <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {reply}</s><s>[INST] {user} [/INST] ...
- */
+/* llamac chat: a conversation with a chat model. Each turn is rendered with
+ * the model's chat template (src/engine/chat.c: Llama 2's [INST] or Llama 3's
+ * headers) and appended to the same KV-cache sequence, so earlier turns are
+ * never recomputed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,35 +43,29 @@ static char *read_line(bool *oom) {
     return line;
 }
 
-/* Renders one user turn; the first carries the system prompt. */
-static char *render_turn(const char *system, const char *user, bool first) {
-    size_t len = strlen(user) + (system ? strlen(system) : 0) + 64;
-    char *s = malloc(len);
-    if (!s) return NULL;
-    if (first && system && *system)
-        snprintf(s, len, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, user);
-    else
-        snprintf(s, len, "[INST] %s [/INST]", user);
-    return s;
-}
-
 int cmd_chat(int argc, char **argv) {
     static const command_info info = {
         "chat",
-        "Chat with a Llama 2 chat model: each line on stdin is a user turn; the reply "
-        "streams to stdout. The conversation stays in the KV cache across turns.",
-        "[-m model.bin] [-z tokenizer.bin] [--system TEXT] [-p FIRST_MESSAGE] [options]",
-        "The chat ends at the end of input, or when the next turn no longer fits the context."};
+        "Chat with a chat model: each line on stdin is a user turn; the reply streams to "
+        "stdout. The conversation stays in the KV cache across turns.",
+        "[-m MODEL] [-z TOKENIZER] [--system TEXT] [-p FIRST_MESSAGE] [--chat-template NAME] "
+        "[options]",
+        "The template is the model's own (its chat_template, else the markers its vocabulary "
+        "has); --chat-template llama2|llama3 overrides it. A reply ends at the template's end "
+        "of turn or at any end-of-sequence id of the model. The chat ends at the end of input, "
+        "or when the next turn no longer fits the context."};
     common_opts co;
     sampling_opts so;
     common_defaults(&co);
     sampling_defaults(&so);
-    const char *system = NULL, *first_message = NULL;
+    const char *system = NULL, *first_message = NULL, *template_name = NULL;
     int max_reply = -1;
     bool verbose = false;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
     specs[n++] = (arg_spec){"system", 0, ARG_STRING, &system, "TEXT", "system prompt"};
+    specs[n++] = (arg_spec){"chat-template", 0, ARG_STRING, &template_name, "NAME",
+                            "llama2 or llama3 (default: the model's)"};
     specs[n++] =
         (arg_spec){"prompt", 'p', ARG_STRING, &first_message, "TEXT", "first user message"};
     specs[n++] = (arg_spec){
@@ -101,11 +94,29 @@ int cmd_chat(int argc, char **argv) {
         open_engine(&co, model, 1, &engine) ||
         open_sampler(&so, lc_model_config(model)->vocab_size, &sampler))
         goto done;
+    lc_error err;
+    lc_chat_template tpl;
+    if (template_name ? lc_chat_template_by_name(template_name, &tpl, &err) != LC_OK
+                      : (tpl = lc_chat_template_detect(lc_model_chat_template(model), tok)) ==
+                            LC_CHAT_NONE) {
+        if (template_name) report("--chat-template", &err);
+        else
+            fprintf(stderr, "llamac: the model's chat template is not one llamac knows; pass "
+                            "--chat-template llama2 or llama3\n");
+        goto done;
+    }
+    lc_chat_marker_ids marks;
+    if (lc_chat_markers(tok, tpl, &marks, &err)) {
+        report("chat", &err);
+        goto done;
+    }
+    lc_token stop[LC_MAX_STOP_TOKENS];
+    const int n_stop = chat_stop_tokens(model, &marks, stop);
     const bool interactive = isatty(STDIN_FILENO);
     const int n_ctx = lc_engine_n_ctx(engine);
-    const lc_token eos = lc_tokenizer_eos(tok);
     /* Tokens that close the previous reply and are not in the cache yet: its
-     * final token, and EOS when a -n limit cut it off, so the template holds. */
+     * last sampled token when a -n limit cut it off, then the template's end
+     * of reply (whatever stop token the model chose), so the template holds. */
     lc_token carry[2];
     int n_carry = 0;
     for (int turn = 0;; turn++) {
@@ -120,18 +131,17 @@ int cmd_chat(int argc, char **argv) {
             break;
         }
         if (turn == 0 && first_message && interactive) fprintf(stderr, "%s\n", first_message);
-        char *text = render_turn(system, line, turn == 0);
-        free(line);
+        const lc_chat_message msgs[2] = {{"system", system ? system : ""}, {"user", line}};
+        const bool with_system = turn == 0 && system && *system;
         lc_token *ids = NULL;
         size_t n_ids = 0;
-        lc_error err;
-        if (!text) {
-            fprintf(stderr, "llamac: out of memory for the next message\n");
+        lc_status st = lc_chat_render(tok, tpl, msgs + !with_system, 1 + with_system, turn == 0,
+                                      true, &ids, &n_ids, &err);
+        free(line);
+        if (st == LC_ERR_NOMEM) {
+            report("chat", &err);
             goto done;
         }
-        lc_status st =
-            lc_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids, &err);
-        free(text);
         if (st) { /* e.g. invalid UTF-8: this message is dropped, the chat goes on */
             report("message skipped", &err);
             continue;
@@ -159,7 +169,7 @@ int cmd_chat(int argc, char **argv) {
         text_printer p;
         text_printer_init(&p, tok);
         p.dt.prev = lc_tokenizer_bos(tok); /* a reply starts like a fresh text: no leading space */
-        lc_generate_params gp = {max_reply, &eos, 1};
+        lc_generate_params gp = {max_reply, stop, n_stop};
         lc_generate_stats stats;
         st = lc_generate(engine, 0, turn_ids, n_turn, &gp, sampler, text_printer_on_token, &p,
                          &stats, &err);
@@ -171,8 +181,8 @@ int cmd_chat(int argc, char **argv) {
             goto done;
         }
         n_carry = 0;
-        if (stats.pending >= 0) carry[n_carry++] = stats.pending;
-        if (stats.stop == LC_STOP_LENGTH) carry[n_carry++] = eos;
+        if (stats.stop == LC_STOP_LENGTH && stats.pending >= 0) carry[n_carry++] = stats.pending;
+        carry[n_carry++] = marks.end_of_reply;
         if (verbose)
             fprintf(stderr,
                     "llamac: turn %d: %d prompt + %d reply tokens, %.1f tok/s; context %d/%d "

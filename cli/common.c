@@ -249,3 +249,19 @@ void print_json_string(const char *s) {
     }
     putchar('"');
 }
+
+/* Adds id to the stop list unless it is negative or already there. */
+int add_stop_token(lc_token *stop, int n, lc_token id) {
+    if (id < 0 || n >= LC_MAX_STOP_TOKENS) return n;
+    for (int i = 0; i < n; i++)
+        if (stop[i] == id) return n;
+    stop[n] = id;
+    return n + 1;
+}
+
+int chat_stop_tokens(const lc_model *model, const lc_chat_marker_ids *m, lc_token *stop) {
+    (void)model;
+    int n = add_stop_token(stop, 0, m->end_of_reply);
+    n = add_stop_token(stop, n, m->end_of_message);
+    return add_stop_token(stop, n, m->eos);
+}

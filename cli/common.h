@@ -48,6 +48,11 @@ void text_printer_put(text_printer *p, lc_token id);
 bool text_printer_on_token(void *printer, lc_token id); /* an lc_token_fn */
 
 int report(const char *context, const lc_error *err); /* prints "llamac: ...", returns 1 */
+/* Appends id to a stop list of n (up to LC_MAX_STOP_TOKENS, no repeats); returns the new n. */
+int add_stop_token(lc_token *stop, int n, lc_token id);
+/* What ends a chat reply: the template's end of turn (and Llama 3.1's end of
+ * message), EOS, and every end-of-sequence id the model names. Returns how many. */
+int chat_stop_tokens(const lc_model *model, const lc_chat_marker_ids *m, lc_token *stop);
 void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s);
 void print_json_string(const char *s); /* s as a JSON string literal, on stdout */
 

@@ -92,6 +92,9 @@ const char *lc_model_format(const lc_model *model);
  * (the embedding table only when it doubles as the classifier). */
 uint64_t lc_model_bytes_per_token(const lc_model *model);
 uint64_t lc_model_n_params(const lc_model *model);
+/* The Jinja chat template the model came with (GGUF tokenizer.chat_template,
+ * tokenizer_config.json's chat_template), or NULL. */
+const char *lc_model_chat_template(const lc_model *model);
 /* True when the model file carries its own vocabulary (GGUF tokenizer metadata). */
 bool lc_model_has_tokenizer(const lc_model *model);
 
@@ -222,6 +225,9 @@ typedef enum lc_stop_reason {
     LC_STOP_CALLER,  /* the token callback asked to stop */
 } lc_stop_reason;
 
+/* The most stop tokens a front end passes to lc_generate. */
+#define LC_MAX_STOP_TOKENS 16
+
 /* Called with each generated token; return false to stop. */
 typedef bool (*lc_token_fn)(void *user, lc_token token);
 
@@ -250,6 +256,48 @@ typedef struct lc_generate_stats {
 lc_status lc_generate(lc_engine *engine, int seq, const lc_token *prompt, size_t n_prompt,
                       const lc_generate_params *params, lc_sampler *sampler, lc_token_fn on_token,
                       void *user, lc_generate_stats *stats, lc_error *err);
+
+/* ---- chat templates ----------------------------------------------------- */
+
+/* How a model family lays out a conversation (src/engine/chat.c). */
+typedef enum lc_chat_template {
+    LC_CHAT_NONE = 0, /* not a family llamac knows: --chat-template must say */
+    LC_CHAT_LLAMA2,   /* <s>[INST] <<SYS>>...<</SYS>> user [/INST] reply </s> */
+    LC_CHAT_LLAMA3,   /* <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
+    LC_CHAT_COUNT,
+} lc_chat_template;
+
+typedef struct lc_chat_message {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+} lc_chat_message;
+
+/* The token ids a template is built from and stops at. */
+typedef struct lc_chat_marker_ids {
+    lc_token bos, eos;
+    lc_token start_header, end_header; /* Llama 3, else -1 */
+    lc_token end_of_turn;              /* Llama 3 <|eot_id|>, else -1 */
+    lc_token end_of_message;           /* Llama 3.1 <|eom_id|> when the vocabulary has it, else -1 */
+    lc_token end_of_reply;             /* what closes an assistant turn: EOS or <|eot_id|> */
+} lc_chat_marker_ids;
+
+const char *lc_chat_template_name(lc_chat_template t);
+/* "llama2" or "llama3" (the --chat-template flag). */
+lc_status lc_chat_template_by_name(const char *name, lc_chat_template *out, lc_error *err);
+/* The family of a Jinja chat template (tokenizer_config.json's chat_template,
+ * GGUF's tokenizer.chat_template); with none (NULL or ""), the family whose
+ * markers the vocabulary has. LC_CHAT_NONE for a template of another family. */
+lc_chat_template lc_chat_template_detect(const char *jinja, const lc_tokenizer *tok);
+lc_status lc_chat_markers(const lc_tokenizer *tok, lc_chat_template t, lc_chat_marker_ids *m,
+                          lc_error *err);
+/* Renders messages into ids: the markers as ids, the messages' text as plain
+ * text (special-token strings typed by a user stay text). `bos`: the ids start
+ * the sequence (Llama 3's one <|begin_of_text|>; Llama 2 puts BOS before every
+ * user turn regardless). `reply`: end with what asks the model for the
+ * assistant's turn. *out is malloc'd. */
+lc_status lc_chat_render(const lc_tokenizer *tok, lc_chat_template t, const lc_chat_message *msgs,
+                         size_t n, bool bos, bool reply, lc_token **out, size_t *n_out,
+                         lc_error *err);
 
 /* ---- evaluation: perplexity and KL divergence over scored documents ---- */
 

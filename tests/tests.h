@@ -13,6 +13,8 @@
     X(test_tokenizer_long_prompt)                                                                  \
     X(test_tokenizer_bad_files)                                                                    \
     X(test_tokenizer_gguf_vocab)                                                                   \
+    X(test_chat_llama2_template)                                                                   \
+    X(test_chat_template_detect)                                                                   \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \

@@ -87,6 +87,10 @@ static lc_status read_gguf(lc_model *m, const char *path, lc_error *err) {
     if ((st = llama_gguf_config(m->gguf, &m->config, err)) ||
         (st = gguf_tensor_table(m->gguf, &m->tensors, err)))
         lc_fail_prefix(err, path);
+    gguf_str tpl;
+    if (!st && gguf_get_string(m->gguf, "tokenizer.chat_template", true, &tpl, NULL) == LC_OK &&
+        tpl.ptr && !(m->chat_template = strndup(tpl.ptr, (size_t)tpl.len)))
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
     return st;
 }
 
@@ -146,10 +150,13 @@ void lc_model_free(lc_model *m) {
     if (m->gguf) gguf_free(m->gguf);
     free(m->gguf);
     free(m->path);
+    free(m->chat_template);
     free(m->owned);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
 }
+
+const char *lc_model_chat_template(const lc_model *m) { return m->chat_template; }
 
 bool lc_model_has_tokenizer(const lc_model *m) {
     return m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model");

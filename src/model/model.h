@@ -55,7 +55,8 @@ struct lc_model {
     tensor_table tensors;
     void *owned; /* weights a loader converted (llama2.c version 2), freed after the tensors */
     char format[64];
-    char *path; /* as given to lc_model_load, for messages */
+    char *path;          /* as given to lc_model_load, for messages */
+    char *chat_template; /* the file's Jinja chat template, NUL-terminated, or NULL */
 };
 
 #endif

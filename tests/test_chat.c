@@ -1,0 +1,86 @@
+/* Chat templates (src/engine/chat.c) against ids from the reference
+ * tokenizers: Llama 2's [INST] markers are the SentencePiece ids Meta's chat
+ * code produces ("▁[" 518, "INST" 25580, "]" 29962, "/" 29914). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llamac.h"
+#include "tests.h"
+
+static void check_ids(test_ctx *t, const char *what, const lc_token *got, size_t n_got,
+                      const lc_token *want, size_t n_want) {
+    size_t i = 0;
+    while (i < n_got && i < n_want && got[i] == want[i]) i++;
+    CHECK(t, n_got == n_want && i == n_want, "%s: %zu ids, want %zu; first difference at %zu (%d vs %d)",
+          what, n_got, n_want, i, i < n_got ? got[i] : -1, i < n_want ? want[i] : -1);
+}
+
+void test_chat_llama2_template(test_ctx *t) {
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
+    if (!tok) return;
+    lc_error err;
+    lc_token *ids = NULL;
+    size_t n = 0;
+    /* one turn: <s>[INST] Hi [/INST] */
+    const lc_chat_message one[] = {{"user", "Hi"}};
+    const lc_token want_one[] = {1, 518, 25580, 29962, 6324, 518, 29914, 25580, 29962};
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA2, one, 1, true, true, &ids, &n, &err) == LC_OK,
+          "%s", err.msg);
+    check_ids(t, "one turn", ids, n, want_one, sizeof want_one / sizeof *want_one);
+    free(ids);
+
+    /* system folded into the first turn; a reply closed by EOS; BOS before the next turn */
+    const lc_chat_message conv[] = {{"system", "Be brief."},
+                                    {"user", "Hi"},
+                                    {"assistant", " Hello there "},
+                                    {"user", "Hi"}};
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA2, conv, 4, true, true, &ids, &n, &err) == LC_OK,
+          "%s", err.msg);
+    lc_token *sys_ids = NULL, *reply_ids = NULL;
+    size_t n_sys = 0, n_reply = 0;
+    const char *sys = "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]";
+    lc_tokenizer_encode(tok, sys, strlen(sys), true, false, &sys_ids, &n_sys, &err);
+    lc_tokenizer_encode(tok, " Hello there ", 13, false, true, &reply_ids, &n_reply, &err);
+    size_t n_want = n_sys + n_reply + 9, k = 0;
+    lc_token *want = malloc(n_want * sizeof *want);
+    if (want && sys_ids && reply_ids) {
+        memcpy(want, sys_ids, n_sys * sizeof *want), k += n_sys;
+        memcpy(want + k, reply_ids, n_reply * sizeof *want), k += n_reply;
+        memcpy(want + k, want_one, sizeof want_one);
+        CHECK(t, sys_ids[1] == 518 && sys_ids[2] == 25580, "[INST] is not 518 25580");
+        check_ids(t, "conversation", ids, n, want, n_want);
+    }
+    free(want), free(sys_ids), free(reply_ids), free(ids);
+
+    const lc_chat_message bad[] = {{"tool", "x"}};
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA2, bad, 1, true, true, &ids, &n, &err) == LC_ERR_ARG,
+          "a tool message was accepted");
+    const lc_chat_message none[] = {{"user", NULL}};
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA2, none, 1, true, true, &ids, &n, &err) == LC_ERR_ARG,
+          "a message without content was accepted");
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA3, one, 1, true, true, &ids, &n, &err) ==
+                 LC_ERR_UNSUPPORTED,
+          "llama3 rendered with a vocabulary that has no header tokens");
+    lc_tokenizer_free(tok);
+}
+
+void test_chat_template_detect(test_ctx *t) {
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/tokenizer.bin");
+    if (!tok) return;
+    const char *llama3 = "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] "
+                         "+ '<|end_header_id|>\\n\\n' }}{% endfor %}";
+    const char *llama2 = "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + "
+                         "message['content'] + ' [/INST]' }}{% endif %}";
+    CHECK(t, lc_chat_template_detect(llama3, tok) == LC_CHAT_LLAMA3, "llama3 template");
+    CHECK(t, lc_chat_template_detect(llama2, tok) == LC_CHAT_LLAMA2, "llama2 template");
+    CHECK(t, lc_chat_template_detect("{{ '<|im_start|>' }}", tok) == LC_CHAT_NONE,
+          "a ChatML template was taken for a Llama one");
+    CHECK(t, lc_chat_template_detect(NULL, tok) == LC_CHAT_LLAMA2,
+          "no template, Llama 2 vocabulary: llama2");
+    lc_chat_template tpl;
+    lc_error err;
+    CHECK(t, lc_chat_template_by_name("llama3", &tpl, &err) == LC_OK && tpl == LC_CHAT_LLAMA3,
+          "--chat-template llama3");
+    CHECK(t, lc_chat_template_by_name("chatml", &tpl, &err) == LC_ERR_ARG, "chatml accepted");
+    lc_tokenizer_free(tok);
+}
