@@ -7,7 +7,7 @@ CFLAGS   ?=
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 COMMA    := ,
-LDLIBS    = -lm -pthread
+LDLIBS    = -lm -pthread -lcjson
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
@@ -93,12 +93,14 @@ print-cuda:
 	@echo $(CUDA)
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
-SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, `make test`
-# also cross-compiles the unit tests for arm64 (NEON kernels) and runs the
-# kernel and quantization tests under qemu.
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-reco# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, and the arm64
+# cJSON from multiarch (dpkg --add-architecture arm64; apt-get install
+# libcjson-dev:arm64), `make test` also cross-compiles the unit tests for arm64
+# (NEON kernels) and runs the kernel and quantization tests under qemu.
 ARM64_CC ?= aarch64-linux-gnu-gcc
-HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
+ARM64_LIBDIR = /usr/lib/aarch64-linux-gnu
+HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null),$(wildcard $(ARM64_LIBDIR)/libcjson.so))
+/null))
 test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
 test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
@@ -140,15 +142,17 @@ fuzz-if-clang:
 	    $(MAKE) --no-print-directory fuzz; \
 	else echo "fuzz: skipped ($(FUZZ_CC) with libFuzzer not found)"; fi
 
-# The NEON kernels (static, under qemu-aarch64): once for plain ARMv8.0
-# (vmull/vpadal int8 dots) and once with the dot-product extension (vdotq).
+# The NEON kernels (under qemu-aarch64): once for plain ARMv8.0 (vmull/vpadal
+# int8 dots) and once with the dot-product extension (vdotq). Linked
+# dynamically, as Debian ships cJSON only as a shared library; qemu finds the
+# arm64 loader and libc under /usr/aarch64-linux-gnu.
 test-arm64:
-	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || \
-	    { echo "test-arm64 needs $(ARM64_CC) and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static" $(BUILD)-arm64/test_llamac
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
+	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null && [ -e $(ARM64_LIBDIR)/libcjson.so ] || \
+	    { echo "test-arm64 needs $(ARM64_CC), qemu-aarch64 and the arm64 cJSON (apt-get install gcc-aarch64-linux-gnu qemu-user; dpkg --add-architecture arm64; apt-get update; apt-get install libcjson-dev:arm64)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="" $(BUILD)-arm64/test_llamac
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
 	for b in $(BUILD)-arm64 $(BUILD)-arm64-dotprod; do \
-	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 $$b/test_llamac $$t || exit 1; done; \
+	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 -L /usr/aarch64-linux-gnu $$b/test_llamac $$t || exit 1; done; \
 	done
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,
