@@ -196,12 +196,20 @@ static lc_status load_edited(test_ctx *t, const char *dir, const cJSON *base, co
     return lc_model_load(dir, m, err);
 }
 
-void test_hf_config_errors(test_ctx *t) {
+/* A scratch folder holding stories260K.hf's weights; returns its config.json
+ * parsed, for the caller to edit and write (NULL after a recorded failure). */
+static cJSON *stories_folder(test_ctx *t, char *dir, size_t cap, const char *name) {
     cJSON *base = hf_read_json_shared(t, "models/stories260K.hf/config.json");
-    if (!base) return;
-    char dir[1024];
-    hf_mkdir(dir, sizeof dir, "config");
+    if (!base) return NULL;
+    hf_mkdir(dir, cap, name);
     hf_link_shared(dir, "model.safetensors", "models/stories260K.hf/model.safetensors");
+    return base;
+}
+
+void test_hf_config_errors(test_ctx *t) {
+    char dir[1024];
+    cJSON *base = stories_folder(t, dir, sizeof dir, "config");
+    if (!base) return;
     const lc_status F = LC_ERR_FORMAT, U = LC_ERR_UNSUPPORTED;
     const edit cases[] = {
         {"hidden_size", NULL, F, "missing hidden_size"},
@@ -316,11 +324,9 @@ void test_hf_config_errors(test_ctx *t) {
 /* End-of-sequence ids: config.json's one or list, united with
  * generation_config.json's; rope settings in transformers 5's rope_parameters. */
 void test_hf_special_ids_and_rope_parameters(test_ctx *t) {
-    cJSON *base = hf_read_json_shared(t, "models/stories260K.hf/config.json");
-    if (!base) return;
     char dir[1024];
-    hf_mkdir(dir, sizeof dir, "special");
-    hf_link_shared(dir, "model.safetensors", "models/stories260K.hf/model.safetensors");
+    cJSON *base = stories_folder(t, dir, sizeof dir, "special");
+    if (!base) return;
     cJSON *c = cJSON_Duplicate(base, true);
     cJSON_ReplaceItemInObject(c, "eos_token_id", cJSON_Parse("[2, 3]"));
     cJSON_DeleteItemFromObject(c, "rope_theta");
