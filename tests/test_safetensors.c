@@ -128,7 +128,7 @@ void test_safetensors_rejects_malformed(test_ctx *t) {
         {"{\"dtype\":\"F32\",\"shape\":[2,3.5],\"data_offsets\":[0,24]}", "shape entry 1"},
         {"{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,24]}", "shape entry 0"},
         {"{\"dtype\":\"F32\",\"shape\":[2,\"3\"],\"data_offsets\":[0,24]}", "shape entry 1"},
-        {"{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,24]}", "hold 24"},
+        {"{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,24]}", "needs 32 bytes of F32"},
         {"{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}", "hold 20"},
         {"{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,24]}",
          "more than 2^64"},

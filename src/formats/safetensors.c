@@ -82,14 +82,15 @@ static lc_status read_entry(const cJSON *e, const char *file, const uint8_t *bas
                        "-byte data area (truncated file?)",
                        file, name, end, data_size);
     const uint64_t elem = dtype_info(dtype)->block_bytes;
-    if (overflow || elements > UINT64_MAX / elem || elements * elem != (uint64_t)(end - begin))
+    overflow = overflow || elements > UINT64_MAX / elem;
+    if (overflow || elements * elem != (uint64_t)(end - begin)) {
+        char need[32] = "more than 2^64";
+        if (!overflow) snprintf(need, sizeof need, "%" PRIu64, elements * elem);
         return lc_fail(err, LC_ERR_FORMAT,
                        "%s: tensor %s: its shape needs %s bytes of %s but data_offsets [%" PRId64
                        ", %" PRId64 "] hold %" PRId64,
-                       file, name,
-                       overflow || elements > UINT64_MAX / elem ? "more than 2^64"
-                                                                : "a different number of",
-                       dt->valuestring, begin, end, end - begin);
+                       file, name, need, dt->valuestring, begin, end, end - begin);
+    }
     *sp = (span){(uint64_t)begin, (uint64_t)end, name};
     return tensor_table_add(tt, name, dtype, n_dims, dims, base + begin, err);
 }
