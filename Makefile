@@ -7,7 +7,7 @@ CFLAGS   ?=
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 COMMA    := ,
-LDLIBS    = -lm -pthread
+LDLIBS    = -lm -pthread -lcjson
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
@@ -94,11 +94,13 @@ print-cuda:
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, `make test`
-# also cross-compiles the unit tests for arm64 (NEON kernels) and runs the
-# kernel and quantization tests under qemu.
+# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, and the arm64
+# cJSON from multiarch (dpkg --add-architecture arm64; apt-get install
+# libcjson-dev:arm64), `make test` also cross-compiles the unit tests for arm64
+# (NEON kernels) and runs the kernel and quantization tests under qemu.
 ARM64_CC ?= aarch64-linux-gnu-gcc
-HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
+ARM64_LIBDIR = /usr/lib/aarch64-linux-gnu
+HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null),$(wildcard $(ARM64_LIBDIR)/libcjson.so))
 test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
 test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
@@ -109,7 +111,8 @@ test-sanitize:
 
 # Fuzzing the GGUF reader (libFuzzer + ASan + UBSan, clang only): the reader and
 # everything that interprets a parsed file, seeded with files our own writer
-# makes. `make test` runs it for FUZZ_TIME seconds when clang can build it.
+# makes. `make test` runs it for FUZZ_TIME seconds when clang can build it, then
+# the safetensors/config.json fuzzer for FUZZ_ST_TIME seconds.
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 30
 FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
@@ -123,14 +126,33 @@ $(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZ
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) -lm
 
-fuzz: $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/make_seeds
-	@mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
+# The safetensors header parser and the config.json reader, fed the same bytes.
+FUZZ_ST_LIB = src/formats/safetensors.c src/formats/json_file.c src/formats/tensor.c \
+              src/formats/quant.c src/formats/mapped_file.c src/formats/llama2c.c \
+              src/formats/llama2c_v2.c src/core/error.c src/model/llama_hf.c
+FUZZ_ST_TIME ?= 15
+$(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(FUZZ_ST_LIB) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_safetensors.c $(FUZZ_ST_LIB) -lm -lcjson
+$(BUILD)/fuzz/make_st_seeds: tests/fuzz/make_st_seeds.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $<
+
+fuzz: $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/make_st_seeds
+	@mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus $(BUILD)/fuzz/st_seeds $(BUILD)/fuzz/st_corpus
 	$(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/seeds
+	$(BUILD)/fuzz/make_st_seeds $(BUILD)/fuzz/st_seeds
 	@echo "fuzz: $(FUZZ_TIME) s of fuzz_gguf (log: $(BUILD)/fuzz/log.txt)"
 	@$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=16384 -timeout=10 \
 	    -artifact_prefix=$(BUILD)/fuzz/ -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds >$(BUILD)/fuzz/log.txt 2>&1; \
 	    status=$$?; tail -n 25 $(BUILD)/fuzz/log.txt | grep -E 'ERROR|SUMMARY|crash-|stat::number_of_executed_units|cov:' | tail -n 8; \
+	    if [ $$status -eq 0 ]; then echo "fuzz: passed"; else echo "fuzz: FAILED (exit $$status)"; fi; exit $$status
+	@echo "fuzz: $(FUZZ_ST_TIME) s of fuzz_safetensors (log: $(BUILD)/fuzz/st_log.txt)"
+	@$(BUILD)/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_ST_TIME) -max_len=16384 -timeout=10 \
+	    -artifact_prefix=$(BUILD)/fuzz/st- -print_final_stats=1 \
+	    $(BUILD)/fuzz/st_corpus $(BUILD)/fuzz/st_seeds >$(BUILD)/fuzz/st_log.txt 2>&1; \
+	    status=$$?; tail -n 25 $(BUILD)/fuzz/st_log.txt | grep -E 'ERROR|SUMMARY|crash-|stat::number_of_executed_units|cov:' | tail -n 8; \
 	    if [ $$status -eq 0 ]; then echo "fuzz: passed"; else echo "fuzz: FAILED (exit $$status)"; fi; exit $$status
 
 # Runs the fuzzer when clang can link libFuzzer here; says so when it cannot.
@@ -140,15 +162,17 @@ fuzz-if-clang:
 	    $(MAKE) --no-print-directory fuzz; \
 	else echo "fuzz: skipped ($(FUZZ_CC) with libFuzzer not found)"; fi
 
-# The NEON kernels (static, under qemu-aarch64): once for plain ARMv8.0
-# (vmull/vpadal int8 dots) and once with the dot-product extension (vdotq).
+# The NEON kernels (under qemu-aarch64): once for plain ARMv8.0 (vmull/vpadal
+# int8 dots) and once with the dot-product extension (vdotq). Linked
+# dynamically, as Debian ships cJSON only as a shared library; qemu finds the
+# arm64 loader and libc under /usr/aarch64-linux-gnu.
 test-arm64:
-	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || \
-	    { echo "test-arm64 needs $(ARM64_CC) and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static" $(BUILD)-arm64/test_llamac
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
+	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null && [ -e $(ARM64_LIBDIR)/libcjson.so ] || \
+	    { echo "test-arm64 needs $(ARM64_CC), qemu-aarch64 and the arm64 cJSON (apt-get install gcc-aarch64-linux-gnu qemu-user; dpkg --add-architecture arm64; apt-get update; apt-get install libcjson-dev:arm64)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="" $(BUILD)-arm64/test_llamac
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
 	for b in $(BUILD)-arm64 $(BUILD)-arm64-dotprod; do \
-	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 $$b/test_llamac $$t || exit 1; done; \
+	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 -L /usr/aarch64-linux-gnu $$b/test_llamac $$t || exit 1; done; \
 	done
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,

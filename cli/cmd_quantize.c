@@ -37,8 +37,8 @@ int cmd_quantize(int argc, char **argv) {
         "f16 (noted); with q4_0 the embedding and classifier are q8_0."};
     lc_quantize_params qp = {0};
     arg_spec specs[] = {
-        {"model", 'm', ARG_STRING, &qp.input, "FILE", "model to convert (llama2.c .bin or GGUF)",
-         NULL},
+        {"model", 'm', ARG_STRING, &qp.input, "FILE",
+         "model to convert (llama2.c .bin, GGUF or a Hugging Face folder)", NULL},
         {"tokenizer", 'z', ARG_STRING, &qp.tokenizer, "FILE",
          "tokenizer.bin (needed for llama2.c checkpoints); default: the model's own", NULL},
         {"out", 'o', ARG_STRING, &qp.output, "FILE", "GGUF file to write", NULL},

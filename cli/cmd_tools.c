@@ -86,7 +86,7 @@ int cmd_membw(int argc, char **argv) {
 
 int cmd_info(int argc, char **argv) {
     static const command_info info = {"info", "Describe a model file: format, shape, size.",
-                                      "-m model.bin", NULL};
+                                      "-m model.bin|model-folder/", NULL};
     common_opts co;
     common_defaults(&co);
     arg_spec specs[MAX_SPECS];
@@ -105,6 +105,20 @@ int cmd_info(int argc, char **argv) {
            "context %d, rope theta %g, %s classifier\n",
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
            c->vocab_size, c->seq_len, c->rope_theta, c->shared_classifier ? "shared" : "separate");
+    if (c->rope_scaling == LC_ROPE_SCALING_LINEAR)
+        printf("rope scaling: linear, factor %g\n", c->rope_factor);
+    if (c->rope_scaling == LC_ROPE_SCALING_LLAMA3)
+        printf("rope scaling: llama3, factor %g, low/high frequency factor %g/%g, original "
+               "context %d\n",
+               c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
+               c->rope_original_ctx);
+    const lc_token *eos;
+    const int n_eos = lc_model_eos_ids(model, &eos);
+    if (lc_model_bos_id(model) >= 0 || n_eos) {
+        printf("special ids: bos %d, eos", lc_model_bos_id(model));
+        for (int i = 0; i < n_eos; i++) printf("%s%d", i ? ", " : " ", eos[i]);
+        printf("%s\n", n_eos ? "" : " (none)");
+    }
     printf("weights read per decoded token: %.1f MB\n", lc_model_bytes_per_token(model) / 1e6);
     lc_model_free(model);
     return 0;

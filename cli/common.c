@@ -13,13 +13,14 @@ void common_defaults(common_opts *o) {
 }
 
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer) {
-    specs[n++] = (arg_spec){"model",
-                            'm',
-                            ARG_STRING,
-                            &o->model,
-                            "FILE",
-                            "model (llama2.c .bin or GGUF); default: stories15M.bin, else "
-                            "tiny-gutenberg-15M.bin, from the model search path"};
+    specs[n++] = (arg_spec){
+        "model",
+        'm',
+        ARG_STRING,
+        &o->model,
+        "FILE",
+        "model (llama2.c .bin, GGUF or a Hugging Face folder); default: stories15M.bin, else "
+        "tiny-gutenberg-15M.bin, from the model search path"};
     if (with_tokenizer)
         specs[n++] =
             (arg_spec){"tokenizer",

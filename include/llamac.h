@@ -63,25 +63,43 @@ const char *lc_dtype_name(lc_dtype dtype);
 
 /* ---- model -------------------------------------------------------------- */
 
+/* How RoPE frequencies are stretched for a longer context than the model
+ * was first trained on (Hugging Face config.json's rope_scaling). */
+typedef enum lc_rope_scaling {
+    LC_ROPE_SCALING_NONE = 0,
+    LC_ROPE_SCALING_LINEAR, /* every frequency divided by rope_factor */
+    LC_ROPE_SCALING_LLAMA3, /* Llama 3.1: wavelengths above original_ctx / low_freq_factor
+                               divided by rope_factor, below original_ctx / high_freq_factor
+                               kept, interpolated between */
+} lc_rope_scaling;
+
 typedef struct lc_config {
     int32_t dim;        /* residual stream width */
     int32_t hidden_dim; /* SwiGLU inner width */
     int32_t n_layers;
     int32_t n_heads;    /* query heads */
     int32_t n_kv_heads; /* key/value heads; < n_heads means grouped-query attention */
-    int32_t head_dim;   /* dim / n_heads */
+    int32_t head_dim;   /* dim / n_heads, unless a Hugging Face config.json gives head_dim */
     int32_t vocab_size;
     int32_t seq_len;        /* context length the model was trained for */
     float rope_theta;       /* RoPE base, 10000 for Llama 2 */
     float norm_eps;         /* RMSNorm epsilon */
     bool shared_classifier; /* output projection is the embedding table */
+    lc_rope_scaling rope_scaling;
+    float rope_factor;           /* linear, llama3: how far the context was stretched */
+    float rope_low_freq_factor;  /* llama3 */
+    float rope_high_freq_factor; /* llama3 */
+    int32_t rope_original_ctx;   /* llama3: the context the unscaled frequencies served */
 } lc_config;
 
 typedef struct lc_model lc_model;
 
-/* Loads a model file: a llama2.c legacy or version-1 checkpoint, or a GGUF file
- * (versions 2 and 3) of architecture llama. The file stays memory-mapped until
- * lc_model_free; weights point into the mapping. */
+/* Loads a model file: a llama2.c legacy, version-1 or version-2 checkpoint, a
+ * GGUF file (versions 2 and 3) of architecture llama, or a Hugging Face
+ * folder (a directory holding config.json of LlamaForCausalLM and
+ * model.safetensors, or shards listed in model.safetensors.index.json). Files
+ * stay memory-mapped until lc_model_free; weights point into the mappings
+ * (Hugging Face q/k projections and non-f32 norms are converted at load). */
 lc_status lc_model_load(const char *path, lc_model **out, lc_error *err);
 void lc_model_free(lc_model *model);
 const lc_config *lc_model_config(const lc_model *model);
@@ -97,6 +115,16 @@ uint64_t lc_model_n_params(const lc_model *model);
 const char *lc_model_chat_template(const lc_model *model);
 /* True when the model file carries its own vocabulary (GGUF tokenizer metadata). */
 bool lc_model_has_tokenizer(const lc_model *model);
+/* The end-of-sequence ids the model's files name, for stopping generation:
+ * config.json's eos_token_id (one id or a list: Llama 3 Instruct ends a turn
+ * with <|eot_id|> and a text with <|end_of_text|>) united with
+ * generation_config.json's, or a GGUF's tokenizer.ggml.eos_token_id and
+ * eot_token_id. Points *ids at them (valid until lc_model_free) and returns
+ * how many; 0 when the files name none (llama2.c checkpoints: the tokenizer's
+ * EOS is the one to use). */
+int lc_model_eos_ids(const lc_model *model, const lc_token **ids);
+/* The beginning-of-sequence id the model's files name, or -1 when they name none. */
+lc_token lc_model_bos_id(const lc_model *model);
 
 /* ---- tokenizer ---------------------------------------------------------- */
 

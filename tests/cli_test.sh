@@ -57,6 +57,8 @@ expect_same "golden stories260K from the version-1 file" "$G/stories260K.t0.n200
     "$LLAMAC" generate -q -m "$M/stories260K_v1.bin" -z "$M/tok512.bin" -t 0 -n 200
 expect_same "golden stories260K on 1 thread, batch 1" "$G/stories260K.t0.n200.txt" \
     "$LLAMAC" generate -q --threads 1 --batch 1 -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 0 -n 200
+expect_same "golden stories260K from the Hugging Face folder" "$G/stories260K.t0.n200.txt" \
+    "$LLAMAC" generate -q -m "$M/stories260K.hf" -z "$M/tok512.bin" -t 0 -n 200
 # The int8 export (runq.c's format): it loads and generates on every kernel
 # set; quantization keeps the fp32 model's first sentence (172 bytes). It does
 # not reproduce runq.c's own text (golden/stories260K_q80.t0.n200.runq.txt):

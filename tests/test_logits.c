@@ -6,19 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden.h"
 #include "harness.h"
 #include "json.h"
 #include "llamac.h"
 
-#define TOLERANCE 1e-3f
-
-/* What a configuration must reach: every logit within max_abs of the
- * reference, and the argmax equal at >= min_argmax of the positions (1: all). */
-typedef struct bound {
-    float max_abs;
-    double min_argmax;
-} bound;
-static const bound EXACT = {TOLERANCE, 1.0};
+typedef golden_bound bound;
 
 typedef struct golden_seq {
     lc_token *ids;
@@ -68,9 +61,9 @@ static void free_seq(golden_seq *g) {
     free(g->ref);
 }
 
-/* Runs the sequence with batches of n_batch entries, all rows requested. */
-static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g,
-                         const lc_engine_options *config, int n_batch) {
+/* Batches of n_batch entries, every row requested (golden.h). */
+float *golden_run(test_ctx *t, const lc_model *m, const lc_token *ids, int n_ids,
+                  const lc_engine_options *config, int n_batch) {
     const int32_t vocab = lc_model_config(m)->vocab_size;
     /* Batch 1 also reads the weights in place from the file mapping. */
     lc_engine_options o = *config;
@@ -84,15 +77,14 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g,
         CHECK(t, false, "engine (%s): %s", o.device, err.msg);
         return NULL;
     }
-    float *logits = malloc((size_t)g->n_ids * (size_t)vocab * sizeof *logits);
-    int32_t *pos = malloc((size_t)g->n_ids * sizeof *pos),
-            *seq = calloc((size_t)g->n_ids, sizeof *seq);
-    uint8_t *want = malloc((size_t)g->n_ids);
-    memset(want, 1, (size_t)g->n_ids);
-    for (int i = 0; i < g->n_ids; i++) pos[i] = i;
-    for (int done = 0; done < g->n_ids;) {
-        int n = g->n_ids - done < n_batch ? g->n_ids - done : n_batch;
-        lc_batch b = {n, g->ids + done, pos + done, seq + done, want + done};
+    float *logits = malloc((size_t)n_ids * (size_t)vocab * sizeof *logits);
+    int32_t *pos = malloc((size_t)n_ids * sizeof *pos), *seq = calloc((size_t)n_ids, sizeof *seq);
+    uint8_t *want = malloc((size_t)n_ids);
+    memset(want, 1, (size_t)n_ids);
+    for (int i = 0; i < n_ids; i++) pos[i] = i;
+    for (int done = 0; done < n_ids;) {
+        int n = n_ids - done < n_batch ? n_ids - done : n_batch;
+        lc_batch b = {n, ids + done, pos + done, seq + done, want + done};
         if (lc_engine_forward(e, &b, logits + (size_t)done * (size_t)vocab, &err)) {
             CHECK(t, false, "forward: %s", err.msg);
             free(logits);
@@ -110,9 +102,9 @@ static float *run_logits(test_ctx *t, const lc_model *m, const golden_seq *g,
 
 /* Checks every configuration that this machine can create (one that is
  * LC_ERR_UNSUPPORTED here is passed over; at least one must run). */
-static void check_model_within(test_ctx *t, const char *model_file, const char *golden_name,
-                               const lc_engine_options *configs, const char *const *names,
-                               size_t n_configs, bound want) {
+void golden_check_within(test_ctx *t, const char *model_file, const char *golden_name,
+                         const lc_engine_options *configs, const char *const *names,
+                         size_t n_configs, golden_bound want) {
     char path[1024];
     lc_model *m;
     lc_error err;
@@ -141,7 +133,7 @@ static void check_model_within(test_ctx *t, const char *model_file, const char *
             lc_engine_free(e);
             ran++;
             for (int n_batch = 1; n_batch <= 512; n_batch += 511) {
-                float *ours = run_logits(t, m, &g, &configs[k], n_batch);
+                float *ours = golden_run(t, m, g.ids, g.n_ids, &configs[k], n_batch);
                 if (!ours) continue;
                 float worst = 0.0f;
                 for (int r = 0; r < g.rows; r++)
@@ -181,10 +173,10 @@ static void check_model_within(test_ctx *t, const char *model_file, const char *
 static void check_model_on(test_ctx *t, const char *model_file, const char *golden_name,
                            const lc_engine_options *configs, const char *const *names,
                            size_t n_configs) {
-    check_model_within(t, model_file, golden_name, configs, names, n_configs, EXACT);
+    golden_check_within(t, model_file, golden_name, configs, names, n_configs, GOLDEN_EXACT);
 }
 
-static void check_model(test_ctx *t, const char *model_file, const char *golden_name) {
+void golden_check(test_ctx *t, const char *model_file, const char *golden_name) {
     static const char *const kernels[] = {"scalar", "avx2", "avx512", "neon"};
     const lc_engine_options configs[] = {{.device = "cpu", .simd = kernels[0]},
                                          {.device = "cpu", .simd = kernels[1]},
@@ -199,8 +191,8 @@ static void check_dtype(test_ctx *t, const char *dtype, bound want) {
     const char *names[] = {dtype, dtype};
     const lc_engine_options configs[] = {{.device = "cpu", .simd = "auto", .dtype = dtype},
                                          {.device = "cpu", .simd = "scalar", .dtype = dtype}};
-    check_model_within(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M", configs, names,
-                       getenv("LLAMAC_TEST_SCALAR_DTYPES") ? 2 : 1, want);
+    golden_check_within(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M", configs, names,
+                        getenv("LLAMAC_TEST_SCALAR_DTYPES") ? 2 : 1, want);
 }
 
 /* Bounds from measurement (2026-11, both sequences, batch 1 and 512, auto and
@@ -233,14 +225,14 @@ void test_cuda_logits_golden(test_ctx *t) {
 }
 
 void test_logits_stories260k(test_ctx *t) {
-    check_model(t, "models/stories260K.bin", "stories260K");
+    golden_check(t, "models/stories260K.bin", "stories260K");
 }
 void test_logits_stories260k_v1(test_ctx *t) {
-    check_model(t, "models/stories260K_v1.bin", "stories260K");
+    golden_check(t, "models/stories260K_v1.bin", "stories260K");
 }
 void test_logits_llama2xs(test_ctx *t) {
-    check_model(t, "models/llama2xs-tinystories.bin", "llama2xs-tinystories");
+    golden_check(t, "models/llama2xs-tinystories.bin", "llama2xs-tinystories");
 }
 void test_logits_gutenberg15m(test_ctx *t) {
-    check_model(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M");
+    golden_check(t, "models/tiny-gutenberg-15M.bin", "tiny-gutenberg-15M");
 }

@@ -81,7 +81,7 @@ void test_model_bad_files(test_ctx *t) {
         free(v1);
     }
     expect_refused(t, "/nonexistent/model.bin", "missing file", "cannot open");
-    expect_refused(t, "/tmp", "a directory", "regular file");
+    expect_refused(t, "/tmp", "a directory without config.json", "config.json");
     expect_refused(t, shared_path(src, sizeof src, "models/tokenizer.bin"), "a tokenizer", NULL);
     remove(path);
     free(good);

@@ -32,6 +32,15 @@
     X(test_gguf_write_read_round_trip)                                                             \
     X(test_gguf_f32_logits_bit_identical)                                                          \
     X(test_gguf_quantized_within_bounds)                                                           \
+    X(test_safetensors_reads_valid_header)                                                         \
+    X(test_safetensors_rejects_malformed)                                                          \
+    X(test_safetensors_sharded_folder)                                                             \
+    X(test_hf_config_errors)                                                                       \
+    X(test_hf_special_ids_and_rope_parameters)                                                     \
+    X(test_hf_rope_scaling)                                                                        \
+    X(test_hf_twins_match_llama2c)                                                                 \
+    X(test_hf_half_precision_weights)                                                              \
+    X(test_hf_llama3_config)                                                                       \
     X(test_v2_matches_fp32_checkpoint)                                                             \
     X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \
@@ -48,6 +57,8 @@
     X(test_logits_stories260k)                                                                     \
     X(test_logits_stories260k_v1)                                                                  \
     X(test_logits_llama2xs)                                                                        \
+    X(test_logits_stories260k_hf)                                                                  \
+    X(test_logits_llama3_hf)                                                                       \
     X(test_logits_gutenberg15m)                                                                    \
     X(test_logits_gutenberg15m_f16)                                                                \
     X(test_logits_gutenberg15m_bf16)                                                               \

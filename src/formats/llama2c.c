@@ -29,12 +29,21 @@ lc_status llama2c_check_config(const lc_config *c, lc_error *err) {
         if (fields[i].value < 1 || fields[i].value > fields[i].max)
             return lc_fail(err, LC_ERR_FORMAT, "%s = %d is out of range [1, %d]", fields[i].name,
                            fields[i].value, fields[i].max);
-    if (c->dim % c->n_heads != 0)
-        return lc_fail(err, LC_ERR_FORMAT, "dim %d is not a multiple of n_heads %d", c->dim,
-                       c->n_heads);
-    if ((c->dim / c->n_heads) % 2 != 0)
-        return lc_fail(err, LC_ERR_FORMAT, "head size %d is odd; RoPE rotates pairs",
-                       c->dim / c->n_heads);
+    if (c->head_dim) { /* given by the file (Hugging Face head_dim): any even size */
+        if (c->head_dim < 2 || c->head_dim > 1 << 12 || c->head_dim % 2 != 0)
+            return lc_fail(err, LC_ERR_FORMAT, "head_dim = %d is not an even size in [2, %d]",
+                           c->head_dim, 1 << 12);
+        if ((int64_t)c->n_heads * c->head_dim > 1 << 16)
+            return lc_fail(err, LC_ERR_FORMAT, "n_heads %d x head_dim %d is over %d", c->n_heads,
+                           c->head_dim, 1 << 16);
+    } else {
+        if (c->dim % c->n_heads != 0)
+            return lc_fail(err, LC_ERR_FORMAT, "dim %d is not a multiple of n_heads %d", c->dim,
+                           c->n_heads);
+        if ((c->dim / c->n_heads) % 2 != 0)
+            return lc_fail(err, LC_ERR_FORMAT, "head size %d is odd; RoPE rotates pairs",
+                           c->dim / c->n_heads);
+    }
     if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
         return lc_fail(err, LC_ERR_FORMAT, "n_heads %d is not a multiple of n_kv_heads %d",
                        c->n_heads, c->n_kv_heads);

@@ -30,7 +30,9 @@ typedef lc_status (*llama2c_visit_fn)(void *user, const char *name, int n_dims,
 lc_status llama2c_layout(const lc_config *cfg, llama2c_version version, llama2c_visit_fn fn,
                          void *user, lc_error *err);
 
-/* Checks hyperparameters read from a header: positive, bounded, consistent. */
+/* Checks hyperparameters read from a header: positive, bounded, consistent.
+ * head_dim 0 means dim / n_heads (checked to divide); a nonzero head_dim was
+ * given by the file and only needs to be even and bounded. */
 lc_status llama2c_check_config(const lc_config *cfg, lc_error *err);
 
 /* Parses the header of a mapped checkpoint, checks that the file size equals

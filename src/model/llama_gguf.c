@@ -86,3 +86,22 @@ lc_status llama_gguf_config(const gguf_file *g, lc_config *cfg, lc_error *err) {
         if (gguf_str_eq(g->tensors[i].name, "output.weight")) cfg->shared_classifier = false;
     return LC_OK;
 }
+
+lc_status llama_gguf_special(const gguf_file *g, int32_t vocab_size, model_tokens *special,
+                             lc_error *err) {
+    special->bos = -1;
+    special->n_eos = 0;
+    const char *keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.eot_token_id"};
+    for (int i = 0; i < 3; i++) {
+        int64_t id = -1;
+        lc_status st = gguf_get_int(g, keys[i], true, 0, vocab_size - 1, &id, err);
+        if (st) return st;
+        if (id < 0) continue;
+        if (i == 0)
+            special->bos = (lc_token)id;
+        else if (special->n_eos == 0 || special->eos[0] != id)
+            special->eos[special->n_eos++] = (lc_token)id;
+    }
+    return LC_OK;
+}

@@ -8,7 +8,12 @@
 
 #include "formats/gguf.h"
 #include "llamac.h"
+#include "model/model.h"
 
 lc_status llama_gguf_config(const gguf_file *g, lc_config *cfg, lc_error *err);
+/* tokenizer.ggml.bos_token_id, and eos_token_id and eot_token_id as the
+ * end-of-sequence ids, when present; ids outside the vocabulary are errors. */
+lc_status llama_gguf_special(const gguf_file *g, int32_t vocab_size, model_tokens *special,
+                             lc_error *err);
 
 #endif

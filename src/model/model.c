@@ -4,11 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "formats/safetensors.h"
 #include "model/llama_gguf.h"
+#include "model/llama_hf.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct binder {
@@ -85,6 +89,7 @@ static lc_status read_gguf(lc_model *m, const char *path, lc_error *err) {
     lc_status st = gguf_parse(m->gguf, m->file.data, m->file.size, path, err);
     if (st) return st;
     if ((st = llama_gguf_config(m->gguf, &m->config, err)) ||
+        (st = llama_gguf_special(m->gguf, m->config.vocab_size, &m->special, err)) ||
         (st = gguf_tensor_table(m->gguf, &m->tensors, err)))
         lc_fail_prefix(err, path);
     gguf_str tpl;
@@ -113,13 +118,18 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
     *out = NULL;
     lc_model *m = calloc(1, sizeof *m);
     if (!m) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
-    lc_status st = mapped_file_open(&m->file, path, err);
-    if (st) goto fail;
+    m->special.bos = -1;
+    lc_status st = LC_OK;
     if (!(m->path = strdup(path))) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (gguf_is_gguf(m->file.data, m->file.size)) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        st = llama_hf_load(m, path, err); /* a Hugging Face folder */
+    } else if ((st = mapped_file_open(&m->file, path, err))) {
+        goto fail;
+    } else if (gguf_is_gguf(m->file.data, m->file.size)) {
         st = read_gguf(m, path, err);
     } else {
         llama2c_version version;
@@ -152,11 +162,27 @@ void lc_model_free(lc_model *m) {
     free(m->path);
     free(m->chat_template);
     free(m->owned);
+    if (m->safetensors) safetensors_close(m->safetensors);
+    free(m->safetensors);
     mapped_file_close(&m->file); /* last: the weights pointed into it */
     free(m);
 }
 
 const char *lc_model_chat_template(const lc_model *m) { return m->chat_template; }
+
+void model_drop_file_pages(const lc_model *m) {
+    if (m->file.data) madvise((void *)m->file.data, (size_t)m->file.size, MADV_DONTNEED);
+    for (int i = 0; m->safetensors && i < m->safetensors->n_files; i++)
+        madvise((void *)m->safetensors->files[i].data, (size_t)m->safetensors->files[i].size,
+                MADV_DONTNEED);
+}
+
+int lc_model_eos_ids(const lc_model *m, const lc_token **ids) {
+    *ids = m->special.eos;
+    return m->special.n_eos;
+}
+
+lc_token lc_model_bos_id(const lc_model *m) { return m->special.bos; }
 
 bool lc_model_has_tokenizer(const lc_model *m) {
     return m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model");
@@ -237,10 +263,35 @@ uint64_t lc_model_n_params(const lc_model *m) {
     return n;
 }
 
+/* Llama 3.1's scaling of one frequency f (Meta's reference, as transformers
+ * computes it in float32): short wavelengths are kept, long ones divided by
+ * the factor, those between interpolated. x / y is written (1 / y) * x where
+ * transformers' tensor-from-scalar division computes it that way. */
+static float llama3_freq(const lc_config *c, float f) {
+    const float ctx = (float)c->rope_original_ctx, low = c->rope_low_freq_factor,
+                high = c->rope_high_freq_factor, factor = c->rope_factor;
+    const float wavelen = (1.0f / f) * (float)(2.0 * M_PI);
+    if (wavelen < ctx / high) return f;
+    if (wavelen > ctx / low) return f / factor;
+    const float smooth = ((1.0f / wavelen) * ctx - low) / (high - low);
+    return (1.0f - smooth) * f / factor + smooth * f;
+}
+
+static float rope_freq(const lc_config *c, int i) {
+    float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    if (c->rope_scaling == LC_ROPE_SCALING_LINEAR) f = f / c->rope_factor;
+    if (c->rope_scaling == LC_ROPE_SCALING_LLAMA3) f = llama3_freq(c, f);
+    return f;
+}
+
+void model_rope_freqs(const lc_config *c, float *freq) {
+    for (int i = 0; i < c->head_dim / 2; i++) freq[i] = rope_freq(c, i);
+}
+
 void model_rope_table(const lc_config *c, int n_ctx, float *cos_sin) {
     const int half = c->head_dim / 2;
     for (int i = 0; i < half; i++) {
-        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        const float freq = rope_freq(c, i);
         for (int p = 0; p < n_ctx; p++) {
             float angle = (float)p * freq;
             cos_sin[((int64_t)p * half + i) * 2] = cosf(angle);

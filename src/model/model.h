@@ -42,18 +42,38 @@ uint64_t weight_bytes(const weight *w);
 /* Bytes of weights one decoding step reads (lc_model_bytes_per_token for a
  * backend's own copy of the weights, in whatever dtype it stores them). */
 uint64_t model_weights_bytes_per_token(const model_weights *w, int n_layers);
+/* RoPE's frequency of each pair i < head_dim / 2: theta^(-2i / head_dim),
+ * then the config's scaling, all in float as transformers computes its
+ * inv_freq (so logits match it). */
+void model_rope_freqs(const lc_config *c, float *freq);
 /* RoPE's (cos, sin) for every position < n_ctx and pair i < head_dim / 2, at
- * [(pos * head_dim / 2 + i) * 2], computed in float as llama2.c and
+ * [(pos * head_dim / 2 + i) * 2], the angle pos * freq in float as llama2.c and
  * transformers do: one table shared by every backend, so they rotate alike. */
 void model_rope_table(const lc_config *c, int n_ctx, float *cos_sin);
+
+/* Lets the pages of every file the model maps go (MADV_DONTNEED): for a
+ * backend that copied the weights and reads only its copy. They fault back
+ * in from the page cache if anything reads them. */
+void model_drop_file_pages(const lc_model *m);
+
+/* Special ids the model's files name (the tokenizer may know others). */
+#define MODEL_MAX_EOS 8
+typedef struct model_tokens {
+    lc_token bos; /* -1: none named */
+    int n_eos;
+    lc_token eos[MODEL_MAX_EOS];
+} model_tokens;
 
 struct lc_model {
     lc_config config;
     model_weights weights;
     mapped_file file;       /* kept mapped while weights point into it */
     struct gguf_file *gguf; /* the parsed header of a GGUF file (its tokenizer), else NULL */
+    struct safetensors *safetensors; /* a Hugging Face folder's mapped shards, else NULL */
     tensor_table tensors;
-    void *owned; /* weights a loader converted (llama2.c version 2), freed after the tensors */
+    void *owned; /* weights a loader converted (llama2.c version 2, Hugging Face q/k and
+                    norms), freed after the tensors */
+    model_tokens special;
     char format[64];
     char *path;          /* as given to lc_model_load, for messages */
     char *chat_template; /* the file's Jinja chat template, NUL-terminated, or NULL */

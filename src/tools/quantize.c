@@ -154,6 +154,11 @@ static lc_status load_inputs(const lc_quantize_params *qp, lc_model **m, lc_toke
                              lc_error *err) {
     lc_status st = lc_model_load(qp->input, m, err);
     if (st) return st;
+    /* The GGUF writer has no RoPE scaling keys yet: the file would run unscaled. */
+    if ((*m)->config.rope_scaling != LC_ROPE_SCALING_NONE)
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "%s: RoPE scaling (%s) cannot be written to GGUF yet", qp->input,
+                       (*m)->config.rope_scaling == LC_ROPE_SCALING_LLAMA3 ? "llama3" : "linear");
     if (qp->tokenizer)
         st = lc_tokenizer_load(qp->tokenizer, tok, err);
     else if (lc_model_has_tokenizer(*m))

@@ -61,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     read_every_key(&g);
     lc_config cfg;
     (void)llama_gguf_config(&g, &cfg, &err);
+    model_tokens special;
+    (void)llama_gguf_special(&g, 32000, &special, &err);
     lc_tokenizer *tok = calloc(1, sizeof *tok);
     if (tok && tokenizer_from_gguf(tok, &g, "fuzz", &err) == LC_OK) {
         lc_token *ids = NULL;

@@ -117,7 +117,7 @@ lc_status weight_store_init(weight_store *ws, const lc_model *model, const char 
             if (model->config.shared_classifier) ws->view.output = ws->view.token_embd;
             /* The copy is all this backend reads: let the file's pages go from our
              * mapping (they re-fault from the page cache if anything reads them). */
-            madvise((void *)model->file.data, (size_t)model->file.size, MADV_DONTNEED);
+            model_drop_file_pages(model);
         }
     }
     free(row);
