@@ -96,9 +96,8 @@ int cmd_generate(int argc, char **argv) {
     text_printer p;
     text_printer_init(&p, tok);
     for (size_t i = 0; i < n_ids; i++) text_printer_put(&p, ids[i]); /* echo the prompt */
-    /* llama2.c checkpoints of TinyStories emit BOS between stories: stop there too. */
-    lc_token stop[] = {lc_tokenizer_eos(tok), lc_tokenizer_bos(tok)};
-    lc_generate_params gp = {max_new, stop, 2};
+    lc_token stop[LC_MAX_STOP_TOKENS];
+    lc_generate_params gp = {max_new, stop, generate_stop_tokens(model, tok, stop)};
     lc_generate_stats stats;
     if (lc_generate(engine, 0, ids, n_ids, &gp, sampler, text_printer_on_token, &p, &stats, &err)) {
         printf("\n");

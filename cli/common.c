@@ -149,11 +149,18 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
     return 0;
 }
 
+/* The model's context, capped: Llama 3.1 declares 131072 positions, whose
+ * KV cache would take gigabytes a short prompt never uses (--ctx asks for more). */
+static int default_ctx(const lc_model *model) {
+    const int seq_len = lc_model_config(model)->seq_len;
+    return seq_len > DEFAULT_CTX_CAP ? DEFAULT_CTX_CAP : 0;
+}
+
 int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engine **engine) {
     lc_engine_options opts = {.device = o->device,
                               .dtype = o->dtype,
                               .n_threads = o->threads,
-                              .n_ctx = o->ctx,
+                              .n_ctx = o->ctx ? o->ctx : default_ctx(model),
                               .n_seq = n_seq,
                               .n_batch = o->batch,
                               .simd = o->simd,
@@ -260,9 +267,25 @@ int add_stop_token(lc_token *stop, int n, lc_token id) {
     return n + 1;
 }
 
+/* Every end-of-sequence id the model file names (config.json and
+ * generation_config.json, GGUF's eos/eot), added to stop[0..n). */
+static int add_model_eos(const lc_model *model, lc_token *stop, int n) {
+    const lc_token *ids;
+    const int n_ids = lc_model_eos_ids(model, &ids);
+    for (int i = 0; i < n_ids; i++) n = add_stop_token(stop, n, ids[i]);
+    return n;
+}
+
 int chat_stop_tokens(const lc_model *model, const lc_chat_marker_ids *m, lc_token *stop) {
-    (void)model;
     int n = add_stop_token(stop, 0, m->end_of_reply);
     n = add_stop_token(stop, n, m->end_of_message);
-    return add_stop_token(stop, n, m->eos);
+    n = add_stop_token(stop, n, m->eos);
+    return add_model_eos(model, stop, n);
+}
+
+int generate_stop_tokens(const lc_model *model, const lc_tokenizer *tok, lc_token *stop) {
+    int n = add_stop_token(stop, 0, lc_tokenizer_eos(tok));
+    /* llama2.c checkpoints of TinyStories emit BOS between stories: stop there too. */
+    n = add_stop_token(stop, n, lc_tokenizer_bos(tok));
+    return add_model_eos(model, stop, n);
 }

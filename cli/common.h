@@ -10,6 +10,7 @@
 
 #define MAX_SPECS 40
 #define PATH_CAP  4096
+#define DEFAULT_CTX_CAP 4096 /* positions when --ctx is not given and the model has more */
 
 typedef struct common_opts {
     const char *model;     /* -m */
@@ -53,6 +54,8 @@ int add_stop_token(lc_token *stop, int n, lc_token id);
 /* What ends a chat reply: the template's end of turn (and Llama 3.1's end of
  * message), EOS, and every end-of-sequence id the model names. Returns how many. */
 int chat_stop_tokens(const lc_model *model, const lc_chat_marker_ids *m, lc_token *stop);
+/* What ends plain generation: the tokenizer's EOS and BOS and the model's end-of-sequence ids. */
+int generate_stop_tokens(const lc_model *model, const lc_tokenizer *tok, lc_token *stop);
 void print_generation_stats(FILE *f, const lc_model *model, const lc_generate_stats *s);
 void print_json_string(const char *s); /* s as a JSON string literal, on stdout */
 

@@ -11,6 +11,7 @@
 #include "formats/quant.h"
 #include "formats/safetensors.h"
 
+#define TOKENIZER_CONFIG_MAX_BYTES ((size_t)64 << 20) /* holds every added token's entry */
 #define CONFIG_MAX_BYTES (16u << 20)
 #define OWNED_ALIGN      64
 
@@ -233,6 +234,36 @@ static lc_status read_generation_config(const char *dir, lc_config *c, model_tok
     return st;
 }
 
+/* tokenizer_config.json's chat_template, when present: a string, or a list
+ * of {name, template} of which "default" is the chat one. A file that is
+ * there but broken is an error (the chat would silently use another format). */
+static lc_status read_chat_template(const char *dir, char **out, lc_error *err) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/tokenizer_config.json", dir) >= sizeof path)
+        return lc_fail(err, LC_ERR_ARG, "%s: path too long", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return LC_OK;
+    fclose(f);
+    cJSON *root;
+    lc_status st = json_read_file(path, TOKENIZER_CONFIG_MAX_BYTES, &root, err);
+    if (st) return st;
+    const cJSON *tpl = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "chat_template")
+                                            : NULL;
+    if (cJSON_IsArray(tpl)) {
+        const cJSON *entry, *chosen = NULL;
+        cJSON_ArrayForEach(entry, tpl) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
+            if (cJSON_IsString(name) && strcmp(name->valuestring, "default") == 0)
+                chosen = cJSON_GetObjectItemCaseSensitive(entry, "template");
+        }
+        tpl = chosen;
+    }
+    if (cJSON_IsString(tpl) && !(*out = strdup(tpl->valuestring)))
+        st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    cJSON_Delete(root);
+    return st;
+}
+
 /* ---- tensor names ------------------------------------------------------- */
 
 typedef enum role { PLAIN, NORM, ROPE_Q, ROPE_K } role;
@@ -423,7 +454,9 @@ lc_status llama_hf_load(lc_model *m, const char *dir, lc_error *err) {
     if (st) return st;
     st = llama_hf_config(root, path, &m->config, &m->special, err);
     cJSON_Delete(root);
-    if (st || (st = read_generation_config(dir, &m->config, &m->special, err))) return st;
+    if (st || (st = read_generation_config(dir, &m->config, &m->special, err)) ||
+        (st = read_chat_template(dir, &m->chat_template, err)))
+        return st;
 
     if (!(m->safetensors = calloc(1, sizeof *m->safetensors)))
         return lc_fail(err, LC_ERR_NOMEM, "out of memory");
