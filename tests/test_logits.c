@@ -222,6 +222,12 @@ void test_cuda_logits_golden(test_ctx *t) {
         printf("     (test_cuda_logits_golden: %s absent, checked stories260K and llama2xs)\n",
                path);
     }
+    /* Llama 3 on the GPU: GQA 6/2, head_dim 32, rope_theta 500000 with Llama
+     * 3.1 scaling, tied embeddings, bf16 weights used as stored and as f32. */
+    static const char *const l3_names[] = {"cuda f32", "cuda bf16 as stored"};
+    const lc_engine_options l3[] = {{.device = "cuda", .dtype = "f32"},
+                                    {.device = "cuda", .dtype = "auto"}};
+    check_model_on(t, "models/tiny-gutenberg-llama3.hf", "tiny-gutenberg-llama3", l3, l3_names, 2);
 }
 
 void test_logits_stories260k(test_ctx *t) {
