@@ -7,7 +7,9 @@ CFLAGS   ?=
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 COMMA    := ,
-LDLIBS    = -lm -pthread
+# PCRE2 runs the byte-level BPE pre-tokenizer regex; cJSON reads tokenizer.json
+# (Debian: libpcre2-dev, libcjson-dev).
+LDLIBS    = -lm -pthread -lpcre2-8 -lcjson
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
@@ -114,14 +116,14 @@ FUZZ_CC   ?= clang
 FUZZ_TIME ?= 30
 FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
              src/formats/mapped_file.c src/core/error.c src/core/utf8.c src/model/llama_gguf.c \
-             src/formats/llama2c_v2.c src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
+             src/formats/llama2c_v2.c src/formats/gguf_write.c $(wildcard src/tokenizer/*.c)
 FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) -lm
-$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) -lm -lpcre2-8 -lcjson
+$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c $(FUZZ_LIB) -lm -lpcre2-8 -lcjson
 
 fuzz: $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/make_seeds
 	@mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
