@@ -13,6 +13,16 @@
     X(test_tokenizer_long_prompt)                                                                  \
     X(test_tokenizer_bad_files)                                                                    \
     X(test_tokenizer_gguf_vocab)                                                                   \
+    X(test_bpe_tiktoken_fixture)                                                                   \
+    X(test_bpe_json_matches_tiktoken)                                                              \
+    X(test_bpe_golden_sequences)                                                                   \
+    X(test_bpe_gguf_vocab)                                                                         \
+    X(test_bpe_round_trip)                                                                         \
+    X(test_bpe_special_tokens)                                                                     \
+    X(test_bpe_invalid_utf8)                                                                       \
+    X(test_bpe_long_runs)                                                                          \
+    X(test_bpe_directory)                                                                          \
+    X(test_bpe_bad_files)                                                                          \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \
