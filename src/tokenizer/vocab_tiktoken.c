@@ -15,8 +15,10 @@
 
 /* The special tokens' names and order are those of Meta's Llama 3.1
  * tokenizer (meta-llama/llama-models, models/llama3/tokenizer.py): eleven
- * named ones, then <|reserved_special_token_3|> .. _247|>. Llama 3.0 called
- * ids +2..+5, +8 and +10 reserved tokens; 3.1 kept the ids and named them. */
+ * named ones, then <|reserved_special_token_3|> .. _247|>. Llama 3.0's list
+ * has the same ids for begin/end_of_text, start/end_header_id and eot_id and
+ * calls every other one a reserved token (numbered 0..250), so a 3.0
+ * tokenizer_config.json differs from this only in names chat does not use. */
 static void special_name(int i, char *buf, size_t cap) {
     static const char *const named[] = {"<|begin_of_text|>",
                                         "<|end_of_text|>",
