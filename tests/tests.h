@@ -74,6 +74,17 @@
     X(test_cuda_sequences_isolated)                                                                \
     X(test_cuda_gguf_quantized)
 
+/* What make test-arm64 runs under qemu: kernels and quantization only, linked
+ * without PCRE2 and cJSON (Debian ships no static arm64 builds of them). */
+#define TEST_LIST_KERNELS                                                                          \
+    X(test_quant_half_precision)                                                                   \
+    X(test_quant_block_layouts)                                                                    \
+    X(test_quant_error_bounds)                                                                     \
+    X(test_quant_row_bytes)                                                                        \
+    X(test_kernels_simd_match_scalar)                                                              \
+    X(test_kernels_scalar_gemm)                                                                    \
+    X(test_kernels_dtypes_match_reference)
+
 #define X(name) void name(test_ctx *t);
 TEST_LIST
 #undef X
