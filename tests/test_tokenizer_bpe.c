@@ -612,6 +612,72 @@ static char *tiktoken_text(const char *extra, size_t *len) {
     return s;
 }
 
+/* A tokenizer.json whose vocab is the 256 bytes (id = byte), then `extra`
+ * vocab entries (", \"piece\": id" ...), with the given pre_tokenizer,
+ * merges and added_tokens (JSON text). malloc'd. */
+static char *byte_vocab_json(const char *pre, const char *merges, const char *extra,
+                             const char *added) {
+    char *doc_text = malloc(1 << 16);
+    size_t n = (size_t)sprintf(doc_text,
+                               "{\"added_tokens\": %s, \"pre_tokenizer\": %s, \"model\": "
+                               "{\"type\": \"BPE\", \"merges\": %s, \"vocab\": {",
+                               added, pre, merges);
+    char piece[8];
+    for (int b = 0; b < 256; b++) {
+        size_t k = byte_unicode_encode((const char *)&(char){(char)b}, 1, piece);
+        piece[k] = '\0';
+        n += (size_t)sprintf(doc_text + n, "%s\"%s%s\": %d", b ? ", " : "",
+                             piece[0] == '"' || piece[0] == '\\' ? "\\" : "", piece, b);
+    }
+    sprintf(doc_text + n, "%s}}}", extra);
+    return doc_text;
+}
+
+/* A small tokenizer.json of GPT-2's kind: ByteLevel's own regex, merges as
+ * "a b" and ["a", "b"], no whole-word shortcut, an added token that is not
+ * special (matched in any text) and one that is (only on request). */
+void test_bpe_small_json(test_ctx *t) {
+    char *doc_text =
+        byte_vocab_json("{\"type\": \"ByteLevel\", \"add_prefix_space\": false}",
+                        "[\"h i\", [\"\\u0120\", \"hi\"]]", ", \"hi\": 256, \"Ġhi\": 257",
+                        "[{\"id\": 258, \"content\": \"<tool>\", \"special\": false}, "
+                        "{\"id\": 259, \"content\": \"<|eot|>\", \"special\": true}]");
+    char path[1024];
+    temp_path(path, sizeof path, "small.json");
+    FILE *f = fopen(path, "wb");
+    fputs(doc_text, f);
+    fclose(f);
+    free(doc_text);
+    lc_tokenizer *tok = NULL;
+    lc_error err;
+    CHECK(t, lc_tokenizer_load(path, &tok, &err) == LC_OK, "%s", err.msg);
+    remove(path);
+    if (!tok) return;
+    const char *text = " hi<tool>x<|eot|>";
+    const lc_token plain[] = {257, 258, 120, 60, 124, 101, 111, 116, 124, 62};
+    const lc_token special[] = {257, 258, 120, 259};
+    size_t n;
+    lc_token *ids = encode(t, tok, text, strlen(text), false, false, &n);
+    CHECK(t, ids && same_ids(ids, n, plain, 10), "plain: %zu ids", n);
+    free(ids);
+    ids = encode(t, tok, text, strlen(text), false, true, &n);
+    CHECK(t, ids && same_ids(ids, n, special, 4), "with specials: %zu ids", n);
+    char *back = ids ? detokenize_all(tok, ids, n, NULL) : NULL;
+    CHECK(t, back && strcmp(back, " hi<tool>x") == 0, "decoded '%s'", back ? back : "");
+    CHECK(t,
+          lc_tokenizer_token_id(tok, "<tool>") == 258 && !lc_tokenizer_is_special(tok, 258) &&
+              lc_tokenizer_is_special(tok, 259) && lc_tokenizer_bos(tok) < 0 &&
+              !lc_tokenizer_add_bos(tok),
+          "added tokens, no BOS");
+    free(back);
+    free(ids);
+    CHECK(t,
+          lc_tokenizer_encode(tok, "x", 1, true, false, &ids, &n, &err) == LC_ERR_ARG &&
+              strstr(err.msg, "BOS"),
+          "BOS asked of a vocabulary without one");
+    lc_tokenizer_free(tok);
+}
+
 void test_bpe_bad_files(test_ctx *t) {
     size_t len;
     char *s = tiktoken_text("aGk= 256\n", &len); /* "hi" */
@@ -693,29 +759,16 @@ void test_bpe_bad_files(test_ctx *t) {
     for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++)
         expect_load_error(t, hf[i].name, hf[i].json, strlen(hf[i].json), hf[i].want);
     /* a regex PCRE2 cannot compile, on an otherwise complete vocabulary */
-    char *big = malloc(1 << 16);
-    size_t n =
-        (size_t)sprintf(big, "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": "
-                             "[{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, "
-                             "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", "
-                             "\"add_prefix_space\": false, \"use_regex\": false}]}, "
-                             "\"model\": {\"type\": \"BPE\", \"merges\": [[\"a\", \"b\"]], "
-                             "\"vocab\": {");
-    char piece[8];
-    for (int b = 0; b < 256; b++) {
-        size_t k = byte_unicode_encode((const char *)&(char){(char)b}, 1, piece);
-        piece[k] = '\0';
-        n += (size_t)sprintf(big + n, "%s\"%s%s\": %d", b ? ", " : "",
-                             piece[0] == '"' || piece[0] == '\\' ? "\\" : "", piece, b);
-    }
-    const char *tail = "}}}";
-    memcpy(big + n, tail, 4);
-    expect_load_error(t, "badregex.json", big, strlen(big), "regex");
+    const char *split = "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+                        "\"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
+                        "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": "
+                        "false}]}";
+    char *doc_text = byte_vocab_json(split, "[[\"a\", \"b\"]]", "", "[]");
+    expect_load_error(t, "badregex.json", doc_text, strlen(doc_text), "regex");
     /* ... and a merge whose result is not a piece */
-    char *at = strstr(big, "(a");
-    memcpy(at, ".+", 2);
-    expect_load_error(t, "merge.json", big, strlen(big), "merge 0");
-    free(big);
+    memcpy(strstr(doc_text, "(a"), ".+", 2);
+    expect_load_error(t, "merge.json", doc_text, strlen(doc_text), "merge 0");
+    free(doc_text);
     /* a SentencePiece protobuf is named as such */
     char p2[1024];
     size_t sp_len;

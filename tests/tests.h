@@ -22,6 +22,7 @@
     X(test_bpe_invalid_utf8)                                                                       \
     X(test_bpe_long_runs)                                                                          \
     X(test_bpe_directory)                                                                          \
+    X(test_bpe_small_json)                                                                         \
     X(test_bpe_bad_files)                                                                          \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
