@@ -86,8 +86,11 @@ static lc_status put(hf *h, int64_t id, const char *text, uint8_t from, uint8_t 
 
 static lc_status read_id(const cJSON *v, const char *what, int64_t *id, lc_error *err) {
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return lc_fail(err, LC_ERR_FORMAT, "%s: the id is not an integer", what);
-    *id = v->valuedouble < 0 || v->valuedouble >= MAX_VOCAB ? -1 : (int64_t)v->valuedouble;
+        return lc_fail(err, LC_ERR_FORMAT, "'%.64s': the id is not an integer", what);
+    if (v->valuedouble < 0 || v->valuedouble >= MAX_VOCAB)
+        return lc_fail(err, LC_ERR_FORMAT, "'%.64s': id %.0f is out of range [0, %d)", what,
+                       v->valuedouble, MAX_VOCAB);
+    *id = (int64_t)v->valuedouble;
     return LC_OK;
 }
 
@@ -198,6 +201,9 @@ static lc_status read_pre_tokenizer(hf *h, const cJSON *pre, bool *byte_level, l
                            "pre_tokenizer Split with behavior %s%s is not supported (Isolated is)",
                            behavior ? behavior : "(none)",
                            get_bool(pre, "invert", false) ? " inverted" : "");
+        if (*byte_level) /* the regex would then see GPT-2's alphabet, not the text */
+            return lc_fail(err, LC_ERR_UNSUPPORTED,
+                           "pre_tokenizer Split after ByteLevel is not supported");
         const cJSON *pattern = get(pre, "pattern");
         regex = get_string(pattern, "Regex");
         const char *literal = get_string(pattern, "String");
