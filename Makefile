@@ -7,7 +7,9 @@ CFLAGS   ?=
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 COMMA    := ,
-LDLIBS    = -lm -pthread -lcjson
+# PCRE2 runs the byte-level BPE pre-tokenizer regex; cJSON reads tokenizer.json
+# (Debian: libpcre2-dev, libcjson-dev).
+LDLIBS    = -lm -pthread -lpcre2-8 -lcjson
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
@@ -64,6 +66,17 @@ $(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
 $(BUILD)/test_llamac: $(TEST_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(BASE) -o $@ $^ $(LDLIBS)
 
+# The kernel and quantization tests alone (make test-arm64): no model or
+# tokenizer code, so no PCRE2 or cJSON, which Debian has no static arm64 builds of.
+KERNEL_TEST_OBJ = $(BUILD)/obj/tests/test_main_kernels.o $(BUILD)/obj/tests/harness.o \
+                  $(BUILD)/obj/tests/test_quant.o $(BUILD)/obj/tests/test_kernels.o
+$(BUILD)/test_kernels: $(KERNEL_TEST_OBJ) $(BUILD)/libllamac.a
+	$(CC) $(BASE) -o $@ $^ $(filter-out -lpcre2-8 -lcjson,$(LDLIBS))
+
+$(BUILD)/obj/tests/test_main_kernels.o: tests/test_main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) -DLLAMAC_TESTS_KERNELS_ONLY -c -o $@ $<
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) -c -o $@ $<
@@ -76,7 +89,7 @@ $(BUILD)/obj/kernels_%.o: src/backend/cpu/kernels_simd.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(FLAGS_$*) -ffp-contract=fast -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/tests/test_main_kernels.d
 
 # Kernel experiments (dev/cuda, as llm.c keeps them): each driver checks its
 # variants against a reference, then times them. Needs the CUDA build.
@@ -94,13 +107,11 @@ print-cuda:
 
 # The suite, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, and the arm64
-# cJSON from multiarch (dpkg --add-architecture arm64; apt-get install
-# libcjson-dev:arm64), `make test` also cross-compiles the unit tests for arm64
-# (NEON kernels) and runs the kernel and quantization tests under qemu.
+# With Debian's gcc-aarch64-linux-gnu and qemu-user installed, `make test`
+# also cross-compiles the kernel and quantization tests for arm64 (NEON
+# kernels; build/test_kernels) and runs them under qemu.
 ARM64_CC ?= aarch64-linux-gnu-gcc
-ARM64_LIBDIR = /usr/lib/aarch64-linux-gnu
-HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null),$(wildcard $(ARM64_LIBDIR)/libcjson.so))
+HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
 test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
 test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
@@ -117,14 +128,14 @@ FUZZ_CC   ?= clang
 FUZZ_TIME ?= 30
 FUZZ_LIB   = src/formats/gguf.c src/formats/tensor.c src/formats/quant.c src/formats/llama2c.c \
              src/formats/mapped_file.c src/core/error.c src/core/utf8.c src/model/llama_gguf.c \
-             src/formats/llama2c_v2.c src/tokenizer/vocab.c src/tokenizer/vocab_gguf.c src/tokenizer/encode.c
+             src/formats/llama2c_v2.c src/formats/gguf_write.c $(wildcard src/tokenizer/*.c)
 FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) -lm
-$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gguf.c $(FUZZ_LIB) -lm -lpcre2-8 -lcjson
+$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c src/formats/gguf_write.c $(FUZZ_LIB) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ tests/fuzz/make_seeds.c $(FUZZ_LIB) -lm -lpcre2-8 -lcjson
 
 # The safetensors header parser and the config.json reader, fed the same bytes.
 FUZZ_ST_LIB = src/formats/safetensors.c src/formats/json_file.c src/formats/tensor.c \
@@ -162,17 +173,17 @@ fuzz-if-clang:
 	    $(MAKE) --no-print-directory fuzz; \
 	else echo "fuzz: skipped ($(FUZZ_CC) with libFuzzer not found)"; fi
 
-# The NEON kernels (under qemu-aarch64): once for plain ARMv8.0 (vmull/vpadal
-# int8 dots) and once with the dot-product extension (vdotq). Linked
-# dynamically, as Debian ships cJSON only as a shared library; qemu finds the
-# arm64 loader and libc under /usr/aarch64-linux-gnu.
+# The NEON kernels (static, under qemu-aarch64): once for plain ARMv8.0
+# (vmull/vpadal int8 dots) and once with the dot-product extension (vdotq).
+# The kernel-test binary needs neither PCRE2 nor cJSON, whose static arm64
+# libraries Debian does not ship.
 test-arm64:
-	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null && [ -e $(ARM64_LIBDIR)/libcjson.so ] || \
-	    { echo "test-arm64 needs $(ARM64_CC), qemu-aarch64 and the arm64 cJSON (apt-get install gcc-aarch64-linux-gnu qemu-user; dpkg --add-architecture arm64; apt-get update; apt-get install libcjson-dev:arm64)"; exit 1; }
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="" $(BUILD)-arm64/test_llamac
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_llamac
+	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || \
+	    { echo "test-arm64 needs $(ARM64_CC) and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64 CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static" $(BUILD)-arm64/test_kernels
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-arm64-dotprod CC=$(ARM64_CC) CUDA=0 OPT=-O1 CFLAGS="-static -march=armv8.2-a+dotprod+fp16" $(BUILD)-arm64-dotprod/test_kernels
 	for b in $(BUILD)-arm64 $(BUILD)-arm64-dotprod; do \
-	    for t in quant kernels; do echo "$$b: $$t"; qemu-aarch64 -L /usr/aarch64-linux-gnu $$b/test_llamac $$t || exit 1; done; \
+	    echo "$$b: quant, kernels"; qemu-aarch64 $$b/test_kernels || exit 1; \
 	done
 
 # Generates text with the default model: stories15M.bin, else tiny-gutenberg-15M.bin,

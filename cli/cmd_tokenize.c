@@ -7,16 +7,33 @@
 #include "commands.h"
 #include "common.h"
 
-/* Shows a piece with its bytes visible: spaces stay, control bytes become \xNN. */
+/* Bytes of the UTF-8 character at s[0..n), or 0 when it is not a whole one
+ * (a byte-level BPE piece may hold part of a character). Display only. */
+static size_t char_bytes(const unsigned char *s, size_t n) {
+    size_t need = s[0] < 0x80                    ? 1
+                  : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+                  : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                  : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                                 : 0;
+    if (need == 0 || need > n) return 0;
+    for (size_t i = 1; i < need; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return need;
+}
+
+/* Shows a piece with its bytes visible: spaces stay, control bytes and bytes
+ * of partial characters become \xNN. */
 static void print_piece(const char *s, size_t len) {
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
+        size_t n = char_bytes((const unsigned char *)s + i, len - i);
         if (c == '\\')
             fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7F)
+        else if (n == 0 || c < 0x20 || c == 0x7F)
             printf("\\x%02x", c);
         else
-            putchar(c);
+            fwrite(s + i, 1, n, stdout);
+        i += n ? n : 1;
     }
 }
 
@@ -25,20 +42,38 @@ int cmd_tokenize(int argc, char **argv) {
         "tokenize",
         "Print the token ids of a text on one line (with BOS first, as a prompt "
         "gets them).",
-        "-z tokenizer.bin [--pieces] [--no-bos] [--eos] (TEXT... | -f FILE)", NULL};
+        "(-z TOKENIZER | -m MODEL) [--pieces] [--no-bos] [--eos] [--special] (TEXT... | -f FILE)",
+        NULL};
     common_opts co;
     common_defaults(&co);
     const char *file = NULL;
-    bool no_bos = false, eos = false, pieces = false, count = false;
+    bool no_bos = false, eos = false, pieces = false, count = false, special = false;
     arg_spec specs[MAX_SPECS];
     int n = 0;
-    specs[n++] = (arg_spec){
-        "tokenizer",   'z',    ARG_STRING,
-        &co.tokenizer, "FILE", "tokenizer.bin (default: tokenizer.bin on the model search path)"};
+    specs[n++] =
+        (arg_spec){"tokenizer",
+                   'z',
+                   ARG_STRING,
+                   &co.tokenizer,
+                   "FILE",
+                   "tokenizer.bin, tokenizer.model (Llama 3), tokenizer.json, a GGUF\n"
+                   "                               vocabulary or a model folder (default: "
+                   "the model's, else\n"
+                   "                               tokenizer.bin on the model search path)"};
+    specs[n++] = (arg_spec){"model",
+                            'm',
+                            ARG_STRING,
+                            &co.model,
+                            "PATH",
+                            "use the tokenizer of this model: a GGUF file, a Hugging Face\n"
+                            "                               folder, or tokenizer.bin beside it"};
     specs[n++] = (arg_spec){"file", 'f',    ARG_STRING,
                             &file,  "FILE", "read the text from a file (- for stdin)"};
     specs[n++] = (arg_spec){"no-bos", 0, ARG_FLAG, &no_bos, NULL, "do not prepend BOS"};
     specs[n++] = (arg_spec){"eos", 0, ARG_FLAG, &eos, NULL, "append EOS"};
+    specs[n++] =
+        (arg_spec){"special", 0,    ARG_FLAG,
+                   &special,  NULL, "read special-token text (<|eot_id|>) as those tokens"};
     specs[n++] =
         (arg_spec){"pieces", 0, ARG_FLAG, &pieces, NULL, "print one 'id<TAB>piece' line per token"};
     specs[n++] = (arg_spec){"count", 0, ARG_FLAG, &count, NULL, "print only the number of tokens"};
@@ -84,7 +119,8 @@ int cmd_tokenize(int argc, char **argv) {
     size_t n_ids;
     lc_error err;
     if (open_tokenizer(&co, NULL, &tok)) goto done;
-    if (lc_tokenizer_encode(tok, text, len, !no_bos, eos, &ids, &n_ids, &err)) {
+    lc_encode_options opts = {!no_bos, eos, special};
+    if (lc_tokenizer_encode_ex(tok, text, len, &opts, &ids, &n_ids, &err)) {
         report(file ? file : "text", &err);
         goto done;
     }

@@ -28,8 +28,9 @@ int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokeniz
                        ARG_STRING,
                        &o->tokenizer,
                        "FILE",
-                       "tokenizer.bin or a GGUF vocabulary; default: the model's own (GGUF), "
-                       "else tokenizer.bin beside the model, then the search path"};
+                       "tokenizer.bin, tokenizer.model (Llama 3), tokenizer.json or a GGUF "
+                       "vocabulary; default: the model's own (GGUF, folder), else "
+                       "tokenizer.bin beside the model, then the search path"};
     return n;
 }
 
@@ -78,6 +79,20 @@ static bool is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return false;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
 /* The model search path: $LLAMAC_MODELS, ./models, ../shared/models. */
 static bool find_in_search_path(const char *name, char *out, size_t cap) {
     const char *dirs[] = {getenv("LLAMAC_MODELS"), "models", "../shared/models"};
@@ -118,12 +133,18 @@ int open_model(common_opts *o, lc_model **model) {
 int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
     lc_error err;
     *tok = NULL;
+    if (!model && o->model && !o->model_path[0]) /* `tokenize -m`: no model was opened */
+        resolve(o->model, o->model_path, sizeof o->model_path);
     if (!o->tokenizer && model && lc_model_has_tokenizer(model)) {
         /* A GGUF file carries its vocabulary; -z still overrides it. */
         snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->model_path);
         if (lc_tokenizer_from_model(model, tok, &err)) return report(NULL, &err);
     } else if (o->tokenizer) {
         resolve(o->tokenizer, o->tokenizer_path, sizeof o->tokenizer_path);
+    } else if (o->model_path[0] && (is_dir(o->model_path) || (!model && is_gguf(o->model_path)))) {
+        /* A Hugging Face folder holds its tokenizer (tokenizer.json or
+         * original/tokenizer.model); so does a GGUF file (`tokenize -m`). */
+        snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->model_path);
     } else {
         /* tokenizer.bin beside the model, then on the search path */
         const char *slash = strrchr(o->model_path, '/');

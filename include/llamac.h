@@ -130,8 +130,17 @@ lc_token lc_model_bos_id(const lc_model *model);
 
 typedef struct lc_tokenizer lc_tokenizer;
 
-/* Loads a tokenizer: llama2.c's tokenizer.bin layout, or the vocabulary of a
- * GGUF file (tokenizer.ggml.model "llama"); both are SentencePiece BPE. */
+/* Loads a tokenizer, telling the format by content:
+ *  - SentencePiece BPE (Llama 2): llama2.c's tokenizer.bin, or a GGUF file's
+ *    vocabulary with tokenizer.ggml.model "llama";
+ *  - byte-level BPE (Llama 3): Meta's tiktoken tokenizer.model (base64 piece
+ *    and rank per line; the 256 Llama 3 special tokens follow the ranks),
+ *    Hugging Face tokenizer.json (model type BPE, ByteLevel pre-tokenizer;
+ *    special tokens and bos/eos also from tokenizer_config.json beside it),
+ *    or a GGUF vocabulary with tokenizer.ggml.model "gpt2";
+ *  - a directory: its tokenizer.json, else original/tokenizer.model, else
+ *    tokenizer.model, else tokenizer.bin.
+ * SentencePiece's protobuf .model files are refused with a hint. */
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err);
 /* The tokenizer a model file carries (see lc_model_has_tokenizer). */
 lc_status lc_tokenizer_from_model(const lc_model *model, lc_tokenizer **out, lc_error *err);
@@ -140,19 +149,52 @@ int32_t lc_tokenizer_vocab_size(const lc_tokenizer *tok);
 lc_token lc_tokenizer_bos(const lc_tokenizer *tok);
 lc_token lc_tokenizer_eos(const lc_tokenizer *tok);
 
-/* Encodes `len` bytes of UTF-8 text exactly as SentencePiece does. On success
- * *out is a malloc'd array of *n_out ids that the caller frees. Invalid UTF-8
- * is an LC_ERR_ARG error. */
+/* Whether the vocabulary asks for BOS before a text (true for Llama 2 and 3). */
+bool lc_tokenizer_add_bos(const lc_tokenizer *tok);
+
+typedef struct lc_encode_options {
+    bool add_bos;       /* prepend BOS */
+    bool add_eos;       /* append EOS */
+    bool parse_special; /* byte-level BPE: the text of a special token ("<|eot_id|>")
+                           becomes that token, as chat templates need; otherwise it is
+                           ordinary text, as user text must be. SentencePiece
+                           vocabularies spell no special tokens as text: ignored. */
+} lc_encode_options;
+
+/* Encodes `len` bytes of text. On success *out is a malloc'd array of *n_out
+ * ids that the caller frees. opts NULL: BOS as lc_tokenizer_add_bos says, no
+ * EOS, no special tokens. SentencePiece vocabularies encode exactly as
+ * SentencePiece does, and invalid UTF-8 is an LC_ERR_ARG error; byte-level
+ * BPE encodes exactly as tiktoken / Hugging Face tokenizers do, and each
+ * maximal invalid UTF-8 subpart is read as U+FFFD (as Python's
+ * bytes.decode(errors="replace") does). */
+lc_status lc_tokenizer_encode_ex(const lc_tokenizer *tok, const char *text, size_t len,
+                                 const lc_encode_options *opts, lc_token **out, size_t *n_out,
+                                 lc_error *err);
+/* lc_tokenizer_encode_ex with parse_special off. */
 lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
                               bool add_eos, lc_token **out, size_t *n_out, lc_error *err);
 
-/* The raw vocabulary entry of `id` (NULL when out of range). */
+/* The raw vocabulary entry of `id` (NULL when out of range): its bytes (for
+ * byte-level BPE the raw bytes, not GPT-2's unicode alphabet), or a special
+ * token's text. */
 const char *lc_tokenizer_piece(const lc_tokenizer *tok, lc_token id, size_t *len);
+/* The id of the token spelled `text` (NUL-terminated): a special or control
+ * token ("<|eot_id|>", "<s>") first, else an ordinary piece; -1 when none. */
+lc_token lc_tokenizer_token_id(const lc_tokenizer *tok, const char *text);
+/* True for special (control) tokens: BOS, EOS, <|eot_id|>, ... */
+bool lc_tokenizer_is_special(const lc_tokenizer *tok, lc_token id);
+/* The tokens that may end a generated turn: EOS first, then the vocabulary's
+ * end-of-turn tokens (<|eot_id|>, <|eom_id|>, <|end_of_text|>, ... and GGUF's
+ * eot/eom ids). Writes at most `cap` ids to out and returns how many there are. */
+int lc_tokenizer_stop_tokens(const lc_tokenizer *tok, lc_token *out, int cap);
 
-/* Streaming decoder: turns ids into printable UTF-8. It drops the space a
- * piece starts with right after BOS, turns byte tokens <0xXX> into bytes,
- * holds back an incomplete UTF-8 sequence until it completes, and never emits
- * control bytes other than tab and newline. */
+/* Streaming decoder: turns ids into printable UTF-8. It turns byte tokens
+ * <0xXX> and byte-level pieces into bytes, holds back an incomplete UTF-8
+ * sequence until it completes, prints special tokens as nothing (their text is
+ * lc_tokenizer_piece), and never emits control bytes other than tab and
+ * newline. For SentencePiece vocabularies it also drops the space a piece
+ * starts with right after BOS (the dummy prefix); byte-level BPE keeps it. */
 typedef struct lc_detokenizer {
     lc_token prev;
     unsigned char pending[4];

@@ -109,6 +109,15 @@ out=$("$LLAMAC" tokenize -z "$M/tokenizer.bin" "I believe the meaning of life is
 if [ "$out" = "1 306 4658 278 6593 310 2834 338" ]; then pass "tokenize: Llama 2 ids"; else fail "tokenize: Llama 2 ids" "$out"; fi
 out=$(printf 'Hello world' | "$LLAMAC" tokenize -z "$M/tokenizer.bin" --no-bos -f - 2>&1)
 if [ "$out" = "15043 3186" ]; then pass "tokenize: stdin, no BOS"; else fail "tokenize: stdin, no BOS" "$out"; fi
+# Llama 3: a Hugging Face folder's tokenizer, and special tokens only with --special
+out=$("$LLAMAC" tokenize -m "$M/tiny-gutenberg-llama3.hf" "Hello world" 2>&1)
+if [ "$out" = "128000 9906 1917" ]; then pass "tokenize: Llama 3 folder"; else fail "tokenize: Llama 3 folder" "$out"; fi
+out=$("$LLAMAC" tokenize -z "$M/llama3-tokenizer.model" --no-bos --special "<|eot_id|>" 2>&1)
+if [ "$out" = "128009" ]; then pass "tokenize --special"; else fail "tokenize --special" "$out"; fi
+out=$("$LLAMAC" tokenize -z "$M/llama3-tokenizer.model" --no-bos "<|eot_id|>" 2>&1)
+if [ "$out" = "27 91 68 354 851 91 29" ]; then pass "tokenize: special-token text is text"; else fail "tokenize: special-token text is text" "$out"; fi
+printf '{"model": {"type": "BPE", "vocab": {}}' >"$TMP/tokenizer.json"
+expect_error "tokenize: malformed tokenizer.json" "tokenizer.json: the file is not valid JSON" "$LLAMAC" tokenize -z "$TMP/tokenizer.json" "x"
 
 # --- the other subcommands run and produce what they claim
 expect_ok "logits writes rows x vocab" "$LLAMAC" logits -m "$M/stories260K.bin" --ids 1,403,407 --out "$TMP/l.f32"

@@ -1,6 +1,5 @@
+/* The harness helpers that need nothing of the library (see harness_load.c). */
 #include "harness.h"
-
-#include "llamac.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,13 +14,6 @@ void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...) {
         vsnprintf(t->first + n, sizeof t->first - (size_t)n, fmt, ap);
         va_end(ap);
     }
-}
-
-bool skip_without_gpu(test_ctx *t) {
-    if (lc_cuda_device_count() > 0) return false;
-    snprintf(t->skipped, sizeof t->skipped,
-             "no CUDA device here (the GPU tests run in scripts/gpu-check.sh)");
-    return true;
 }
 
 const char *shared_path(char *buf, size_t cap, const char *rel) {
@@ -53,22 +45,4 @@ char *read_file(const char *path, size_t *len) {
         if (len) *len = (size_t)size;
     }
     return buf;
-}
-
-lc_model *load_shared_model(test_ctx *t, const char *rel) {
-    char path[1024];
-    lc_model *m = NULL;
-    lc_error err;
-    if (lc_model_load(shared_path(path, sizeof path, rel), &m, &err))
-        CHECK(t, false, "%s", err.msg);
-    return m;
-}
-
-lc_tokenizer *load_shared_tokenizer(test_ctx *t, const char *rel) {
-    char path[1024];
-    lc_tokenizer *tok = NULL;
-    lc_error err;
-    if (lc_tokenizer_load(shared_path(path, sizeof path, rel), &tok, &err))
-        CHECK(t, false, "%s", err.msg);
-    return tok;
 }

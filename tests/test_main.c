@@ -6,7 +6,11 @@
 
 static const test_case TESTS[] = {
 #define X(name) {#name, name},
+#ifdef LLAMAC_TESTS_KERNELS_ONLY
+    TEST_LIST_KERNELS
+#else
     TEST_LIST
+#endif
 #undef X
 };
 

@@ -13,6 +13,17 @@
     X(test_tokenizer_long_prompt)                                                                  \
     X(test_tokenizer_bad_files)                                                                    \
     X(test_tokenizer_gguf_vocab)                                                                   \
+    X(test_bpe_tiktoken_fixture)                                                                   \
+    X(test_bpe_json_matches_tiktoken)                                                              \
+    X(test_bpe_golden_sequences)                                                                   \
+    X(test_bpe_gguf_vocab)                                                                         \
+    X(test_bpe_round_trip)                                                                         \
+    X(test_bpe_special_tokens)                                                                     \
+    X(test_bpe_invalid_utf8)                                                                       \
+    X(test_bpe_long_runs)                                                                          \
+    X(test_bpe_directory)                                                                          \
+    X(test_bpe_small_json)                                                                         \
+    X(test_bpe_bad_files)                                                                          \
     X(test_chat_llama2_template)                                                                   \
     X(test_chat_template_detect)                                                                   \
     X(test_quant_half_precision)                                                                   \
@@ -76,6 +87,17 @@
     X(test_cuda_device_sampling)                                                                   \
     X(test_cuda_sequences_isolated)                                                                \
     X(test_cuda_gguf_quantized)
+
+/* What make test-arm64 runs under qemu: kernels and quantization only, linked
+ * without PCRE2 and cJSON (Debian ships no static arm64 builds of them). */
+#define TEST_LIST_KERNELS                                                                          \
+    X(test_quant_half_precision)                                                                   \
+    X(test_quant_block_layouts)                                                                    \
+    X(test_quant_error_bounds)                                                                     \
+    X(test_quant_row_bytes)                                                                        \
+    X(test_kernels_simd_match_scalar)                                                              \
+    X(test_kernels_scalar_gemm)                                                                    \
+    X(test_kernels_dtypes_match_reference)
 
 #define X(name) void name(test_ctx *t);
 TEST_LIST

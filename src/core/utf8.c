@@ -33,3 +33,37 @@ size_t utf8_first_invalid(const char *s, size_t n) {
     }
     return n;
 }
+
+/* Bytes of the invalid sequence at s[0..n): the lead byte and the
+ * continuation bytes that could still have led to a well-formed character. */
+static size_t maximal_subpart(const unsigned char *s, size_t n) {
+    int need = utf8_sequence_length(s[0]);
+    if (need <= 1) return 1;
+    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range depends on the lead */
+    if (s[0] == 0xE0) lo = 0xA0;
+    if (s[0] == 0xED) hi = 0x9F;
+    if (s[0] == 0xF0) lo = 0x90;
+    if (s[0] == 0xF4) hi = 0x8F;
+    if (n < 2 || s[1] < lo || s[1] > hi) return 1;
+    size_t k = 2;
+    while (k < (size_t)need && k < n && (s[k] & 0xC0) == 0x80) k++;
+    return k;
+}
+
+size_t utf8_replace_invalid(const char *s, size_t n, char *out) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    while (i < n) {
+        int len = utf8_char_length(u + i, n - i);
+        if (len > 0) {
+            for (int k = 0; k < len; k++) out[o++] = s[i + (size_t)k];
+            i += (size_t)len;
+        } else {
+            out[o++] = (char)0xEF; /* U+FFFD */
+            out[o++] = (char)0xBF;
+            out[o++] = (char)0xBD;
+            i += maximal_subpart(u + i, n - i);
+        }
+    }
+    return o;
+}

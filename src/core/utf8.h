@@ -15,4 +15,9 @@ int utf8_char_length(const unsigned char *s, size_t n);
 /* Offset of the first byte that is not part of well-formed UTF-8, or n. */
 size_t utf8_first_invalid(const char *s, size_t n);
 
+/* Copies s[0..n) to out, each maximal invalid subpart replaced by U+FFFD, as
+ * Unicode recommends and Python's bytes.decode("utf-8", errors="replace")
+ * does; out holds at least 3 * n bytes. Returns the bytes written. */
+size_t utf8_replace_invalid(const char *s, size_t n, char *out);
+
 #endif

@@ -1,6 +1,8 @@
-/* Streaming decode: ids to printable UTF-8. Byte tokens arrive one byte at a
- * time, so a multi-byte character may span several calls; its bytes wait in
- * `pending` until the character is complete (or proves malformed). */
+/* Streaming decode: ids to printable UTF-8. Byte tokens (and byte-level BPE
+ * pieces, which may hold part of a character) arrive a few bytes at a time,
+ * so a multi-byte character may span several calls; its bytes wait in
+ * `pending` until the character is complete (or proves malformed). Control
+ * (special) tokens print nothing: their text is lc_tokenizer_piece. */
 #include <string.h>
 
 #include "core/utf8.h"
@@ -60,8 +62,9 @@ size_t lc_detokenize(const lc_tokenizer *tok, lc_detokenizer *dt, lc_token id, c
         put_byte(dt, &s, (unsigned char)tokenizer_byte_value(piece, len));
         return s.n;
     }
-    /* SentencePiece's dummy prefix: the first word after BOS loses its space. */
-    if (prev == tok->bos && len > 0 && piece[0] == ' ') {
+    /* SentencePiece's dummy prefix: the first word after BOS loses its space.
+     * Byte-level BPE adds no prefix, so it has none to take back. */
+    if (tok->type == TOKENIZER_SPM && prev == tok->bos && len > 0 && piece[0] == ' ') {
         piece++;
         len--;
     }

@@ -114,10 +114,8 @@ static size_t emit_symbol(const encoder *e, const symbol *s, lc_token *out) {
     return s->len;
 }
 
-lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                              bool add_eos, lc_token **out, size_t *n_out, lc_error *err) {
-    *out = NULL;
-    *n_out = 0;
+static lc_status encode_spm(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                            bool add_eos, lc_token **out, size_t *n_out, lc_error *err) {
     /* Symbol indices are int32 and offsets uint32: keep well inside both. */
     if (len > (size_t)INT32_MAX / 2)
         return lc_fail(err, LC_ERR_ARG, "text of %zu bytes is too long to encode (limit 1 GiB)",
@@ -178,4 +176,22 @@ done:
     free(e.heap.items);
     if (st) lc_fail(err, st, "out of memory encoding %zu bytes", len);
     return st;
+}
+
+lc_status lc_tokenizer_encode_ex(const lc_tokenizer *tok, const char *text, size_t len,
+                                 const lc_encode_options *opts, lc_token **out, size_t *n_out,
+                                 lc_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    lc_encode_options defaults = {tok->add_bos, false, false};
+    if (!opts) opts = &defaults;
+    if (tok->type == TOKENIZER_BYTE_BPE)
+        return tokenizer_encode_bpe(tok, text, len, opts, out, n_out, err);
+    return encode_spm(tok, text, len, opts->add_bos, opts->add_eos, out, n_out, err);
+}
+
+lc_status lc_tokenizer_encode(const lc_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                              bool add_eos, lc_token **out, size_t *n_out, lc_error *err) {
+    lc_encode_options opts = {add_bos, add_eos, false};
+    return lc_tokenizer_encode_ex(tok, text, len, &opts, out, n_out, err);
 }

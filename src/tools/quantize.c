@@ -98,43 +98,6 @@ static void put_hparams(gguf_writer *g, const lc_model *m, const char *name, lc_
     gguf_put_u32(g, "llama.vocab_size", (uint32_t)c->vocab_size);
 }
 
-/* The vocabulary as GGUF's tokenizer.ggml.* keys: spaces back to U+2581. */
-static lc_status put_tokenizer(gguf_writer *g, const lc_tokenizer *t, lc_error *err) {
-    char *buf = malloc(3 * LC_MAX_PIECE_BYTES);
-    if (!buf) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
-    gguf_put_string(g, "tokenizer.ggml.model", "llama", 5);
-    gguf_put_array(g, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)t->n_vocab);
-    for (lc_token id = 0; id < t->n_vocab; id++) {
-        const char *s = t->arena + t->offset[id];
-        size_t n = 0;
-        for (uint32_t i = 0; i < t->length[id]; i++) {
-            if (s[i] == ' ') {
-                memcpy(buf + n, "\xE2\x96\x81", 3);
-                n += 3;
-            } else {
-                buf[n++] = s[i];
-            }
-        }
-        gguf_put_elem_string(g, buf, n);
-    }
-    free(buf);
-    gguf_put_array(g, "tokenizer.ggml.scores", GGUF_FLOAT32, (uint64_t)t->n_vocab);
-    for (lc_token id = 0; id < t->n_vocab; id++) gguf_put_elem_f32(g, t->score[id]);
-    /* GGUF token types: 1 normal, 2 unknown, 3 control, 6 byte. */
-    gguf_put_array(g, "tokenizer.ggml.token_type", GGUF_INT32, (uint64_t)t->n_vocab);
-    for (lc_token id = 0; id < t->n_vocab; id++)
-        gguf_put_elem_i32(g, id == t->unk                   ? 2
-                             : t->kind[id] == TOKEN_CONTROL ? 3
-                             : t->kind[id] == TOKEN_BYTE    ? 6
-                                                            : 1);
-    gguf_put_u32(g, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos);
-    gguf_put_u32(g, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos);
-    gguf_put_u32(g, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk);
-    gguf_put_bool(g, "tokenizer.ggml.add_bos_token", t->add_bos);
-    gguf_put_bool(g, "tokenizer.ggml.add_eos_token", false);
-    return LC_OK;
-}
-
 /* Converts one tensor row by row: source dtype -> f32 -> target dtype. */
 static lc_status write_tensor(gguf_writer *g, const planned *p, float *row, void *out,
                               lc_error *err) {
@@ -214,7 +177,7 @@ lc_status lc_quantize(const lc_quantize_params *qp, lc_quantize_fn progress, voi
     char name[256];
     model_name(qp, name, sizeof name);
     put_hparams(&g, m, name, target);
-    if ((st = put_tokenizer(&g, tok, err))) goto done;
+    if ((st = tokenizer_write_gguf(&g, tok, err))) goto done;
     double mb_total = 0;
     for (int i = 0; i < n && !st; i++) {
         const weight *w = plans[i].w;

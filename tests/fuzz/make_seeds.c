@@ -1,11 +1,13 @@
 /* Writes the fuzzer's seed corpus with our own GGUF writer (no third-party
  * files): a tiny llama model with every tensor type and a five-token
- * vocabulary, and a vocabulary-only file. Usage: make_seeds DIR */
+ * vocabulary, and two vocabulary-only files (SentencePiece and byte-level
+ * BPE). Usage: make_seeds DIR */
 #include <stdio.h>
 #include <string.h>
 
 #include "formats/gguf_write.h"
 #include "formats/quant.h"
+#include "tokenizer/tokenizer.h"
 
 static void put_vocab(gguf_writer *w) {
     static const char *const pieces[] = {"<unk>", "<s>", "</s>",
@@ -94,11 +96,42 @@ static int write_vocab(const char *path) {
     return rc;
 }
 
+/* A byte-level BPE ("gpt2") vocabulary: the 256 bytes in GPT-2's alphabet,
+ * "hi" (one merge) and two control tokens. */
+static int write_vocab_gpt2(const char *path) {
+    gguf_writer w;
+    lc_error err;
+    char buf[4];
+    gguf_writer_init(&w);
+    gguf_put_string(&w, "tokenizer.ggml.model", "gpt2", 4);
+    gguf_put_string(&w, "tokenizer.ggml.pre", "llama-bpe", 9);
+    gguf_put_array(&w, "tokenizer.ggml.tokens", GGUF_STRING, 259);
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        gguf_put_elem_string(&w, buf, byte_unicode_encode(&c, 1, buf));
+    }
+    gguf_put_elem_string(&w, "hi", 2);
+    gguf_put_elem_string(&w, "<|eot_id|>", 10);
+    gguf_put_elem_string(&w, "<|begin_of_text|>", 17);
+    gguf_put_array(&w, "tokenizer.ggml.token_type", GGUF_INT32, 259);
+    for (int i = 0; i < 259; i++) gguf_put_elem_i32(&w, i < 257 ? 1 : 3);
+    gguf_put_array(&w, "tokenizer.ggml.merges", GGUF_STRING, 1);
+    gguf_put_elem_string(&w, "h i", 3);
+    gguf_put_u32(&w, "tokenizer.ggml.bos_token_id", 258);
+    gguf_put_u32(&w, "tokenizer.ggml.eos_token_id", 257);
+    int rc = gguf_writer_open(&w, path, &err) || gguf_writer_finish(&w, &err);
+    if (rc) fprintf(stderr, "make_seeds: %s\n", err.msg);
+    gguf_writer_free(&w);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.gguf", argv[1]);
     if (write_model(path)) return 1;
     snprintf(path, sizeof path, "%s/vocab.gguf", argv[1]);
-    return write_vocab(path);
+    if (write_vocab(path)) return 1;
+    snprintf(path, sizeof path, "%s/vocab-gpt2.gguf", argv[1]);
+    return write_vocab_gpt2(path);
 }
