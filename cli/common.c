@@ -305,7 +305,11 @@ int chat_stop_tokens(const lc_model *model, const lc_chat_marker_ids *m, lc_toke
 }
 
 int generate_stop_tokens(const lc_model *model, const lc_tokenizer *tok, lc_token *stop) {
-    int n = add_stop_token(stop, 0, lc_tokenizer_eos(tok));
+    lc_token own[LC_MAX_STOP_TOKENS]; /* EOS, and a Llama 3 vocabulary's end of turn */
+    int n_own = lc_tokenizer_stop_tokens(tok, own, LC_MAX_STOP_TOKENS);
+    if (n_own > LC_MAX_STOP_TOKENS) n_own = LC_MAX_STOP_TOKENS;
+    int n = 0;
+    for (int i = 0; i < n_own; i++) n = add_stop_token(stop, n, own[i]);
     /* llama2.c checkpoints of TinyStories emit BOS between stories: stop there too. */
     n = add_stop_token(stop, n, lc_tokenizer_bos(tok));
     return add_model_eos(model, stop, n);

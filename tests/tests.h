@@ -26,6 +26,7 @@
     X(test_bpe_bad_files)                                                                          \
     X(test_chat_llama2_template)                                                                   \
     X(test_chat_template_detect)                                                                   \
+    X(test_chat_llama3_template)                                                                   \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \

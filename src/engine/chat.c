@@ -32,17 +32,9 @@ lc_status lc_chat_template_by_name(const char *name, lc_chat_template *out, lc_e
     return lc_fail(err, LC_ERR_ARG, "unknown chat template '%s' (llama2 or llama3)", name);
 }
 
-/* The id of the vocabulary entry spelled exactly `text`, or -1. Chat markers
- * are looked up once per conversation, so a scan of the vocabulary will do. */
+/* The id of the special token spelled exactly `text`, or -1. */
 static lc_token find_piece(const lc_tokenizer *tok, const char *text) {
-    const size_t len = strlen(text);
-    const int32_t n = lc_tokenizer_vocab_size(tok);
-    for (lc_token id = n - 1; id >= 0; id--) { /* special tokens sit at the end */
-        size_t piece_len;
-        const char *piece = lc_tokenizer_piece(tok, id, &piece_len);
-        if (piece && piece_len == len && memcmp(piece, text, len) == 0) return id;
-    }
-    return -1;
+    return lc_tokenizer_token_id(tok, text);
 }
 
 lc_chat_template lc_chat_template_detect(const char *jinja, const lc_tokenizer *tok) {
