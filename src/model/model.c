@@ -92,7 +92,7 @@ static lc_status read_gguf(lc_model *m, const char *path, lc_error *err) {
         (st = llama_gguf_special(m->gguf, m->config.vocab_size, &m->special, err)) ||
         (st = gguf_tensor_table(m->gguf, &m->tensors, err)))
         lc_fail_prefix(err, path);
-    gguf_str tpl;
+    gguf_str tpl = {NULL, 0}; /* stays empty when the key is absent */
     if (!st && gguf_get_string(m->gguf, "tokenizer.chat_template", true, &tpl, NULL) == LC_OK &&
         tpl.ptr && !(m->chat_template = strndup(tpl.ptr, (size_t)tpl.len)))
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
