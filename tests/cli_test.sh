@@ -185,6 +185,17 @@ printf 'one\ntwo\nthree\nfour\nfive\nsix\n' | "$LLAMAC" chat -m "$M/tiny-gutenbe
     -t 0 -n 10 --ctx 48 >"$TMP/out" 2>"$TMP/err"
 if [ $? -eq 0 ] && grep -q "context full" "$TMP/err"; then pass "chat: full context is reported"; else fail "chat: full context is reported" "$(cat "$TMP/err")"; fi
 
+# --- Llama 3 from a Hugging Face folder. transformers' argmax after "<|begin_of_text|>The king"
+# is 374 (" is"; golden/logits/tiny-gutenberg-llama3.json), and its chat template renders
+# "Who wrote Moby Dick?" with the generation prompt as 16 ids (the golden "chat" sequence).
+out=$("$LLAMAC" generate -q -m "$M/tiny-gutenberg-llama3.hf" -p "The king" -t 0 -n 5 2>&1)
+case "$out" in "The king is"*) pass "generate: Llama 3 folder, greedy as transformers" ;; *) fail "generate: Llama 3 folder, greedy as transformers" "$out" ;; esac
+printf 'Who wrote Moby Dick?\nAnd who is Ahab?\n' | "$LLAMAC" chat -v -m "$M/tiny-gutenberg-llama3.hf" -t 0 -n 8 >"$TMP/out" 2>"$TMP/err"
+if [ $? -eq 0 ] && grep -q "turn 1: 16 prompt" "$TMP/err" && grep -q "turn 2:" "$TMP/err"; then
+    pass "chat: Llama 3 template as transformers renders it"
+else fail "chat: Llama 3 template as transformers renders it" "$(cat "$TMP/err")"; fi
+expect_error "chat: unknown --chat-template" "unknown chat template 'chatml'" "$LLAMAC" chat -m "$M/tiny-gutenberg-llama3.hf" --chat-template chatml -p hi
+
 # --- bad input: a one-line error naming the culprit, a non-zero exit, no crash
 head -c 100000 "$M/stories260K.bin" >"$TMP/truncated.bin"
 cat "$M/stories260K.bin" "$M/tok512.bin" >"$TMP/oversized.bin"
