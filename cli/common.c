@@ -79,20 +79,6 @@ static bool is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
-    if (!f) return false;
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
-}
-
 /* The model search path: $LLAMAC_MODELS, ./models, ../shared/models. */
 static bool find_in_search_path(const char *name, char *out, size_t cap) {
     const char *dirs[] = {getenv("LLAMAC_MODELS"), "models", "../shared/models"};
@@ -136,14 +122,14 @@ int open_tokenizer(common_opts *o, const lc_model *model, lc_tokenizer **tok) {
     if (!model && o->model && !o->model_path[0]) /* `tokenize -m`: no model was opened */
         resolve(o->model, o->model_path, sizeof o->model_path);
     if (!o->tokenizer && model && lc_model_has_tokenizer(model)) {
-        /* A GGUF file carries its vocabulary; -z still overrides it. */
+        /* A GGUF file or a model folder carries its vocabulary; -z still overrides it. */
         snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->model_path);
         if (lc_tokenizer_from_model(model, tok, &err)) return report(NULL, &err);
     } else if (o->tokenizer) {
         resolve(o->tokenizer, o->tokenizer_path, sizeof o->tokenizer_path);
-    } else if (o->model_path[0] && (is_dir(o->model_path) || (!model && is_gguf(o->model_path)))) {
-        /* A Hugging Face folder holds its tokenizer (tokenizer.json or
-         * original/tokenizer.model); so does a GGUF file (`tokenize -m`). */
+    } else if (o->model_path[0] && !model && lc_tokenizer_in_path(o->model_path)) {
+        /* `tokenize -m` on a Hugging Face folder (tokenizer.json or
+         * original/tokenizer.model) or a GGUF file: no model was opened. */
         snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->model_path);
     } else {
         /* tokenizer.bin beside the model, then on the search path */

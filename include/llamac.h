@@ -113,7 +113,8 @@ uint64_t lc_model_n_params(const lc_model *model);
 /* The Jinja chat template the model came with (GGUF tokenizer.chat_template,
  * tokenizer_config.json's chat_template), or NULL. */
 const char *lc_model_chat_template(const lc_model *model);
-/* True when the model file carries its own vocabulary (GGUF tokenizer metadata). */
+/* True when the model carries its own vocabulary (GGUF tokenizer metadata, a
+ * Hugging Face folder's tokenizer files). */
 bool lc_model_has_tokenizer(const lc_model *model);
 /* The end-of-sequence ids the model's files name, for stopping generation:
  * config.json's eos_token_id (one id or a list: Llama 3 Instruct ends a turn
@@ -142,6 +143,9 @@ typedef struct lc_tokenizer lc_tokenizer;
  *    tokenizer.model, else tokenizer.bin.
  * SentencePiece's protobuf .model files are refused with a hint. */
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err);
+/* True when `path` holds its own tokenizer for lc_tokenizer_load: a model
+ * folder (tokenizer.json, original/tokenizer.model, ...) or a GGUF file. */
+bool lc_tokenizer_in_path(const char *path);
 /* The tokenizer a model file carries (see lc_model_has_tokenizer). */
 lc_status lc_tokenizer_from_model(const lc_model *model, lc_tokenizer **out, lc_error *err);
 void lc_tokenizer_free(lc_tokenizer *tok);

@@ -185,13 +185,15 @@ int lc_model_eos_ids(const lc_model *m, const lc_token **ids) {
 lc_token lc_model_bos_id(const lc_model *m) { return m->special.bos; }
 
 bool lc_model_has_tokenizer(const lc_model *m) {
-    return m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model");
+    return (m->gguf && gguf_find(m->gguf, "tokenizer.ggml.model")) ||
+           (m->safetensors && lc_tokenizer_in_path(m->path));
 }
 
 lc_status lc_tokenizer_from_model(const lc_model *m, lc_tokenizer **out, lc_error *err) {
     *out = NULL;
     if (!lc_model_has_tokenizer(m))
         return lc_fail(err, LC_ERR_ARG, "%s: the model file holds no tokenizer", m->path);
+    if (!m->gguf) return lc_tokenizer_load(m->path, out, err); /* a model folder */
     lc_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     lc_status st = tokenizer_from_gguf(t, m->gguf, m->path, err);

@@ -93,6 +93,16 @@ static lc_status load_dir(lc_tokenizer *t, const char *dir, lc_error *err) {
                    dir);
 }
 
+bool lc_tokenizer_in_path(const char *path) {
+    if (is_dir(path)) return true;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return false;
+    const size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    return n == sizeof magic && memcmp(magic, "GGUF", 4) == 0;
+}
+
 lc_status lc_tokenizer_load(const char *path, lc_tokenizer **out, lc_error *err) {
     *out = NULL;
     lc_tokenizer *t = calloc(1, sizeof *t);
