@@ -16,7 +16,7 @@
 #include "llamac.h"
 #include "model/model.h"
 
-#define LLAMA3 "models/tiny-gutenberg-llama3.hf"
+#define LLAMA3     "models/tiny-gutenberg-llama3.hf"
 #define Q8_0_BOUND 0.5f
 
 /* Converts ../shared/<in_rel> (or a path starting with '/') to `out`. */
@@ -44,9 +44,8 @@ static lc_model *load(test_ctx *t, const char *path) {
 /* The golden "king" and "chat" ids of the Llama 3 model (malloc'd). */
 static int golden_ids(test_ctx *t, const char *seq, lc_token **ids) {
     cJSON *root = hf_read_json_shared(t, "golden/logits/tiny-gutenberg-llama3.json");
-    const cJSON *arr = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "seqs"),
-                                                               seq),
-                                           "ids");
+    const cJSON *arr =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "seqs"), seq), "ids");
     int n = cJSON_GetArraySize(arr);
     *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof **ids);
     for (int i = 0; i < n; i++) (*ids)[i] = (lc_token)cJSON_GetArrayItem(arr, i)->valueint;
@@ -103,8 +102,9 @@ void test_hf_gguf_llama3_bit_identical(test_ctx *t) {
         lc_model *g = load(t, path);
         if (g) {
             const lc_config *c = lc_model_config(g);
-            CHECK(t, c->rope_freq_factors && c->n_kv_heads == 2 && c->head_dim == 32 &&
-                         c->rope_theta == 500000.0f && c->shared_classifier,
+            CHECK(t,
+                  c->rope_freq_factors && c->n_kv_heads == 2 && c->head_dim == 32 &&
+                      c->rope_theta == 500000.0f && c->shared_classifier,
                   "%s: config %d kv heads, head_dim %d, theta %g", types[k], c->n_kv_heads,
                   c->head_dim, (double)c->rope_theta);
             check_rope_equal(t, folder, g, types[k]);
@@ -146,9 +146,8 @@ void test_hf_gguf_llama3_tokenizer(test_ctx *t) {
     lc_model *folder = load_shared_model(t, LLAMA3), *g = NULL;
     lc_tokenizer *ta = load_shared_tokenizer(t, LLAMA3), *tb = NULL;
     size_t len = 0;
-    char *text = read_file(shared_path(text_path, sizeof text_path,
-                                       "corpora/tiny-gutenberg-heldout.txt"),
-                           &len);
+    char *text = read_file(
+        shared_path(text_path, sizeof text_path, "corpora/tiny-gutenberg-heldout.txt"), &len);
     CHECK(t, text != NULL, "%s unreadable", text_path);
     lc_error err;
     if (folder && ta && text && convert(t, LLAMA3, NULL, path, "q4_0") && (g = load(t, path)) &&
@@ -270,7 +269,8 @@ void test_hf_gguf_linear_scaling(test_ctx *t) {
     hf_mkdir(dir, sizeof dir, "linear");
     hf_link_shared(dir, "model.safetensors", "models/stories260K.hf/model.safetensors");
     cJSON_DeleteItemFromObjectCaseSensitive(config, "rope_scaling");
-    cJSON_AddItemToObject(config, "rope_scaling", cJSON_Parse("{\"type\":\"linear\",\"factor\":4}"));
+    cJSON_AddItemToObject(config, "rope_scaling",
+                          cJSON_Parse("{\"type\":\"linear\",\"factor\":4}"));
     hf_write_json(dir, "config.json", config);
     cJSON_Delete(config);
     temp_path(path, sizeof path, "linear.gguf");
@@ -278,8 +278,9 @@ void test_hf_gguf_linear_scaling(test_ctx *t) {
     if (convert(t, dir, "models/tok512.bin", path, "f32") && (a = load(t, dir)) &&
         (b = load(t, path))) {
         const lc_config *c = lc_model_config(b);
-        CHECK(t, c->rope_scaling == LC_ROPE_SCALING_LINEAR && c->rope_factor == 4.0f &&
-                     !c->rope_freq_factors,
+        CHECK(t,
+              c->rope_scaling == LC_ROPE_SCALING_LINEAR && c->rope_factor == 4.0f &&
+                  !c->rope_freq_factors,
               "linear scaling misread from the GGUF");
         check_rope_equal(t, a, b, "linear");
         const lc_token ids[] = {1, 403, 407, 261, 378, 9, 300, 42, 7, 2, 100, 5};

@@ -1,6 +1,8 @@
 /* lc_quantize: any model llamac loads (llama2.c checkpoint + tokenizer, a
- * GGUF, or a Hugging Face folder with its tokenizer) to a GGUF v3 file llama.cpp can load: llama.* hyperparameters, the
- * full tokenizer, tensors under llama.cpp's names in the requested type.
+ * GGUF, or a Hugging Face folder with its tokenizer) to a GGUF v3 file
+ * llama.cpp can load: llama.* hyperparameters (RoPE scaling as llama.cpp
+ * stores it), the full tokenizer and chat template, tensors under llama.cpp's
+ * names in the requested type.
  *
  * Type choices: norms stay f32 (tiny, and every runtime reads them as f32).
  * Block types need rows that are whole 32-element blocks; a matrix whose
