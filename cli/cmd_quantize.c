@@ -30,8 +30,8 @@ static void show_progress(void *user, const lc_quantize_progress *p) {
 int cmd_quantize(int argc, char **argv) {
     static const command_info info = {
         "quantize",
-        "Write a model (llama2.c checkpoint + tokenizer, or GGUF) as a GGUF v3 file that carries "
-        "its tokenizer and loads in llama.cpp.",
+        "Write a model (llama2.c checkpoint + tokenizer, GGUF, or Hugging Face folder) as a GGUF v3 "
+        "file that carries its tokenizer and loads in llama.cpp.",
         "-m IN [-z tokenizer.bin] -o OUT.gguf --type f32|f16|bf16|q8_0|q4_0 [--name NAME]",
         "Norms stay f32. With q8_0/q4_0 a matrix whose column count is not a multiple of 32 stays\n"
         "f16 (noted); with q4_0 the embedding and classifier are q8_0."};

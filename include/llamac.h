@@ -90,6 +90,10 @@ typedef struct lc_config {
     float rope_low_freq_factor;  /* llama3 */
     float rope_high_freq_factor; /* llama3 */
     int32_t rope_original_ctx;   /* llama3: the context the unscaled frequencies served */
+    /* (head_dim / 2) or NULL: frequency i is divided by rope_freq_factors[i]
+     * (a GGUF's rope_freqs.weight: Llama 3.1 scaling as llama.cpp stores it).
+     * Points into the model's file; valid until lc_model_free. */
+    const float *rope_freq_factors;
 } lc_config;
 
 typedef struct lc_model lc_model;
@@ -453,8 +457,9 @@ const char *lc_mkmodel_shape(int i);
  * matrix whose rows are not whole 32-element blocks stays f16; with q4_0 the
  * embedding and classifier are q8_0. Writes OUTPUT.tmp, renamed at the end. */
 typedef struct lc_quantize_params {
-    const char *input;     /* a llama2.c checkpoint or a GGUF file */
-    const char *tokenizer; /* tokenizer.bin or a GGUF vocabulary; NULL: the input's own */
+    const char *input;     /* a llama2.c checkpoint, a GGUF file or a Hugging Face folder */
+    const char *tokenizer; /* any lc_tokenizer_load input; NULL: the input's own (a GGUF's
+                              vocabulary, a folder's tokenizer files) */
     const char *output;    /* the GGUF file to write */
     const char *type;      /* f32, f16, bf16, q8_0 or q4_0 */
     const char *name;      /* general.name; NULL: the input's file name */

@@ -96,6 +96,14 @@ out=$("$LLAMAC" tokenize -z "$SHARED/tokenizer_tests/ggml-vocab-llama-spm.gguf" 
 if [ "$out" = "1 306 4658 278 6593 310 2834 338" ]; then pass "tokenize with a GGUF vocabulary"; else fail "tokenize with a GGUF vocabulary" "$out"; fi
 expect_ok "quantize stories260K to q4_0" "$LLAMAC" quantize -m "$M/stories260K.bin" -z "$M/tok512.bin" -o "$TMP/s260.q4_0.gguf" --type q4_0
 if [ "$(grep -c 'kept f16' "$TMP/err")" -eq 5 ]; then pass "quantize notes the rows kept f16"; else fail "quantize notes the rows kept f16" "$(cat "$TMP/err")"; fi
+# A Hugging Face folder (Llama 3: GQA, Llama 3.1 RoPE scaling, byte-level BPE) to q8_0 GGUF:
+# its greedy text equals the folder's run with weights quantized to q8_0 at load.
+expect_ok "quantize a Hugging Face folder to q8_0" "$LLAMAC" quantize -m "$M/tiny-gutenberg-llama3.hf/" -o "$TMP/l3.q8_0.gguf" --type q8_0
+want=$("$LLAMAC" generate -q -m "$M/tiny-gutenberg-llama3.hf" --dtype q8_0 -t 0 -n 20 -p "The king" 2>&1)
+got=$("$LLAMAC" generate -q -m "$TMP/l3.q8_0.gguf" -t 0 -n 20 -p "The king" 2>&1)
+if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "Llama 3 q8_0 GGUF generates the folder's q8_0 text"
+else fail "Llama 3 q8_0 GGUF generates the folder's q8_0 text" "folder: $want / gguf: $got"; fi
+rm -f "$TMP/l3.q8_0.gguf"
 
 # --- sampling is reproducible with a seed
 "$LLAMAC" generate -q -m "$M/stories260K.bin" -z "$M/tok512.bin" -t 1 --top-p 0.9 -s 7 -n 60 >"$TMP/s1" 2>/dev/null

@@ -24,7 +24,8 @@ void test_fail(test_ctx *t, const char *file, int line, const char *fmt, ...)
         if (!(cond)) test_fail((t), __FILE__, __LINE__, __VA_ARGS__);                              \
     } while (0)
 
-/* Where ../shared lives: $LLAMAC_SHARED, else ../shared. Writes dir/rel into buf. */
+/* Where ../shared lives: $LLAMAC_SHARED, else ../shared. Writes dir/rel into buf
+ * (rel itself when it is an absolute path). */
 const char *shared_path(char *buf, size_t cap, const char *rel);
 /* A scratch file path unique to this process. */
 const char *temp_path(char *buf, size_t cap, const char *name);

@@ -53,6 +53,12 @@
     X(test_hf_twins_match_llama2c)                                                                 \
     X(test_hf_half_precision_weights)                                                              \
     X(test_hf_llama3_config)                                                                       \
+    X(test_hf_gguf_llama3_bit_identical)                                                           \
+    X(test_hf_gguf_llama3_q8_0)                                                                    \
+    X(test_hf_gguf_llama3_tokenizer)                                                               \
+    X(test_hf_gguf_bad_rope_freqs)                                                                 \
+    X(test_hf_gguf_linear_scaling)                                                                 \
+    X(test_hf_gguf_stories260k)                                                                    \
     X(test_v2_matches_fp32_checkpoint)                                                             \
     X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \

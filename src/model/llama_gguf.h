@@ -11,6 +11,9 @@
 #include "model/model.h"
 
 lc_status llama_gguf_config(const gguf_file *g, lc_config *cfg, lc_error *err);
+/* Points cfg->rope_freq_factors at the file's rope_freqs.weight when it has
+ * one: F32, exactly head_dim / 2 finite positive values, else an error. */
+lc_status llama_gguf_rope_freqs(const tensor_table *tensors, lc_config *cfg, lc_error *err);
 /* tokenizer.ggml.bos_token_id, and eos_token_id and eot_token_id as the
  * end-of-sequence ids, when present; ids outside the vocabulary are errors. */
 lc_status llama_gguf_special(const gguf_file *g, int32_t vocab_size, model_tokens *special,

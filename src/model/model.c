@@ -90,7 +90,8 @@ static lc_status read_gguf(lc_model *m, const char *path, lc_error *err) {
     if (st) return st;
     if ((st = llama_gguf_config(m->gguf, &m->config, err)) ||
         (st = llama_gguf_special(m->gguf, m->config.vocab_size, &m->special, err)) ||
-        (st = gguf_tensor_table(m->gguf, &m->tensors, err)))
+        (st = gguf_tensor_table(m->gguf, &m->tensors, err)) ||
+        (st = llama_gguf_rope_freqs(&m->tensors, &m->config, err)))
         lc_fail_prefix(err, path);
     gguf_str tpl = {NULL, 0}; /* stays empty when the key is absent */
     if (!st && gguf_get_string(m->gguf, "tokenizer.chat_template", true, &tpl, NULL) == LC_OK &&
@@ -279,11 +280,37 @@ static float llama3_freq(const lc_config *c, float f) {
     return (1.0f - smooth) * f / factor + smooth * f;
 }
 
+static float rope_base_freq(const lc_config *c, int i) {
+    return 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+}
+
 static float rope_freq(const lc_config *c, int i) {
-    float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    float f = rope_base_freq(c, i);
     if (c->rope_scaling == LC_ROPE_SCALING_LINEAR) f = f / c->rope_factor;
     if (c->rope_scaling == LC_ROPE_SCALING_LLAMA3) f = llama3_freq(c, f);
+    if (c->rope_freq_factors) f = f / c->rope_freq_factors[i];
     return f;
+}
+
+/* The divisor d nearest base / scaled for which base / d == scaled in float,
+ * so a file storing d reproduces the scaled frequency bit for bit. Stepping d
+ * by one ulp moves the quotient by about one ulp, so a few steps suffice. */
+static float exact_divisor(float base, float scaled) {
+    float d = base / scaled;
+    for (int k = 0; k < 16 && base / d != scaled; k++)
+        d = nextafterf(d, base / d > scaled ? INFINITY : 0.0f);
+    return d;
+}
+
+void model_rope_freq_factors(const lc_config *c, float *factors) {
+    for (int i = 0; i < c->head_dim / 2; i++) {
+        if (c->rope_freq_factors)
+            factors[i] = c->rope_freq_factors[i];
+        else if (c->rope_scaling == LC_ROPE_SCALING_LLAMA3)
+            factors[i] = exact_divisor(rope_base_freq(c, i), llama3_freq(c, rope_base_freq(c, i)));
+        else
+            factors[i] = 1.0f;
+    }
 }
 
 void model_rope_freqs(const lc_config *c, float *freq) {

@@ -46,6 +46,11 @@ uint64_t model_weights_bytes_per_token(const model_weights *w, int n_layers);
  * then the config's scaling, all in float as transformers computes its
  * inv_freq (so logits match it). */
 void model_rope_freqs(const lc_config *c, float *freq);
+/* The per-frequency divisors (head_dim / 2) that turn the unscaled
+ * frequencies into the config's: its rope_freq_factors, or Llama 3.1
+ * scaling's, chosen so that base / factor gives model_rope_freqs exactly.
+ * 1 everywhere for unscaled and linear scaling (which GGUF keeps as keys). */
+void model_rope_freq_factors(const lc_config *c, float *factors);
 /* RoPE's (cos, sin) for every position < n_ctx and pair i < head_dim / 2, at
  * [(pos * head_dim / 2 + i) * 2], the angle pos * freq in float as llama2.c and
  * transformers do: one table shared by every backend, so they rotate alike. */

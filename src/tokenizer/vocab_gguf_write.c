@@ -91,6 +91,10 @@ static lc_status put_bpe(gguf_writer *g, const lc_tokenizer *t, lc_error *err) {
     }
     if (t->bos >= 0) gguf_put_u32(g, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos);
     if (t->eos >= 0) gguf_put_u32(g, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos);
+    /* Llama 3 Instruct ends a turn with <|eot_id|>, not EOS: name it so every
+     * reader stops there. */
+    const lc_token eot = lc_tokenizer_token_id(t, "<|eot_id|>");
+    if (eot >= 0 && eot != t->eos) gguf_put_u32(g, "tokenizer.ggml.eot_token_id", (uint32_t)eot);
     gguf_put_bool(g, "tokenizer.ggml.add_bos_token", t->add_bos);
     gguf_put_bool(g, "tokenizer.ggml.add_eos_token", false);
     free(buf);

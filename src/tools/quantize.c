@@ -1,6 +1,8 @@
-/* lc_quantize: any model llamac loads (llama2.c checkpoint + tokenizer, or a
- * GGUF) to a GGUF v3 file llama.cpp can load: llama.* hyperparameters, the
- * full tokenizer, tensors under llama.cpp's names in the requested type.
+/* lc_quantize: any model llamac loads (llama2.c checkpoint + tokenizer, a
+ * GGUF, or a Hugging Face folder with its tokenizer) to a GGUF v3 file
+ * llama.cpp can load: llama.* hyperparameters (RoPE scaling as llama.cpp
+ * stores it), the full tokenizer and chat template, tensors under llama.cpp's
+ * names in the requested type.
  *
  * Type choices: norms stay f32 (tiny, and every runtime reads them as f32).
  * Block types need rows that are whole 32-element blocks; a matrix whose
@@ -10,6 +12,7 @@
  * higher precision too (Q6_K there, a type llamac does not have). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "formats/gguf_write.h"
@@ -52,11 +55,13 @@ static void plan(planned *p, const char *name, const weight *w, lc_dtype target,
     }
 }
 
-/* Every tensor in llama.cpp's order: embedding, layers, final norm, classifier. */
-static int plan_all(const lc_model *m, lc_dtype target, planned *out) {
+/* Every tensor in llama.cpp's order: RoPE divisors (when scaled), embedding,
+ * layers, final norm, classifier. */
+static int plan_all(const lc_model *m, const weight *rope_freqs, lc_dtype target, planned *out) {
     const model_weights *w = &m->weights;
     int n = 0;
     char name[TENSOR_NAME_MAX];
+    if (rope_freqs) plan(&out[n++], "rope_freqs.weight", rope_freqs, target, false);
     plan(&out[n++], "token_embd.weight", &w->token_embd, target, true);
     for (int l = 0; l < m->config.n_layers; l++) {
         const layer_weights *L = &w->layers[l];
@@ -94,6 +99,14 @@ static void put_hparams(gguf_writer *g, const lc_model *m, const char *name, lc_
     gguf_put_u32(g, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
     gguf_put_f32(g, "llama.rope.freq_base", c->rope_theta);
     gguf_put_u32(g, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    if (c->head_dim * c->n_heads != c->dim) { /* a Hugging Face head_dim */
+        gguf_put_u32(g, "llama.attention.key_length", (uint32_t)c->head_dim);
+        gguf_put_u32(g, "llama.attention.value_length", (uint32_t)c->head_dim);
+    }
+    if (c->rope_scaling == LC_ROPE_SCALING_LINEAR) {
+        gguf_put_string(g, "llama.rope.scaling.type", "linear", 6);
+        gguf_put_f32(g, "llama.rope.scaling.factor", c->rope_factor);
+    }
     gguf_put_f32(g, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     gguf_put_u32(g, "llama.vocab_size", (uint32_t)c->vocab_size);
 }
@@ -117,15 +130,13 @@ static lc_status load_inputs(const lc_quantize_params *qp, lc_model **m, lc_toke
                              lc_error *err) {
     lc_status st = lc_model_load(qp->input, m, err);
     if (st) return st;
-    /* The GGUF writer has no RoPE scaling keys yet: the file would run unscaled. */
-    if ((*m)->config.rope_scaling != LC_ROPE_SCALING_NONE)
-        return lc_fail(err, LC_ERR_UNSUPPORTED,
-                       "%s: RoPE scaling (%s) cannot be written to GGUF yet", qp->input,
-                       (*m)->config.rope_scaling == LC_ROPE_SCALING_LLAMA3 ? "llama3" : "linear");
+    struct stat sb;
     if (qp->tokenizer)
         st = lc_tokenizer_load(qp->tokenizer, tok, err);
     else if (lc_model_has_tokenizer(*m))
         st = lc_tokenizer_from_model(*m, tok, err);
+    else if (stat(qp->input, &sb) == 0 && S_ISDIR(sb.st_mode))
+        st = lc_tokenizer_load(qp->input, tok, err); /* a Hugging Face folder's own */
     else
         return lc_fail(err, LC_ERR_ARG,
                        "%s holds no tokenizer: pass the one it was trained with (-z tokenizer.bin)",
@@ -143,10 +154,13 @@ static void model_name(const lc_quantize_params *qp, char *out, size_t cap) {
         snprintf(out, cap, "%s", qp->name);
         return;
     }
-    const char *base = strrchr(qp->input, '/');
-    base = base ? base + 1 : qp->input;
-    const char *dot = strrchr(base, '.');
-    snprintf(out, cap, "%.*s", (int)(dot && dot != base ? dot - base : (long)strlen(base)), base);
+    size_t len = strlen(qp->input);
+    while (len > 1 && qp->input[len - 1] == '/') len--; /* "folder.hf/" */
+    const char *base = qp->input + len;
+    while (base > qp->input && base[-1] != '/') base--;
+    const char *dot = memrchr(base, '.', (size_t)(qp->input + len - base));
+    snprintf(out, cap, "%.*s", (int)(dot && dot != base ? dot - base : qp->input + len - base),
+             base);
 }
 
 lc_status lc_quantize(const lc_quantize_params *qp, lc_quantize_fn progress, void *user,
@@ -162,22 +176,38 @@ lc_status lc_quantize(const lc_quantize_params *qp, lc_quantize_fn progress, voi
     planned *plans = NULL;
     float *row = NULL;
     void *out = NULL;
+    float *rope_div = NULL;
+    weight rope_freqs = {0};
     lc_status st = load_inputs(qp, &m, &tok, err);
     if (st) goto done;
-    const int max_tensors = 3 + 9 * m->config.n_layers;
+    /* Llama 3.1 scaling as llama.cpp stores it: a tensor of per-frequency divisors. */
+    const lc_config *c = &m->config;
+    if (c->rope_scaling == LC_ROPE_SCALING_LLAMA3 || c->rope_freq_factors) {
+        if (!(rope_div = malloc((size_t)(c->head_dim / 2) * sizeof *rope_div))) {
+            st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        model_rope_freq_factors(c, rope_div);
+        rope_freqs = (weight){rope_div, LC_DTYPE_F32, c->head_dim / 2, 1};
+    }
+    const int max_tensors = 4 + 9 * m->config.n_layers;
     plans = calloc((size_t)max_tensors, sizeof *plans);
     int64_t widest = m->config.dim > m->config.hidden_dim ? m->config.dim : m->config.hidden_dim;
+    const int64_t q_dim = (int64_t)m->config.n_heads * m->config.head_dim; /* wo's columns */
+    if (q_dim > widest) widest = q_dim;
     row = malloc((size_t)widest * sizeof *row);
     out = malloc((size_t)widest * sizeof(float));
     if (!plans || !row || !out) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    const int n = plan_all(m, target, plans);
+    const int n = plan_all(m, rope_div ? &rope_freqs : NULL, target, plans);
     char name[256];
     model_name(qp, name, sizeof name);
     put_hparams(&g, m, name, target);
     if ((st = tokenizer_write_gguf(&g, tok, err))) goto done;
+    const char *tpl = lc_model_chat_template(m);
+    if (tpl) gguf_put_string(&g, "tokenizer.chat_template", tpl, strlen(tpl));
     double mb_total = 0;
     for (int i = 0; i < n && !st; i++) {
         const weight *w = plans[i].w;
@@ -208,6 +238,7 @@ done:
     free(plans);
     free(row);
     free(out);
+    free(rope_div);
     lc_tokenizer_free(tok);
     lc_model_free(m);
     return st;
