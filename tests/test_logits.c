@@ -224,14 +224,15 @@ void test_cuda_logits_golden(test_ctx *t) {
     }
     /* Llama 3 on the GPU: GQA 6/2, head_dim 32, rope_theta 500000 with Llama
      * 3.1 scaling, tied embeddings. With f32 weights (the bf16 ones widened)
-     * within 1e-3; with the bf16 weights as stored the KV cache is f16, as by
-     * default on the GPU, which moved logits by up to 1.6e-3 (run 17). */
+     * within 1e-3. With the bf16 weights as stored the KV cache is f16 (the
+     * GPU's default), 1.6e-3 at batch 1, and prefill multiplies bf16
+     * activations in cuBLAS, 3.2e-2 at batch 512 (runs 17-18); argmax kept. */
     static const char *const l3_name[] = {"cuda f32"}, *const l3_stored_name[] = {"cuda bf16"};
     const lc_engine_options l3 = {.device = "cuda", .dtype = "f32"},
                             l3_stored = {.device = "cuda", .dtype = "auto"};
     check_model_on(t, "models/tiny-gutenberg-llama3.hf", "tiny-gutenberg-llama3", &l3, l3_name, 1);
     golden_check_within(t, "models/tiny-gutenberg-llama3.hf", "tiny-gutenberg-llama3", &l3_stored,
-                        l3_stored_name, 1, (golden_bound){0.01f, 1.0});
+                        l3_stored_name, 1, (golden_bound){0.05f, 1.0});
 }
 
 void test_logits_stories260k(test_ctx *t) {
