@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_test.h"
 #include "formats/quant.h"
 #include "formats/tensor.h"
+#include "golden.h"
 #include "harness.h"
 #include "llamac.h"
 
@@ -204,33 +205,8 @@ void test_cuda_ops(test_ctx *t) {
 /* Logits of a whole sequence, n_batch entries per forward. */
 static float *sequence_logits(test_ctx *t, const lc_model *m, const char *device, const char *dtype,
                               const lc_token *ids, int n, int n_batch) {
-    const int32_t vocab = lc_model_config(m)->vocab_size;
-    lc_engine_options o = {.device = device, .dtype = dtype, .n_batch = n_batch};
-    lc_engine *e;
-    lc_error err;
-    if (lc_engine_create(m, &o, &e, &err)) {
-        CHECK(t, false, "%s %s: %s", device, dtype, err.msg);
-        return NULL;
-    }
-    float *logits = malloc((size_t)n * vocab * sizeof *logits);
-    int32_t *pos = malloc((size_t)n * sizeof *pos), *seq = calloc((size_t)n, sizeof *seq);
-    uint8_t *want = malloc((size_t)n);
-    memset(want, 1, (size_t)n);
-    for (int i = 0; i < n; i++) pos[i] = i;
-    for (int done = 0; done < n;) {
-        int k = n - done < n_batch ? n - done : n_batch;
-        lc_batch b = {k, ids + done, pos + done, seq + done, want + done};
-        if (lc_engine_forward(e, &b, logits + (size_t)done * vocab, &err)) {
-            CHECK(t, false, "forward: %s", err.msg);
-            free(logits);
-            logits = NULL;
-            break;
-        }
-        done += k;
-    }
-    free(pos), free(seq), free(want);
-    lc_engine_free(e);
-    return logits;
+    const lc_engine_options o = {.device = device, .dtype = dtype};
+    return golden_run(t, m, ids, n, &o, n_batch);
 }
 
 /* The full forward against the CPU, per dtype, batched (cuBLAS) and one

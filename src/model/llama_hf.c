@@ -213,21 +213,34 @@ lc_status llama_hf_config(const cJSON *root, const char *file, lc_config *c, mod
                    &special->n_eos, err);
 }
 
+/* dir/name (written to path) parsed into *root, or *root NULL when the file
+ * is not there. */
+static lc_status read_optional_json(const char *dir, const char *name, size_t max_bytes,
+                                    char (*path)[4096], cJSON **root, lc_error *err) {
+    *root = NULL;
+    if ((size_t)snprintf(*path, sizeof *path, "%s/%s", dir, name) >= sizeof *path)
+        return lc_fail(err, LC_ERR_ARG, "%s: path too long", dir);
+    FILE *f = fopen(*path, "rb");
+    if (!f) return LC_OK;
+    fclose(f);
+    lc_status st = json_read_file(*path, max_bytes, root, err);
+    if (!st && !cJSON_IsObject(*root)) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        st = lc_fail(err, LC_ERR_FORMAT, "%s: not a JSON object", *path);
+    }
+    return st;
+}
+
 /* generation_config.json, when present, may list more end-of-sequence ids
  * (Llama 3 Instruct's <|eot_id|> is often only there). */
 static lc_status read_generation_config(const char *dir, lc_config *c, model_tokens *special,
                                         lc_error *err) {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/generation_config.json", dir) >= sizeof path)
-        return lc_fail(err, LC_ERR_ARG, "%s: path too long", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return LC_OK;
-    fclose(f);
     cJSON *root;
-    lc_status st = json_read_file(path, CONFIG_MAX_BYTES, &root, err);
-    if (!st && !cJSON_IsObject(root))
-        st = lc_fail(err, LC_ERR_FORMAT, "%s: not a JSON object", path);
-    if (!st)
+    lc_status st =
+        read_optional_json(dir, "generation_config.json", CONFIG_MAX_BYTES, &path, &root, err);
+    if (!st && root)
         st = add_ids(item(root, "eos_token_id"), path, "eos_token_id", c->vocab_size, special->eos,
                      &special->n_eos, err);
     cJSON_Delete(root);
@@ -239,16 +252,11 @@ static lc_status read_generation_config(const char *dir, lc_config *c, model_tok
  * there but broken is an error (the chat would silently use another format). */
 static lc_status read_chat_template(const char *dir, char **out, lc_error *err) {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/tokenizer_config.json", dir) >= sizeof path)
-        return lc_fail(err, LC_ERR_ARG, "%s: path too long", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return LC_OK;
-    fclose(f);
     cJSON *root;
-    lc_status st = json_read_file(path, TOKENIZER_CONFIG_MAX_BYTES, &root, err);
-    if (st) return st;
-    const cJSON *tpl = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "chat_template")
-                                            : NULL;
+    lc_status st = read_optional_json(dir, "tokenizer_config.json", TOKENIZER_CONFIG_MAX_BYTES,
+                                      &path, &root, err);
+    if (st || !root) return st;
+    const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
     if (cJSON_IsArray(tpl)) {
         const cJSON *entry, *chosen = NULL;
         cJSON_ArrayForEach(entry, tpl) {
