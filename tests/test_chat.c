@@ -147,3 +147,34 @@ done:
     json_free(doc);
     free(text);
 }
+
+/* A two-turn Llama 3 conversation against the template written out by hand
+ * (Meta's format), encoded with special tokens recognised. */
+void test_chat_llama3_two_turns(test_ctx *t) {
+    lc_tokenizer *tok = load_shared_tokenizer(t, "models/llama3-tokenizer.model");
+    if (!tok) return;
+    const char *by_hand = "<|begin_of_text|>"
+                          "<|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+                          "<|start_header_id|>user<|end_header_id|>\n\nWho wrote Moby Dick?<|eot_id|>"
+                          "<|start_header_id|>assistant<|end_header_id|>\n\nHerman Melville.<|eot_id|>"
+                          "<|start_header_id|>user<|end_header_id|>\n\nAnd when?<|eot_id|>"
+                          "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    const lc_encode_options special = {.parse_special = true};
+    lc_token *want = NULL, *got = NULL;
+    size_t n_want = 0, n_got = 0;
+    lc_error err;
+    CHECK(t, lc_tokenizer_encode_ex(tok, by_hand, strlen(by_hand), &special, &want, &n_want, &err) ==
+                 LC_OK,
+          "%s", err.msg);
+    const lc_chat_message conv[] = {{"system", "You are terse."},
+                                    {"user", "Who wrote Moby Dick?"},
+                                    {"assistant", " Herman Melville. "},
+                                    {"user", "And when?\n"}};
+    CHECK(t, lc_chat_render(tok, LC_CHAT_LLAMA3, conv, 4, true, true, &got, &n_got, &err) == LC_OK,
+          "%s", err.msg);
+    check_ids(t, "two turns", got, n_got, want, n_want);
+    CHECK(t, n_want > 20 && want[0] == 128000 && want[1] == 128006, "the hand-written string: %zu ids",
+          n_want);
+    free(want), free(got);
+    lc_tokenizer_free(tok);
+}

@@ -27,6 +27,7 @@
     X(test_chat_llama2_template)                                                                   \
     X(test_chat_template_detect)                                                                   \
     X(test_chat_llama3_template)                                                                   \
+    X(test_chat_llama3_two_turns)                                                                  \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \
