@@ -124,6 +124,8 @@ out=$("$LLAMAC" tokenize -z "$M/llama3-tokenizer.model" --no-bos --special "<|eo
 if [ "$out" = "128009" ]; then pass "tokenize --special"; else fail "tokenize --special" "$out"; fi
 out=$("$LLAMAC" tokenize -z "$M/llama3-tokenizer.model" --no-bos "<|eot_id|>" 2>&1)
 if [ "$out" = "27 91 68 354 851 91 29" ]; then pass "tokenize: special-token text is text"; else fail "tokenize: special-token text is text" "$out"; fi
+"$LLAMAC" tokenize -z "$M/llama3-tokenizer.model" --count --time "Hello world" >"$TMP/out" 2>"$TMP/err"
+if [ "$(cat "$TMP/out")" = "3" ] && grep -qE "11 bytes -> 3 tokens in .* MB/s" "$TMP/err"; then pass "tokenize --time"; else fail "tokenize --time" "$(cat "$TMP/out" "$TMP/err")"; fi
 printf '{"model": {"type": "BPE", "vocab": {}}' >"$TMP/tokenizer.json"
 expect_error "tokenize: malformed tokenizer.json" "tokenizer.json: the file is not valid JSON" "$LLAMAC" tokenize -z "$TMP/tokenizer.json" "x"
 
