@@ -30,6 +30,7 @@
     X(test_gguf_write_read_round_trip)                                                             \
     X(test_gguf_f32_logits_bit_identical)                                                          \
     X(test_gguf_quantized_within_bounds)                                                           \
+    X(test_gguf_vocab_is_llama_cpp_llama2)                                                         \
     X(test_v2_matches_fp32_checkpoint)                                                             \
     X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \
