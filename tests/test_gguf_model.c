@@ -265,3 +265,80 @@ void test_gguf_quantized_within_bounds(test_ctx *t) {
     check_quantized(t, "q4_0", LC_DTYPE_Q4_0, LC_DTYPE_Q8_0);
     check_quantized(t, "f16", LC_DTYPE_F16, LC_DTYPE_F16);
 }
+
+/* A parsed GGUF from a whole file, or false. *buf is to be freed. */
+static bool parse_file(test_ctx *t, const char *path, char **buf, gguf_file *g) {
+    size_t n;
+    lc_error err;
+    *buf = read_file(path, &n);
+    CHECK(t, *buf != NULL, "cannot read %s", path);
+    if (!*buf) return false;
+    if (gguf_parse(g, (const uint8_t *)*buf, n, path, &err) != LC_OK) {
+        CHECK(t, false, "%s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+typedef struct vocab_arrays {
+    gguf_array tokens, scores, types;
+} vocab_arrays;
+
+static bool get_vocab_arrays(test_ctx *t, const gguf_file *g, vocab_arrays *v) {
+    lc_error err;
+    bool ok =
+        gguf_get_array(g, "tokenizer.ggml.tokens", GGUF_STRING, false, &v->tokens, &err) == LC_OK &&
+        gguf_get_array(g, "tokenizer.ggml.scores", GGUF_FLOAT32, false, &v->scores, &err) ==
+            LC_OK &&
+        gguf_get_array(g, "tokenizer.ggml.token_type", GGUF_INT32, false, &v->types, &err) == LC_OK;
+    CHECK(t, ok, "%s", err.msg);
+    return ok;
+}
+
+/* tokenizer.bin (llama2.c) -> GGUF gives llama.cpp's own Llama 2 vocabulary
+ * (the tokenizer test file llama.cpp ships) token for token: the same pieces,
+ * scores, types and special ids. llama2.c stores BOS/EOS as "\n<s>\n" and
+ * "\n</s>\n"; the GGUF must say "<s>" and "</s>" as SentencePiece does. */
+void test_gguf_vocab_is_llama_cpp_llama2(test_ctx *t) {
+    char path[1024], ref_path[1024];
+    temp_path(path, sizeof path, "vocab.gguf");
+    shared_path(ref_path, sizeof ref_path, "tokenizer_tests/ggml-vocab-llama-spm.gguf");
+    if (!quantize(t, "models/tiny-gutenberg-15M.bin", "models/tokenizer.bin", path, "q4_0")) return;
+    char *da = NULL, *db = NULL;
+    gguf_file a = {0}, b = {0};
+    lc_error err;
+    if (parse_file(t, path, &da, &a) && parse_file(t, ref_path, &db, &b)) {
+        vocab_arrays va, vb;
+        bool ok = get_vocab_arrays(t, &a, &va) && get_vocab_arrays(t, &b, &vb);
+        if (ok) {
+            CHECK(t, va.tokens.count == 32000 && vb.tokens.count == 32000, "%llu and %llu tokens",
+                  (unsigned long long)va.tokens.count, (unsigned long long)vb.tokens.count);
+            const uint8_t *pa = va.tokens.data, *pb = vb.tokens.data;
+            int bad = 0, first = -1;
+            for (uint64_t i = 0; i < va.tokens.count && i < vb.tokens.count; i++) {
+                gguf_str x = gguf_array_next_string(&pa), y = gguf_array_next_string(&pb);
+                bool same = x.len == y.len && memcmp(x.ptr, y.ptr, x.len) == 0 &&
+                            gguf_array_float(&va.scores, i) == gguf_array_float(&vb.scores, i) &&
+                            gguf_array_int(&va.types, i) == gguf_array_int(&vb.types, i);
+                if (!same && first < 0) first = (int)i;
+                bad += !same;
+            }
+            CHECK(t, bad == 0, "%d tokens differ from llama.cpp's vocabulary, the first %d", bad,
+                  first);
+        }
+        const char *ids[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                             "tokenizer.ggml.unknown_token_id"};
+        for (int i = 0; i < 3; i++) {
+            int64_t x = -1, y = -2;
+            CHECK(t,
+                  gguf_get_int(&a, ids[i], false, 0, 1 << 20, &x, &err) == LC_OK &&
+                      gguf_get_int(&b, ids[i], false, 0, 1 << 20, &y, &err) == LC_OK && x == y,
+                  "%s: %lld vs %lld", ids[i], (long long)x, (long long)y);
+        }
+    }
+    gguf_free(&a);
+    gguf_free(&b);
+    free(da);
+    free(db);
+    remove(path);
+}

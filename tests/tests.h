@@ -60,6 +60,7 @@
     X(test_hf_gguf_bad_rope_freqs)                                                                 \
     X(test_hf_gguf_linear_scaling)                                                                 \
     X(test_hf_gguf_stories260k)                                                                    \
+    X(test_gguf_vocab_is_llama_cpp_llama2)                                                         \
     X(test_v2_matches_fp32_checkpoint)                                                             \
     X(test_v2_bad_files)                                                                           \
     X(test_sampler_distributions)                                                                  \

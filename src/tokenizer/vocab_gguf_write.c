@@ -10,15 +10,31 @@
 #include "formats/gguf_write.h"
 #include "tokenizer/tokenizer.h"
 
+/* llama2.c's tokenizer.bin stores BOS and EOS as "\n<s>\n" and "\n</s>\n", the
+ * display form its export script gives them; SentencePiece, and llama.cpp's
+ * Llama 2 vocabulary, name them "<s>" and "</s>". Returns the SentencePiece
+ * name for those two, else the piece as stored. */
+static const char *piece_text(const lc_tokenizer *t, lc_token id, uint32_t *len) {
+    const char *s = t->arena + t->offset[id];
+    *len = t->length[id];
+    const char *display = id == t->bos ? "\n<s>\n" : id == t->eos ? "\n</s>\n" : NULL;
+    if (display && *len == strlen(display) && memcmp(s, display, *len) == 0) {
+        *len -= 2;
+        return s + 1;
+    }
+    return s;
+}
+
 static lc_status put_spm(gguf_writer *g, const lc_tokenizer *t, lc_error *err) {
     char *buf = malloc(3 * LC_MAX_PIECE_BYTES);
     if (!buf) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
     gguf_put_string(g, "tokenizer.ggml.model", "llama", 5);
     gguf_put_array(g, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)t->n_vocab);
     for (lc_token id = 0; id < t->n_vocab; id++) {
-        const char *s = t->arena + t->offset[id];
+        uint32_t len;
+        const char *s = piece_text(t, id, &len);
         size_t n = 0;
-        for (uint32_t i = 0; i < t->length[id]; i++) {
+        for (uint32_t i = 0; i < len; i++) {
             if (s[i] == ' ') {
                 memcpy(buf + n, "\xE2\x96\x81", 3);
                 n += 3;
