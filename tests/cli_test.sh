@@ -138,7 +138,7 @@ if grep -q '"test": "pp32"' "$TMP/out" && grep -q '"test": "tg16"' "$TMP/out"; t
 expect_ok "mkmodel stories260K" "$LLAMAC" mkmodel --shape stories260K --out "$TMP/rand.bin"
 expect_ok "info on the random model" "$LLAMAC" info -m "$TMP/rand.bin"
 if grep -q "dim 64, hidden 172, layers 5, heads 8, kv heads 4" "$TMP/out"; then pass "mkmodel shape"; else fail "mkmodel shape" "$(cat "$TMP/out")"; fi
-for cmd in generate chat tokenize bench logits perplexity mkmodel membw info quantize; do
+for cmd in generate chat tokenize bench logits perplexity mkmodel membw info quantize serve; do
     if "$LLAMAC" $cmd --help 2>&1 | grep -q "usage: llamac $cmd"; then pass "$cmd --help"; else fail "$cmd --help"; fi
 done
 

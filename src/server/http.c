@@ -70,13 +70,13 @@ static bool authorized(const server_config *cfg, struct MHD_Connection *c) {
 }
 
 static enum MHD_Result health(const server_config *cfg, struct MHD_Connection *c) {
-    int busy, total, queued;
-    sched_load(cfg->sched, &busy, &total, &queued);
-    char buf[160];
+    sched_stats st;
+    sched_load(cfg->sched, &st);
+    char buf[256];
     snprintf(buf, sizeof buf,
              "{\"status\":\"ok\",\"slots_busy\":%d,\"slots_free\":%d,\"slots_total\":%d,"
-             "\"queued\":%d}",
-             busy, total - busy, total, queued);
+             "\"queued\":%d,\"requests_done\":%lld,\"requests_cancelled\":%lld}",
+             st.busy, st.total - st.busy, st.total, st.queued, st.done, st.cancelled);
     return send_body(c, 200, strdup(buf), NULL);
 }
 

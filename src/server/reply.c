@@ -119,8 +119,8 @@ static sched_finish advance(reply *r) {
         char buf[LC_DETOKENIZE_BUF];
         size_t len = lc_detokenize(r->cfg->tok, &r->dt, ids[i], buf, sizeof buf);
         if (!stop_filter_push(&r->sf, buf, len)) {
+            sched_cancel(r->cfg->sched, &r->sr); /* after it, the scheduler never writes r->sr */
             snprintf(r->sr.error, sizeof r->sr.error, "out of memory for the reply");
-            sched_cancel(r->cfg->sched, &r->sr);
             return SCHED_FAILED;
         }
         if (r->sf.hit) {

@@ -22,6 +22,7 @@ struct scheduler {
     pthread_cond_t wake; /* a request arrived, was cancelled, or shutdown began */
     sched_request *head, *tail;
     int n_queued;
+    long long n_done, n_cancelled; /* requests finished, and of them cancelled */
     bool stopping, started;
     pthread_t thread;
     slot *slots; /* (n_seq) */
@@ -49,7 +50,9 @@ void sched_request_free(sched_request *r) {
 }
 
 /* The request is done: the client side may read the outcome and free it. */
-static void finish_locked(sched_request *r, sched_finish f, const char *error) {
+static void finish_locked(scheduler *s, sched_request *r, sched_finish f, const char *error) {
+    s->n_done++;
+    s->n_cancelled += f == SCHED_CANCELLED;
     r->finish = f;
     if (error) snprintf(r->error, sizeof r->error, "%s", error);
     r->released = true;
@@ -79,7 +82,7 @@ static bool push_token_locked(sched_request *r, lc_token t) {
 static void admit_locked(scheduler *s) {
     for (int i = 0; i < s->n_seq; i++)
         if (s->slots[i].req && s->slots[i].req->cancel) {
-            finish_locked(s->slots[i].req, SCHED_CANCELLED, NULL);
+            finish_locked(s, s->slots[i].req, SCHED_CANCELLED, NULL);
             free_slot(s, i);
         }
     for (sched_request **p = &s->head; *p;) {
@@ -87,7 +90,7 @@ static void admit_locked(scheduler *s) {
         if (r->cancel) {
             *p = r->next;
             s->n_queued--;
-            finish_locked(r, SCHED_CANCELLED, NULL);
+            finish_locked(s, r, SCHED_CANCELLED, NULL);
         } else {
             p = &r->next;
         }
@@ -154,19 +157,19 @@ static void take_token_locked(scheduler *s, int i, lc_token t) {
     if (r->cancel) return; /* dropped by admit_locked */
     for (int k = 0; k < r->n_stop; k++)
         if (r->stop[k] == t) {
-            finish_locked(r, SCHED_STOP_TOKEN, NULL);
+            finish_locked(s, r, SCHED_STOP_TOKEN, NULL);
             free_slot(s, i);
             return;
         }
     if (!push_token_locked(r, t)) {
-        finish_locked(r, SCHED_FAILED, "out of memory for the generated tokens");
+        finish_locked(s, r, SCHED_FAILED, "out of memory for the generated tokens");
         free_slot(s, i);
         return;
     }
     sl->n_gen++;
     if ((r->max_tokens > 0 && sl->n_gen >= r->max_tokens) ||
         lc_engine_seq_pos(s->engine, i) >= s->n_ctx) {
-        finish_locked(r, SCHED_LENGTH, NULL);
+        finish_locked(s, r, SCHED_LENGTH, NULL);
         free_slot(s, i);
         return;
     }
@@ -198,7 +201,7 @@ static void *sched_main(void *arg) {
         if (st) { /* every sequence of the batch is in an unknown state: end them */
             for (int k = 0; k < n; k++)
                 if (s->slots[s->seq[k]].req) {
-                    finish_locked(s->slots[s->seq[k]].req, SCHED_FAILED, err.msg);
+                    finish_locked(s, s->slots[s->seq[k]].req, SCHED_FAILED, err.msg);
                     free_slot(s, s->seq[k]);
                 }
             continue;
@@ -207,13 +210,13 @@ static void *sched_main(void *arg) {
     }
     for (int i = 0; i < s->n_seq; i++)
         if (s->slots[i].req) {
-            finish_locked(s->slots[i].req, SCHED_FAILED, "the server is shutting down");
+            finish_locked(s, s->slots[i].req, SCHED_FAILED, "the server is shutting down");
             free_slot(s, i);
         }
     while (s->head) {
         sched_request *r = s->head;
         s->head = r->next;
-        finish_locked(r, SCHED_FAILED, "the server is shutting down");
+        finish_locked(s, r, SCHED_FAILED, "the server is shutting down");
     }
     s->tail = NULL;
     s->n_queued = 0;
@@ -329,12 +332,10 @@ void sched_cancel(scheduler *s, sched_request *r) {
     pthread_mutex_unlock(&s->mu);
 }
 
-void sched_load(scheduler *s, int *busy, int *total, int *queued) {
+void sched_load(scheduler *s, sched_stats *st) {
     pthread_mutex_lock(&s->mu);
     int b = 0;
     for (int i = 0; i < s->n_seq; i++) b += s->slots[i].req != NULL;
-    *busy = b;
-    *total = s->n_seq;
-    *queued = s->n_queued;
+    *st = (sched_stats){b, s->n_seq, s->n_queued, s->n_done, s->n_cancelled};
     pthread_mutex_unlock(&s->mu);
 }

@@ -60,7 +60,13 @@ bool sched_submit(scheduler *s, sched_request *r);
 sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out, int cap, int *n);
 /* Asks the scheduler to drop r and waits until it has (r may then be freed). */
 void sched_cancel(scheduler *s, sched_request *r);
-/* Slots in use and requests waiting for one. */
-void sched_load(scheduler *s, int *busy, int *total, int *queued);
+typedef struct sched_stats {
+    int busy, total;       /* slots in use, of total */
+    int queued;            /* requests waiting for a slot */
+    long long done;        /* requests finished since the start */
+    long long cancelled;   /* of them, cancelled (client gone, stop string) */
+} sched_stats;
+
+void sched_load(scheduler *s, sched_stats *st);
 
 #endif
