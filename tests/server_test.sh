@@ -25,6 +25,7 @@ for tool in curl jq; do
 done
 
 # --port 0: the kernel picks a free port, and the server prints it.
+: >"$TMP/server.log"
 "$LLAMAC" serve "${MODEL[@]}" --port 0 --parallel 4 --api-key "$KEY" --max-body 64 2>"$TMP/server.log" &
 SERVER_PID=$!
 PORT=

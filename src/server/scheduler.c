@@ -252,6 +252,17 @@ void sched_free(scheduler *s) {
 
 lc_status sched_create(lc_engine *engine, scheduler **out, lc_error *err) {
     *out = NULL;
+    /* Every decoding sequence takes one entry of each step's batch. */
+    if (engine->n_batch < engine->n_seq) {
+        if (err) {
+            err->status = LC_ERR_ARG;
+            snprintf(err->msg, sizeof err->msg,
+                     "--batch %d is below --parallel %d: each step decodes one token of every "
+                     "sequence",
+                     engine->n_batch, engine->n_seq);
+        }
+        return LC_ERR_ARG;
+    }
     scheduler *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->engine = engine;
