@@ -178,11 +178,32 @@ done
 if [ "$freed" = yes ]; then pass "a client that disconnects mid-stream frees its slot"
 else fail "a client that disconnects mid-stream frees its slot" "$(curl -s "$URL/health")"; fi
 
-# --- SIGTERM: a clean exit 0
+# --- the same for a client waiting for a whole (non-streamed) answer
+cancelled=$(curl -s "$URL/health" | jq -r .requests_cancelled)
+curl -s -m 0.2 "${AUTH[@]}" -d '{"prompt":"Once","temperature":0}' "$URL/v1/completions" >/dev/null
+freed=no
+for _ in $(seq 40); do
+    if curl -s "$URL/health" | jq -e --argjson c "$cancelled" '.slots_busy == 0 and .requests_cancelled == $c + 1' >/dev/null
+    then freed=yes; break; fi
+    sleep 0.05
+done
+if [ "$freed" = yes ]; then pass "a client that gives up on a whole answer frees its slot"
+else fail "a client that gives up on a whole answer frees its slot" "$(curl -s "$URL/health")"; fi
+
+# --- SIGTERM: a clean exit 0; a stream still running (a whole context takes
+#     seconds here) ends with an error event and [DONE]
+curl -sN "${AUTH[@]}" -d '{"prompt":"Once","temperature":0,"stream":true}' "$URL/v1/completions" >"$TMP/inflight.sse" &
+curl_pid=$!
+for _ in $(seq 40); do grep -q '^data: {' "$TMP/inflight.sse" && break; sleep 0.05; done
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID"
 rc=$?
 SERVER_PID=
 if [ "$rc" = 0 ]; then pass "SIGTERM shuts the server down with exit 0"
 else fail "SIGTERM shuts the server down with exit 0" "exit $rc" "$(tail -n 3 "$TMP/server.log")"; fi
+wait "$curl_pid"
+if grep '^data: {' "$TMP/inflight.sse" | tail -n 1 | sed 's/^data: //' | jq -e '.error.message | test("shutting down")' >/dev/null &&
+    [ "$(tail -n 2 "$TMP/inflight.sse" | head -n 1)" = "data: [DONE]" ]; then
+    pass "SIGTERM ends an in-flight stream with an error event and [DONE]"
+else fail "SIGTERM ends an in-flight stream with an error event and [DONE]" "$(tail -c 300 "$TMP/inflight.sse")"; fi
 summary

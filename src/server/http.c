@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,16 @@ static enum MHD_Result models(const server_config *cfg, struct MHD_Connection *c
     return send_body(c, 200, json, NULL);
 }
 
+/* Whether the peer of a connection whose handler is blocked still listens:
+ * its socket reports hang-up once the client closes it. */
+static bool client_alive(void *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return true;
+    struct pollfd p = {.fd = info->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 static enum MHD_Result completion(const server_config *cfg, struct MHD_Connection *c,
                                   api_kind kind, const conn *cn) {
     api_error e;
@@ -103,9 +114,9 @@ static enum MHD_Result completion(const server_config *cfg, struct MHD_Connectio
         return send_error(c, &e, NULL);
     if (!reply_streams(r)) {
         int status;
-        char *json = reply_collect(r, &status);
+        char *json = reply_collect(r, client_alive, c, &status);
         reply_free(r);
-        return send_body(c, status, json, NULL);
+        return json ? send_body(c, status, json, NULL) : MHD_NO; /* NULL: the client left */
     }
     /* libmicrohttpd owns r from here: reply_free runs when the stream ends
      * or the client goes away, which cancels the sequence. */

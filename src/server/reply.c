@@ -10,6 +10,7 @@
 #include "server/server.h"
 
 #define TOKENS_PER_WAIT 64
+#define ALIVE_CHECK_MS  50 /* how often a waiting non-streamed request checks its client */
 
 struct reply {
     const server_config *cfg;
@@ -110,10 +111,11 @@ bool reply_streams(const reply *r) { return r->req.stream; }
 /* Takes the next tokens into the stop filter; returns the scheduler's finish
  * state, SCHED_STOP_TOKEN when a stop string ended the text (the request is
  * then cancelled), SCHED_FAILED when out of memory. */
-static sched_finish advance(reply *r) {
+static sched_finish advance(reply *r, int timeout_ms) {
     lc_token ids[TOKENS_PER_WAIT];
     int n;
-    sched_finish f = sched_wait(r->cfg->sched, &r->sr, r->seen, ids, TOKENS_PER_WAIT, &n);
+    sched_finish f =
+        sched_wait(r->cfg->sched, &r->sr, r->seen, ids, TOKENS_PER_WAIT, &n, timeout_ms);
     r->seen += n;
     for (int i = 0; i < n; i++) {
         char buf[LC_DETOKENIZE_BUF];
@@ -136,9 +138,13 @@ static const char *finish_reason(sched_finish f) {
     return f == SCHED_LENGTH ? "length" : "stop";
 }
 
-char *reply_collect(reply *r, int *status) {
+char *reply_collect(reply *r, bool (*alive)(void *conn), void *conn, int *status) {
     sched_finish f;
-    while ((f = advance(r)) == SCHED_RUNNING) {}
+    while ((f = advance(r, ALIVE_CHECK_MS)) == SCHED_RUNNING)
+        if (!alive(conn)) {
+            sched_cancel(r->cfg->sched, &r->sr);
+            return NULL;
+        }
     if (f == SCHED_FAILED || f == SCHED_CANCELLED) {
         api_error e;
         api_fail(&e, f == SCHED_FAILED ? 500 : 503, NULL, NULL, "%s",
@@ -173,7 +179,7 @@ static bool refill(reply *r) {
     free(r->pending);
     r->pending = NULL;
     r->pend_len = r->pend_off = 0;
-    sched_finish f = advance(r);
+    sched_finish f = advance(r, -1);
     const char *text;
     size_t len = stop_filter_take(&r->sf, f != SCHED_RUNNING, &text);
     if (len > 0 && !put_event(r, api_chunk_json(&r->id, text, len, false, NULL), false))

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/engine.h"
 #include "model/model.h"
@@ -319,9 +320,20 @@ bool sched_submit(scheduler *s, sched_request *r) {
     return ok;
 }
 
-sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out, int cap, int *n) {
+sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out, int cap, int *n,
+                        int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline); /* the clock condition variables use by default */
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&s->mu);
-    while (r->n_out <= seen && r->finish == SCHED_RUNNING) pthread_cond_wait(&r->ready, &s->mu);
+    while (r->n_out <= seen && r->finish == SCHED_RUNNING)
+        if (timeout_ms < 0) pthread_cond_wait(&r->ready, &s->mu);
+        else if (pthread_cond_timedwait(&r->ready, &s->mu, &deadline) != 0) break;
     int k = r->n_out - seen;
     if (k > cap) k = cap;
     if (k < 0) k = 0;

@@ -55,9 +55,11 @@ void sched_request_free(sched_request *r);
 
 /* Queues r; false when the scheduler is shutting down. */
 bool sched_submit(scheduler *s, sched_request *r);
-/* Waits until r has more than `seen` tokens or has finished; copies up to
- * `cap` new tokens to `out`, sets *n and returns r->finish. */
-sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out, int cap, int *n);
+/* Waits until r has more than `seen` tokens or has finished, or at most
+ * timeout_ms (< 0: no limit); copies up to `cap` new tokens to `out`, sets *n
+ * and returns r->finish once every token has been taken, else SCHED_RUNNING. */
+sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out, int cap, int *n,
+                        int timeout_ms);
 /* Asks the scheduler to drop r and waits until it has (r may then be freed). */
 void sched_cancel(scheduler *s, sched_request *r);
 typedef struct sched_stats {

@@ -37,8 +37,10 @@ typedef struct reply reply;
 bool reply_start(const server_config *cfg, api_kind kind, const char *body, size_t len,
                  reply **out, api_error *e);
 bool reply_streams(const reply *r);
-/* Waits for the whole answer; the JSON body (malloc'd) and its status. */
-char *reply_collect(reply *r, int *status);
+/* Waits for the whole answer; the JSON body (malloc'd) and its status. While
+ * it waits, `alive(conn)` is asked now and then whether the client is still
+ * there: when not, the request is cancelled and NULL returned. */
+char *reply_collect(reply *r, bool (*alive)(void *conn), void *conn, int *status);
 /* libmicrohttpd's content reader for a streamed answer (Server-Sent Events). */
 ssize_t reply_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 /* Cancels the request if it still runs and frees it (also a content-reader free callback). */
