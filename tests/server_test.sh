@@ -176,11 +176,18 @@ for _ in $(seq 40); do
     sleep 0.05
 done
 if [ "$freed" = yes ]; then pass "a client that disconnects mid-stream frees its slot"
-else fail "a client that disconnects mid-stream frees its slot" "$(curl -s "$URL/health")"; fi
+else fail "a client that disconnects mid-stream frees its slot" "cancelled before: $cancelled" "$(curl -s "$URL/health")"; fi
 
 # --- the same for a client waiting for a whole (non-streamed) answer
 cancelled=$(curl -s "$URL/health" | jq -r .requests_cancelled)
-curl -s -m 0.2 "${AUTH[@]}" -d '{"prompt":"Once","temperature":0}' "$URL/v1/completions" >/dev/null
+curl -s "${AUTH[@]}" -d '{"prompt":"Once","temperature":0}' "$URL/v1/completions" >/dev/null &
+curl_pid=$!
+for _ in $(seq 100); do # hang up once the request holds a slot
+    [ "$(curl -s "$URL/health" | jq -r .slots_busy)" = 1 ] && break
+    sleep 0.02
+done
+kill "$curl_pid"
+wait "$curl_pid" 2>/dev/null
 freed=no
 for _ in $(seq 40); do
     if curl -s "$URL/health" | jq -e --argjson c "$cancelled" '.slots_busy == 0 and .requests_cancelled == $c + 1' >/dev/null
@@ -188,7 +195,7 @@ for _ in $(seq 40); do
     sleep 0.05
 done
 if [ "$freed" = yes ]; then pass "a client that gives up on a whole answer frees its slot"
-else fail "a client that gives up on a whole answer frees its slot" "$(curl -s "$URL/health")"; fi
+else fail "a client that gives up on a whole answer frees its slot" "cancelled before: $cancelled" "$(curl -s "$URL/health")"; fi
 
 # --- SIGTERM: a clean exit 0; a stream still running (a whole context takes
 #     seconds here) ends with an error event and [DONE]

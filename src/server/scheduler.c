@@ -337,7 +337,7 @@ sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out,
     int k = r->n_out - seen;
     if (k > cap) k = cap;
     if (k < 0) k = 0;
-    memcpy(out, r->out + seen, (size_t)k * sizeof *out);
+    if (k > 0) memcpy(out, r->out + seen, (size_t)k * sizeof *out);
     *n = k;
     /* Finished only once every token has been handed out. */
     sched_finish f = seen + k < r->n_out ? SCHED_RUNNING : r->finish;
