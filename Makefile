@@ -8,8 +8,9 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-param
 BASE      = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
 COMMA    := ,
 # PCRE2 runs the byte-level BPE pre-tokenizer regex; cJSON reads tokenizer.json
-# (Debian: libpcre2-dev, libcjson-dev).
-LDLIBS    = -lm -pthread -lpcre2-8 -lcjson
+# (Debian: libpcre2-dev, libcjson-dev); libmicrohttpd is llamac serve's HTTP
+# (libmicrohttpd-dev).
+LDLIBS    = -lm -pthread -lpcre2-8 -lcjson -lmicrohttpd
 
 LIB_SRC   = $(filter-out src/backend/cpu/kernels_simd.c src/backend/cuda/cuda_none.c,$(shell find src -name '*.c' | sort))
 CLI_SRC   = $(shell find cli -name '*.c' | sort)
@@ -67,11 +68,11 @@ $(BUILD)/test_llamac: $(TEST_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(BASE) -o $@ $^ $(LDLIBS)
 
 # The kernel and quantization tests alone (make test-arm64): no model or
-# tokenizer code, so no PCRE2 or cJSON, which Debian has no static arm64 builds of.
+# tokenizer or server code, so no PCRE2, cJSON or libmicrohttpd, which Debian has no static arm64 builds of.
 KERNEL_TEST_OBJ = $(BUILD)/obj/tests/test_main_kernels.o $(BUILD)/obj/tests/harness.o \
                   $(BUILD)/obj/tests/test_quant.o $(BUILD)/obj/tests/test_kernels.o
 $(BUILD)/test_kernels: $(KERNEL_TEST_OBJ) $(BUILD)/libllamac.a
-	$(CC) $(BASE) -o $@ $^ $(filter-out -lpcre2-8 -lcjson,$(LDLIBS))
+	$(CC) $(BASE) -o $@ $^ $(filter-out -lpcre2-8 -lcjson -lmicrohttpd,$(LDLIBS))
 
 $(BUILD)/obj/tests/test_main_kernels.o: tests/test_main.c
 	@mkdir -p $(dir $@)

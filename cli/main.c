@@ -14,6 +14,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"bench", cmd_bench, "measure prompt (pp) and generation (tg) speed"},
     {"logits", cmd_logits, "write the raw float32 logits of a token sequence"},
+    {"serve", cmd_serve, "serve the model over HTTP (OpenAI API, batched, streaming)"},
     {"perplexity", cmd_perplexity, "score a text: perplexity, and KL divergence against a base"},
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint of a standard shape"},
     {"membw", cmd_membw, "measure the memory bandwidth decoding is bound by"},

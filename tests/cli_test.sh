@@ -138,7 +138,7 @@ if grep -q '"test": "pp32"' "$TMP/out" && grep -q '"test": "tg16"' "$TMP/out"; t
 expect_ok "mkmodel stories260K" "$LLAMAC" mkmodel --shape stories260K --out "$TMP/rand.bin"
 expect_ok "info on the random model" "$LLAMAC" info -m "$TMP/rand.bin"
 if grep -q "dim 64, hidden 172, layers 5, heads 8, kv heads 4" "$TMP/out"; then pass "mkmodel shape"; else fail "mkmodel shape" "$(cat "$TMP/out")"; fi
-for cmd in generate chat tokenize bench logits perplexity mkmodel membw info quantize; do
+for cmd in generate chat tokenize bench logits perplexity mkmodel membw info quantize serve; do
     if "$LLAMAC" $cmd --help 2>&1 | grep -q "usage: llamac $cmd"; then pass "$cmd --help"; else fail "$cmd --help"; fi
 done
 
@@ -205,6 +205,9 @@ if [ $? -eq 0 ] && grep -q "turn 1: 16 prompt" "$TMP/err" && grep -q "turn 2:" "
     pass "chat: Llama 3 template as transformers renders it"
 else fail "chat: Llama 3 template as transformers renders it" "$(cat "$TMP/err")"; fi
 expect_error "chat: unknown --chat-template" "unknown chat template 'chatml'" "$LLAMAC" chat -m "$M/tiny-gutenberg-llama3.hf" --chat-template chatml -p hi
+expect_error "serve: --batch below --parallel" "--batch 2 is below --parallel 4" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 0 --parallel 4 --batch 2
+expect_error "serve: a port out of range" "--port must be 0 to 65535" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 70000
+expect_error "serve: a host that is not IPv4" "--host ::1: not an IPv4 address" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 0 --host ::1
 
 # --- bad input: a one-line error naming the culprit, a non-zero exit, no crash
 head -c 100000 "$M/stories260K.bin" >"$TMP/truncated.bin"

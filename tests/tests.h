@@ -28,6 +28,8 @@
     X(test_chat_template_detect)                                                                   \
     X(test_chat_llama3_template)                                                                   \
     X(test_chat_llama3_two_turns)                                                                  \
+    X(test_server_parse_requests)                                                                  \
+    X(test_server_stop_strings)                                                                    \
     X(test_quant_half_precision)                                                                   \
     X(test_quant_block_layouts)                                                                    \
     X(test_quant_error_bounds)                                                                     \
