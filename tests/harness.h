@@ -35,6 +35,11 @@ char *read_file(const char *path, size_t *len);
 /* Loads ../shared/<rel>; on failure records it in t and returns NULL. */
 struct lc_model *load_shared_model(test_ctx *t, const char *rel);
 struct lc_tokenizer *load_shared_tokenizer(test_ctx *t, const char *rel);
+/* `llamac quantize` of ../shared/<in_rel> (tokenizer tok_rel, or NULL: the
+ * model's own) to the GGUF `out` of `type`; paths starting with '/' as given.
+ * Records a failure in t and returns false when it fails. */
+bool quantize_shared(test_ctx *t, const char *in_rel, const char *tok_rel, const char *out,
+                     const char *type);
 
 typedef void (*test_fn)(test_ctx *t);
 typedef struct test_case {

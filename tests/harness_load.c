@@ -31,3 +31,17 @@ lc_tokenizer *load_shared_tokenizer(test_ctx *t, const char *rel) {
         CHECK(t, false, "%s", err.msg);
     return tok;
 }
+
+bool quantize_shared(test_ctx *t, const char *in_rel, const char *tok_rel, const char *out,
+                     const char *type) {
+    char in[1024], tok[1024];
+    lc_quantize_params qp = {.input = shared_path(in, sizeof in, in_rel),
+                             .tokenizer = tok_rel ? shared_path(tok, sizeof tok, tok_rel) : NULL,
+                             .output = out,
+                             .type = type,
+                             .name = "test"};
+    lc_error err;
+    lc_status st = lc_quantize(&qp, NULL, NULL, &err);
+    CHECK(t, st == LC_OK, "quantize %s to %s: %s", in_rel, type, err.msg);
+    return st == LC_OK;
+}

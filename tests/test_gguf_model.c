@@ -13,21 +13,6 @@
 #include "llamac.h"
 #include "model/model.h"
 
-static bool quantize(test_ctx *t, const char *in_rel, const char *tok_rel, const char *out,
-                     const char *type) {
-    char in[1024], tok[1024];
-    lc_quantize_params qp = {.input =
-                                 in_rel[0] == '/' ? in_rel : shared_path(in, sizeof in, in_rel),
-                             .tokenizer = tok_rel ? shared_path(tok, sizeof tok, tok_rel) : NULL,
-                             .output = out,
-                             .type = type,
-                             .name = "test"};
-    lc_error err;
-    lc_status st = lc_quantize(&qp, NULL, NULL, &err);
-    CHECK(t, st == LC_OK, "quantize %s to %s: %s", in_rel, type, err.msg);
-    return st == LC_OK;
-}
-
 /* Logits of every position of `ids` (one prefill), or NULL. */
 static float *all_logits(test_ctx *t, const lc_model *m, const lc_token *ids, int n) {
     lc_engine_options o = {.device = "cpu", .weights = "copy", .n_threads = 2};
@@ -54,7 +39,7 @@ static float *all_logits(test_ctx *t, const lc_model *m, const lc_token *ids, in
 static void same_logits(test_ctx *t, const char *model_rel, const char *tok_rel) {
     char path[1024];
     temp_path(path, sizeof path, "f32.gguf");
-    if (!quantize(t, model_rel, tok_rel, path, "f32")) return;
+    if (!quantize_shared(t, model_rel, tok_rel, path, "f32")) return;
     lc_model *a = load_shared_model(t, model_rel), *b = NULL;
     lc_error err;
     CHECK(t, lc_model_load(path, &b, &err) == LC_OK, "%s", err.msg);
@@ -87,8 +72,8 @@ void test_gguf_write_read_round_trip(test_ctx *t) {
     temp_path(b, sizeof b, "rt2.gguf");
     /* llama2.c -> GGUF -> GGUF: the second conversion reads everything the
      * first wrote (metadata, tokenizer, tensors) and must write it back unchanged. */
-    if (quantize(t, "models/stories260K.bin", "models/tok512.bin", a, "f32") &&
-        quantize(t, a, NULL, b, "f32")) {
+    if (quantize_shared(t, "models/stories260K.bin", "models/tok512.bin", a, "f32") &&
+        quantize_shared(t, a, NULL, b, "f32")) {
         size_t na, nb;
         char *da = read_file(a, &na), *db = read_file(b, &nb);
         CHECK(t, da && db && na == nb && memcmp(da, db, na) == 0,
@@ -169,7 +154,7 @@ void test_gguf_foreign_file(test_ctx *t) {
     char path[1024];
     temp_path(path, sizeof path, "tiny32.gguf");
     lc_model *m32 = NULL;
-    if (quantize(t, "models/llama-2-tiny-random.gguf", NULL, path, "f32") &&
+    if (quantize_shared(t, "models/llama-2-tiny-random.gguf", NULL, path, "f32") &&
         lc_model_load(path, &m32, &err) == LC_OK) {
         const weight *a = &m->weights.layers[0].w_down, *b = &m32->weights.layers[0].w_down;
         float x[32];
@@ -228,7 +213,7 @@ static void check_quantized(test_ctx *t, const char *type, lc_dtype matrices, lc
     temp_path(path, sizeof path, "q.gguf");
     lc_model *orig = load_shared_model(t, "models/stories260K.bin"), *q = NULL;
     lc_error err;
-    if (orig && quantize(t, "models/stories260K.bin", "models/tok512.bin", path, type) &&
+    if (orig && quantize_shared(t, "models/stories260K.bin", "models/tok512.bin", path, type) &&
         lc_model_load(path, &q, &err) == LC_OK) {
         const model_weights *a = &orig->weights, *b = &q->weights;
         CHECK(t, b->token_embd.dtype == embedding, "%s: embedding is %s", type,
@@ -303,7 +288,8 @@ void test_gguf_vocab_is_llama_cpp_llama2(test_ctx *t) {
     char path[1024], ref_path[1024];
     temp_path(path, sizeof path, "vocab.gguf");
     shared_path(ref_path, sizeof ref_path, "tokenizer_tests/ggml-vocab-llama-spm.gguf");
-    if (!quantize(t, "models/tiny-gutenberg-15M.bin", "models/tokenizer.bin", path, "q4_0")) return;
+    if (!quantize_shared(t, "models/tiny-gutenberg-15M.bin", "models/tokenizer.bin", path, "q4_0"))
+        return;
     char *da = NULL, *db = NULL;
     gguf_file a = {0}, b = {0};
     lc_error err;

@@ -19,28 +19,6 @@
 #define LLAMA3     "models/tiny-gutenberg-llama3.hf"
 #define Q8_0_BOUND 0.5f
 
-/* Converts ../shared/<in_rel> (or a path starting with '/') to `out`. */
-static bool convert(test_ctx *t, const char *in_rel, const char *tok_rel, const char *out,
-                    const char *type) {
-    char in[1024], tok[1024];
-    lc_quantize_params qp = {.input =
-                                 in_rel[0] == '/' ? in_rel : shared_path(in, sizeof in, in_rel),
-                             .tokenizer = tok_rel ? shared_path(tok, sizeof tok, tok_rel) : NULL,
-                             .output = out,
-                             .type = type};
-    lc_error err;
-    lc_status st = lc_quantize(&qp, NULL, NULL, &err);
-    CHECK(t, st == LC_OK, "quantize %s to %s: %s", in_rel, type, err.msg);
-    return st == LC_OK;
-}
-
-static lc_model *load(test_ctx *t, const char *path) {
-    lc_model *m = NULL;
-    lc_error err;
-    if (lc_model_load(path, &m, &err)) CHECK(t, false, "%s", err.msg);
-    return m;
-}
-
 /* The golden "king" and "chat" ids of the Llama 3 model (malloc'd). */
 static int golden_ids(test_ctx *t, const char *seq, lc_token **ids) {
     cJSON *root = hf_read_json_shared(t, "golden/logits/tiny-gutenberg-llama3.json");
@@ -98,8 +76,8 @@ void test_hf_gguf_llama3_bit_identical(test_ctx *t) {
     for (int k = 0; k < 2; k++) {
         char path[1024];
         temp_path(path, sizeof path, k ? "l3.f32.gguf" : "l3.bf16.gguf");
-        if (!convert(t, LLAMA3, NULL, path, types[k])) continue;
-        lc_model *g = load(t, path);
+        if (!quantize_shared(t, LLAMA3, NULL, path, types[k])) continue;
+        lc_model *g = load_shared_model(t, path);
         if (g) {
             const lc_config *c = lc_model_config(g);
             CHECK(t,
@@ -127,7 +105,8 @@ void test_hf_gguf_llama3_q8_0(test_ctx *t) {
     char path[1024];
     temp_path(path, sizeof path, "l3.q8_0.gguf");
     lc_model *folder = load_shared_model(t, LLAMA3), *g = NULL;
-    if (folder && convert(t, LLAMA3, NULL, path, "q8_0") && (g = load(t, path))) {
+    if (folder && quantize_shared(t, LLAMA3, NULL, path, "q8_0") &&
+        (g = load_shared_model(t, path))) {
         float d = max_diff(t, folder, NULL, g);
         if (getenv("LLAMAC_TEST_VERBOSE")) printf("     q8_0 vs folder: max |diff| %g\n", d);
         CHECK(t, d >= 0 && d <= Q8_0_BOUND, "q8_0 logits differ by %g > %g", (double)d,
@@ -150,8 +129,8 @@ void test_hf_gguf_llama3_tokenizer(test_ctx *t) {
         shared_path(text_path, sizeof text_path, "corpora/tiny-gutenberg-heldout.txt"), &len);
     CHECK(t, text != NULL, "%s unreadable", text_path);
     lc_error err;
-    if (folder && ta && text && convert(t, LLAMA3, NULL, path, "q4_0") && (g = load(t, path)) &&
-        lc_tokenizer_from_model(g, &tb, &err) == LC_OK) {
+    if (folder && ta && text && quantize_shared(t, LLAMA3, NULL, path, "q4_0") &&
+        (g = load_shared_model(t, path)) && lc_tokenizer_from_model(g, &tb, &err) == LC_OK) {
         if (len > 200000) text[len = 200000] = '\0'; /* plenty, and quick */
         lc_token *ia = NULL, *ib = NULL;
         size_t na = 0, nb = 1;
@@ -239,7 +218,7 @@ void test_hf_gguf_bad_rope_freqs(test_ctx *t) {
     char good[1024], bad[1024];
     temp_path(good, sizeof good, "l3.rope.gguf");
     temp_path(bad, sizeof bad, "l3.badrope.gguf");
-    if (!convert(t, LLAMA3, NULL, good, "q4_0")) return;
+    if (!quantize_shared(t, LLAMA3, NULL, good, "q4_0")) return;
     const struct {
         const char *what, *needle;
     } cases[] = {{"type", "rope_freqs.weight"},
@@ -275,8 +254,8 @@ void test_hf_gguf_linear_scaling(test_ctx *t) {
     cJSON_Delete(config);
     temp_path(path, sizeof path, "linear.gguf");
     lc_model *a = NULL, *b = NULL;
-    if (convert(t, dir, "models/tok512.bin", path, "f32") && (a = load(t, dir)) &&
-        (b = load(t, path))) {
+    if (quantize_shared(t, dir, "models/tok512.bin", path, "f32") &&
+        (a = load_shared_model(t, dir)) && (b = load_shared_model(t, path))) {
         const lc_config *c = lc_model_config(b);
         CHECK(t,
               c->rope_scaling == LC_ROPE_SCALING_LINEAR && c->rope_factor == 4.0f &&
@@ -303,8 +282,8 @@ void test_hf_gguf_stories260k(test_ctx *t) {
     char path[1024];
     temp_path(path, sizeof path, "s260hf.gguf");
     lc_model *bin = load_shared_model(t, "models/stories260K.bin"), *g = NULL;
-    if (bin && convert(t, "models/stories260K.hf", "models/tok512.bin", path, "f32") &&
-        (g = load(t, path))) {
+    if (bin && quantize_shared(t, "models/stories260K.hf", "models/tok512.bin", path, "f32") &&
+        (g = load_shared_model(t, path))) {
         const lc_token ids[] = {1, 403, 407, 261, 378, 9, 300, 42, 7, 2, 100, 5};
         const lc_engine_options o = {.device = "cpu"};
         float *la = golden_run(t, bin, ids, 12, &o, 512), *lb = golden_run(t, g, ids, 12, &o, 512);
