@@ -32,16 +32,11 @@ lc_status lc_chat_template_by_name(const char *name, lc_chat_template *out, lc_e
     return lc_fail(err, LC_ERR_ARG, "unknown chat template '%s' (llama2 or llama3)", name);
 }
 
-/* The id of the special token spelled exactly `text`, or -1. */
-static lc_token find_piece(const lc_tokenizer *tok, const char *text) {
-    return lc_tokenizer_token_id(tok, text);
-}
-
 lc_chat_template lc_chat_template_detect(const char *jinja, const lc_tokenizer *tok) {
     if (jinja && strstr(jinja, "<|start_header_id|>")) return LC_CHAT_LLAMA3;
     if (jinja && strstr(jinja, "[INST]")) return LC_CHAT_LLAMA2;
     if (jinja && *jinja) return LC_CHAT_NONE; /* a template of another family */
-    return find_piece(tok, "<|start_header_id|>") >= 0 ? LC_CHAT_LLAMA3 : LC_CHAT_LLAMA2;
+    return lc_tokenizer_token_id(tok, "<|start_header_id|>") >= 0 ? LC_CHAT_LLAMA3 : LC_CHAT_LLAMA2;
 }
 
 /* A growing array of ids. */
@@ -96,10 +91,10 @@ lc_status lc_chat_markers(const lc_tokenizer *tok, lc_chat_template t, lc_chat_m
     if (t != LC_CHAT_LLAMA3)
         return lc_fail(err, LC_ERR_UNSUPPORTED, "chat template %s cannot render messages",
                        lc_chat_template_name(t));
-    m->start_header = find_piece(tok, "<|start_header_id|>");
-    m->end_header = find_piece(tok, "<|end_header_id|>");
-    m->end_of_turn = find_piece(tok, "<|eot_id|>");
-    m->end_of_message = find_piece(tok, "<|eom_id|>");
+    m->start_header = lc_tokenizer_token_id(tok, "<|start_header_id|>");
+    m->end_header = lc_tokenizer_token_id(tok, "<|end_header_id|>");
+    m->end_of_turn = lc_tokenizer_token_id(tok, "<|eot_id|>");
+    m->end_of_message = lc_tokenizer_token_id(tok, "<|eom_id|>");
     if (m->start_header < 0 || m->end_header < 0 || m->end_of_turn < 0)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
                        "the llama3 chat template needs <|start_header_id|>, <|end_header_id|> "
