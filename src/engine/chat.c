@@ -104,8 +104,7 @@ lc_status lc_chat_markers(const lc_tokenizer *tok, lc_chat_template t, lc_chat_m
 }
 
 static lc_status render_llama3(id_list *l, const lc_tokenizer *tok, const lc_chat_marker_ids *m,
-                               const lc_chat_message *msgs, size_t n, bool reply,
-                               lc_error *err) {
+                               const lc_chat_message *msgs, size_t n, bool reply, lc_error *err) {
     lc_status st = LC_OK;
     for (size_t i = 0; !st && i <= n; i++) {
         if (i == n && !reply) break;
