@@ -98,6 +98,14 @@ if cmp -s <(printf '%s' "$PROMPT"; cat "$TMP/gen_stream") "$TMP/cli_gen"; then
     pass "streamed completion equals the whole answer"
 else fail "streamed completion equals the whole answer" "$(head -c 300 "$TMP/gen_stream")"; fi
 
+# stream_options.include_usage: after the finish chunk, one with empty choices and the counts
+stream /v1/completions "{\"prompt\":\"$PROMPT\",\"temperature\":0,\"max_tokens\":12,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" "$TMP/usage_stream"
+if grep '^data: {' "$TMP/usage_stream.sse" | tail -n 1 | sed 's/^data: //' |
+    jq -e '(.choices | length) == 0 and .usage.completion_tokens == 12 and .usage.prompt_tokens > 0' >/dev/null &&
+    [ "$(tail -n 2 "$TMP/usage_stream.sse" | head -n 1)" = "data: [DONE]" ]; then
+    pass "stream_options.include_usage: a last chunk with the counts, then [DONE]"
+else fail "stream_options.include_usage: a last chunk with the counts, then [DONE]" "$(tail -c 400 "$TMP/usage_stream.sse")"; fi
+
 # --- stop strings cut the text before them, streamed or not
 full=$(jq -r '.choices[0].text' "$TMP/gen.json")
 word=$(printf '%s' "$full" | tr -c 'A-Za-z' ' ' | awk '{for (i = 1; i <= NF; i++) if (length($i) > 4) {print $i; exit}}')

@@ -8,8 +8,7 @@
 
 #include "formats/json_file.h"
 
-bool api_fail(api_error *e, int status, const char *param, const char *code, const char *fmt,
-              ...) {
+bool api_fail(api_error *e, int status, const char *param, const char *code, const char *fmt, ...) {
     e->status = status;
     e->type = status == 401   ? "authentication_error"
               : status >= 500 ? "server_error"
@@ -30,8 +29,8 @@ static bool get_number(const cJSON *root, const char *name, double lo, double hi
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo ||
         v->valuedouble > hi)
-        return api_fail(e, 400, name, "invalid_value", "'%s' must be a number from %g to %g",
-                        name, lo, hi);
+        return api_fail(e, 400, name, "invalid_value", "'%s' must be a number from %g to %g", name,
+                        lo, hi);
     *out = (float)v->valuedouble;
     return true;
 }
@@ -43,10 +42,19 @@ static bool get_int(const cJSON *root, const char *name, int64_t lo, int64_t hi,
     if (given) *given = false;
     if (!v || cJSON_IsNull(v)) return true;
     if (!json_int(v, lo, hi, out))
-        return api_fail(e, 400, name, "invalid_value",
-                        "'%s' must be an integer from %lld to %lld", name, (long long)lo,
-                        (long long)hi);
+        return api_fail(e, 400, name, "invalid_value", "'%s' must be an integer from %lld to %lld",
+                        name, (long long)lo, (long long)hi);
     if (given) *given = true;
+    return true;
+}
+
+/* A boolean field, or absent/null (keeps *out). */
+static bool get_bool(const cJSON *root, const char *name, bool *out, api_error *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsBool(v))
+        return api_fail(e, 400, name, "invalid_type", "'%s' must be true or false", name);
+    *out = cJSON_IsTrue(v);
     return true;
 }
 
@@ -61,8 +69,7 @@ static bool get_stop(const cJSON *root, api_request *r, api_error *e) {
                         API_MAX_STOP);
     const cJSON *s = one ? one : v->child;
     for (; s; s = one ? NULL : s->next) {
-        if (!cJSON_IsString(s) || !s->valuestring[0] ||
-            strlen(s->valuestring) > API_MAX_STOP_LEN)
+        if (!cJSON_IsString(s) || !s->valuestring[0] || strlen(s->valuestring) > API_MAX_STOP_LEN)
             return api_fail(e, 400, "stop", "invalid_value",
                             "each stop sequence must be a non-empty string of at most %d bytes",
                             API_MAX_STOP_LEN);
@@ -115,8 +122,7 @@ bool api_parse(api_kind kind, const char *body, size_t len, int max_tokens_cap, 
     if (!get_int(root, "max_tokens", 1, max_tokens_cap, &v, &given, e)) return false;
     if (given) r->max_tokens = (int)v;
     if (kind == API_CHAT && !given) {
-        if (!get_int(root, "max_completion_tokens", 1, max_tokens_cap, &v, &given, e))
-            return false;
+        if (!get_int(root, "max_completion_tokens", 1, max_tokens_cap, &v, &given, e)) return false;
         if (given) r->max_tokens = (int)v;
     }
     if (!get_number(root, "temperature", 0, 2, &r->sampling.temperature, e) ||
@@ -128,10 +134,18 @@ bool api_parse(api_kind kind, const char *body, size_t len, int max_tokens_cap, 
     if (given) r->sampling.top_k = (int)v;
     if (!get_int(root, "seed", 0, (int64_t)1 << 53, &v, &r->seed_given, e)) return false;
     if (r->seed_given) r->sampling.seed = (uint64_t)v;
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
-    if (stream && !cJSON_IsNull(stream) && !cJSON_IsBool(stream))
-        return api_fail(e, 400, "stream", "invalid_type", "'stream' must be true or false");
-    r->stream = cJSON_IsTrue(stream);
+    if (!get_bool(root, "stream", &r->stream, e)) return false;
+    if (!get_bool(root, "ignore_eos", &r->ignore_eos, e)) return false;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        if (!cJSON_IsObject(so))
+            return api_fail(e, 400, "stream_options", "invalid_type",
+                            "'stream_options' must be an object");
+        if (!r->stream)
+            return api_fail(e, 400, "stream_options", "invalid_value",
+                            "'stream_options' is only allowed with \"stream\": true");
+        if (!get_bool(so, "include_usage", &r->include_usage, e)) return false;
+    }
     if (!get_stop(root, r, e)) return false;
     if (kind == API_CHAT) return get_messages(root, r, e);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -157,8 +171,10 @@ static char *finish_json(cJSON *root) {
 }
 
 static void add_string_or_null(cJSON *o, const char *name, const char *s) {
-    if (s) cJSON_AddStringToObject(o, name, s);
-    else cJSON_AddNullToObject(o, name);
+    if (s)
+        cJSON_AddStringToObject(o, name, s);
+    else
+        cJSON_AddNullToObject(o, name);
 }
 
 char *api_error_json(const api_error *e) {
@@ -186,9 +202,10 @@ static cJSON *text_item(const char *text, size_t len) {
 static cJSON *reply_root(const api_reply *r, bool chunk) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
-    cJSON_AddStringToObject(root, "object", r->kind == API_CHAT
-                                                ? (chunk ? "chat.completion.chunk" : "chat.completion")
-                                                : "text_completion");
+    cJSON_AddStringToObject(root, "object",
+                            r->kind == API_CHAT
+                                ? (chunk ? "chat.completion.chunk" : "chat.completion")
+                                : "text_completion");
     cJSON_AddNumberToObject(root, "created", (double)r->created);
     cJSON_AddStringToObject(root, "model", r->model);
     return root;
@@ -203,8 +220,10 @@ static cJSON *choice(const api_reply *r, const char *text, size_t len, bool chun
     if (r->kind == API_CHAT) {
         cJSON *msg = cJSON_AddObjectToObject(c, chunk ? "delta" : "message");
         if (!chunk || first) cJSON_AddStringToObject(msg, "role", "assistant");
-        if (t && (!chunk || len > 0)) cJSON_AddItemToObject(msg, "content", t);
-        else cJSON_Delete(t);
+        if (t && (!chunk || len > 0))
+            cJSON_AddItemToObject(msg, "content", t);
+        else
+            cJSON_Delete(t);
     } else {
         if (t) cJSON_AddItemToObject(c, "text", t);
         cJSON_AddNullToObject(c, "logprobs");
@@ -213,15 +232,26 @@ static cJSON *choice(const api_reply *r, const char *text, size_t len, bool chun
     return c;
 }
 
+static void add_usage(cJSON *root, int prompt_tokens, int completion_tokens) {
+    cJSON *usage = cJSON_AddObjectToObject(root, "usage");
+    cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_tokens);
+    cJSON_AddNumberToObject(usage, "completion_tokens", completion_tokens);
+    cJSON_AddNumberToObject(usage, "total_tokens", prompt_tokens + completion_tokens);
+}
+
 char *api_response_json(const api_reply *r, const char *text, size_t len, const char *finish,
                         int prompt_tokens, int completion_tokens) {
     cJSON *root = reply_root(r, false);
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
     cJSON_AddItemToArray(choices, choice(r, text, len, false, true, finish));
-    cJSON *usage = cJSON_AddObjectToObject(root, "usage");
-    cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_tokens);
-    cJSON_AddNumberToObject(usage, "completion_tokens", completion_tokens);
-    cJSON_AddNumberToObject(usage, "total_tokens", prompt_tokens + completion_tokens);
+    add_usage(root, prompt_tokens, completion_tokens);
+    return finish_json(root);
+}
+
+char *api_usage_chunk_json(const api_reply *r, int prompt_tokens, int completion_tokens) {
+    cJSON *root = reply_root(r, true);
+    cJSON_AddArrayToObject(root, "choices");
+    add_usage(root, prompt_tokens, completion_tokens);
     return finish_json(root);
 }
 

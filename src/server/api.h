@@ -36,6 +36,8 @@ typedef struct api_request {
     lc_sampler_params sampling;
     bool seed_given;
     bool stream;
+    bool include_usage; /* stream_options.include_usage: a last chunk with the counts */
+    bool ignore_eos;    /* an extension (vLLM, llama.cpp): stop tokens do not end the text */
     const char *stop[API_MAX_STOP];
     int n_stop;
 } api_request;
@@ -67,6 +69,8 @@ char *api_response_json(const api_reply *r, const char *text, size_t len, const 
  * `first` adds the assistant role to a chat delta. */
 char *api_chunk_json(const api_reply *r, const char *text, size_t len, bool first,
                      const char *finish);
+/* The chunk stream_options.include_usage asks for: empty choices and the counts. */
+char *api_usage_chunk_json(const api_reply *r, int prompt_tokens, int completion_tokens);
 
 /* Holds back generated text that may be the start of a stop string, and finds
  * the first stop string. Text is kept whole (bounded by the context). */

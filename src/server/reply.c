@@ -57,16 +57,15 @@ static bool make_prompt(reply *r, api_error *e) {
                         "%s", err.msg);
     if (n == 0) return api_fail(e, 400, "prompt", "invalid_value", "the prompt is empty");
     if (n >= (size_t)cfg->n_ctx)
-        return api_fail(e, 400, r->req.kind == API_CHAT ? "messages" : "prompt",
-                        "context_length_exceeded",
-                        "the prompt has %zu tokens and the context holds %d; shorten it", n,
-                        cfg->n_ctx);
+        return api_fail(
+            e, 400, r->req.kind == API_CHAT ? "messages" : "prompt", "context_length_exceeded",
+            "the prompt has %zu tokens and the context holds %d; shorten it", n, cfg->n_ctx);
     r->sr.n_prompt = (int)n;
     return true;
 }
 
-bool reply_start(const server_config *cfg, api_kind kind, const char *body, size_t len,
-                 reply **out, api_error *e) {
+bool reply_start(const server_config *cfg, api_kind kind, const char *body, size_t len, reply **out,
+                 api_error *e) {
     *out = NULL;
     reply *r = calloc(1, sizeof *r);
     if (!r) return api_fail(e, 500, NULL, NULL, "out of memory");
@@ -76,7 +75,7 @@ bool reply_start(const server_config *cfg, api_kind kind, const char *body, size
     stop_filter_init(&r->sf, r->req.stop, r->req.n_stop);
     r->sr.max_tokens = r->req.max_tokens;
     const lc_token *stop = kind == API_CHAT ? cfg->chat_stop : cfg->text_stop;
-    r->sr.n_stop = kind == API_CHAT ? cfg->n_chat_stop : cfg->n_text_stop;
+    r->sr.n_stop = r->req.ignore_eos ? 0 : kind == API_CHAT ? cfg->n_chat_stop : cfg->n_text_stop;
     memcpy(r->sr.stop, stop, (size_t)r->sr.n_stop * sizeof *stop);
     if (!r->req.seed_given) r->req.sampling.seed = clock_seed(r);
     lc_error err;
@@ -134,9 +133,7 @@ static sched_finish advance(reply *r, int timeout_ms) {
     return f;
 }
 
-static const char *finish_reason(sched_finish f) {
-    return f == SCHED_LENGTH ? "length" : "stop";
-}
+static const char *finish_reason(sched_finish f) { return f == SCHED_LENGTH ? "length" : "stop"; }
 
 char *reply_collect(reply *r, bool (*alive)(void *conn), void *conn, int *status) {
     sched_finish f;
@@ -190,7 +187,9 @@ static bool refill(reply *r) {
         api_fail(&e, 500, NULL, NULL, "%s",
                  r->sr.error[0] ? r->sr.error : "the request was cancelled");
         if (!put_event(r, api_error_json(&e), false)) return false;
-    } else if (!put_event(r, api_chunk_json(&r->id, "", 0, false, finish_reason(f)), false)) {
+    } else if (!put_event(r, api_chunk_json(&r->id, "", 0, false, finish_reason(f)), false) ||
+               (r->req.include_usage &&
+                !put_event(r, api_usage_chunk_json(&r->id, r->sr.n_prompt, r->seen), false))) {
         return false;
     }
     r->ended = true;
