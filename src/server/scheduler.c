@@ -24,6 +24,8 @@ struct scheduler {
     sched_request *head, *tail;
     int n_queued;
     long long n_done, n_cancelled; /* requests finished, and of them cancelled */
+    long long n_steps, n_tokens;   /* forwards run, tokens sampled */
+    double forward_s, sample_s;    /* where a step's time goes: engine or host sampler */
     bool stopping, started;
     pthread_t thread;
     slot *slots; /* (n_seq) */
@@ -107,6 +109,12 @@ static void admit_locked(scheduler *s) {
         free_slot(s, i);
         s->slots[i].req = r;
     }
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static bool any_active(const scheduler *s) {
@@ -194,11 +202,17 @@ static void *sched_main(void *arg) {
         const int n = build_batch(s, &n_rows);
         const lc_batch b = {n, s->tok, s->pos, s->seq, s->want};
         lc_error err;
+        const double t0 = now_s();
         lc_status st = lc_engine_forward(s->engine, &b, s->logits, &err);
+        const double t1 = now_s();
         for (int r = 0; st == LC_OK && r < n_rows; r++)
             s->picks[r] = lc_sampler_sample(s->slots[s->row_slot[r]].req->sampler,
                                             s->logits + (size_t)r * s->vocab);
         pthread_mutex_lock(&s->mu);
+        s->n_steps++;
+        s->n_tokens += st == LC_OK ? n_rows : 0;
+        s->forward_s += t1 - t0;
+        s->sample_s += now_s() - t1;
         if (st) { /* every sequence of the batch is in an unknown state: end them */
             for (int k = 0; k < n; k++)
                 if (s->slots[s->seq[k]].req) {
@@ -310,8 +324,10 @@ bool sched_submit(scheduler *s, sched_request *r) {
     bool ok = !s->stopping;
     if (ok) {
         r->next = NULL;
-        if (s->tail) s->tail->next = r;
-        else s->head = r;
+        if (s->tail)
+            s->tail->next = r;
+        else
+            s->head = r;
         s->tail = r;
         s->n_queued++;
         pthread_cond_signal(&s->wake);
@@ -332,8 +348,10 @@ sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out,
     }
     pthread_mutex_lock(&s->mu);
     while (r->n_out <= seen && r->finish == SCHED_RUNNING)
-        if (timeout_ms < 0) pthread_cond_wait(&r->ready, &s->mu);
-        else if (pthread_cond_timedwait(&r->ready, &s->mu, &deadline) != 0) break;
+        if (timeout_ms < 0)
+            pthread_cond_wait(&r->ready, &s->mu);
+        else if (pthread_cond_timedwait(&r->ready, &s->mu, &deadline) != 0)
+            break;
     int k = r->n_out - seen;
     if (k > cap) k = cap;
     if (k < 0) k = 0;
@@ -359,6 +377,7 @@ void sched_load(scheduler *s, sched_stats *st) {
     pthread_mutex_lock(&s->mu);
     int b = 0;
     for (int i = 0; i < s->n_seq; i++) b += s->slots[i].req != NULL;
-    *st = (sched_stats){b, s->n_seq, s->n_queued, s->n_done, s->n_cancelled};
+    *st = (sched_stats){b,          s->n_seq,    s->n_queued,  s->n_done,  s->n_cancelled,
+                        s->n_steps, s->n_tokens, s->forward_s, s->sample_s};
     pthread_mutex_unlock(&s->mu);
 }

@@ -63,10 +63,14 @@ sched_finish sched_wait(scheduler *s, sched_request *r, int seen, lc_token *out,
 /* Asks the scheduler to drop r and waits until it has (r may then be freed). */
 void sched_cancel(scheduler *s, sched_request *r);
 typedef struct sched_stats {
-    int busy, total;       /* slots in use, of total */
-    int queued;            /* requests waiting for a slot */
-    long long done;        /* requests finished since the start */
-    long long cancelled;   /* of them, cancelled (client gone, stop string) */
+    int busy, total;     /* slots in use, of total */
+    int queued;          /* requests waiting for a slot */
+    long long done;      /* requests finished since the start */
+    long long cancelled; /* of them, cancelled (client gone, stop string) */
+    long long steps;     /* batched forwards run */
+    long long tokens;    /* tokens sampled (one per logits row) */
+    double forward_s;    /* seconds in the forwards, logits copied out included */
+    double sample_s;     /* seconds sampling on the host */
 } sched_stats;
 
 void sched_load(scheduler *s, sched_stats *st);
