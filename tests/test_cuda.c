@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "backend/cuda/cuda_test.h"
+#include "engine/engine.h"
 #include "formats/quant.h"
 #include "formats/tensor.h"
 #include "golden.h"
@@ -403,6 +404,97 @@ done:
     lc_engine_free(e);
     lc_engine_free(ec);
     lc_tokenizer_free(tok);
+    lc_model_free(m);
+}
+
+/* Whether token `pick` is among the most probable tokens of softmax(logits / T)
+ * whose mass first reaches top_p (ties at the edge counted in). */
+static bool in_top_p(const float *logits, int vocab, float temperature, float top_p,
+                     lc_token pick) {
+    float max = logits[0];
+    for (int i = 1; i < vocab; i++) max = logits[i] > max ? logits[i] : max;
+    double sum = 0, p_pick = exp((logits[pick] - max) / temperature), above = 0;
+    for (int i = 0; i < vocab; i++) {
+        const double p = exp((logits[i] - max) / temperature);
+        sum += p;
+        if (p > p_pick) above += p;
+    }
+    return above / sum < top_p + 1e-6; /* the mass strictly above pick has not reached top_p */
+}
+
+/* The rows of one batch drawn in one device call (what a server step does),
+ * each by its own rule, against the host sampler on the same rows: greedy
+ * and top-k 1 rows exactly; plain draws (both walk the vocabulary in order)
+ * agree unless a coin lands within rounding of a boundary, so nearly all of
+ * 10 seeds. A top-p draw walks another order than the host's sorted one, so
+ * it is checked to lie in the host's nucleus. */
+void test_cuda_sample_rows(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    if (!m) return;
+    enum { ROWS = 4 };
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_engine_options o = {.device = "cuda", .dtype = "f32", .n_seq = ROWS};
+    lc_engine *e = NULL;
+    lc_error err;
+    float *rows = malloc(ROWS * (size_t)vocab * sizeof *rows), *row = malloc(vocab * sizeof *row);
+    lc_sampler *dev[ROWS] = {0}, *host[ROWS] = {0};
+    if (!rows || !row || lc_engine_create(m, &o, &e, &err)) {
+        CHECK(t, false, "setup: %s", err.msg);
+        goto done;
+    }
+    lc_token tok[ROWS] = {1, 403, 300, 261};
+    int32_t pos[ROWS] = {0, 0, 0, 0}, seq[ROWS] = {0, 1, 2, 3};
+    uint8_t want[ROWS] = {1, 1, 1, 1};
+    lc_batch b = {ROWS, tok, pos, seq, want};
+    if (lc_engine_forward(e, &b, rows, &err)) { /* copies the rows out and keeps them */
+        CHECK(t, false, "forward: %s", err.msg);
+        goto done;
+    }
+    int same = 0, exact_ok = 1, in_nucleus = 0;
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        const lc_sampler_params rule[ROWS] = {{0.0f, 1.0f, 0, seed},
+                                              {1.0f, 1.0f, 0, seed},
+                                              {0.8f, 0.9f, 0, seed},
+                                              {1.0f, 1.0f, 1, seed}};
+        for (int i = 0; i < ROWS; i++) {
+            lc_sampler_free(dev[i]);
+            lc_sampler_free(host[i]);
+            dev[i] = host[i] = NULL;
+            if (lc_sampler_create(&rule[i], vocab, &dev[i], &err) ||
+                lc_sampler_create(&rule[i], vocab, &host[i], &err)) {
+                CHECK(t, false, "sampler: %s", err.msg);
+                goto done;
+            }
+        }
+        lc_token picks[ROWS];
+        if (engine_sample(e, dev, ROWS, picks, &err)) {
+            CHECK(t, false, "engine_sample: %s", err.msg);
+            goto done;
+        }
+        for (int i = 0; i < ROWS; i++) {
+            memcpy(row, rows + (size_t)i * vocab, vocab * sizeof *row);
+            const lc_token want_tok = lc_sampler_sample(host[i], row);
+            if (i == 2)
+                in_nucleus += in_top_p(rows + (size_t)2 * vocab, vocab, 0.8f, 0.9f, picks[2]);
+            else
+                same += picks[i] == want_tok;
+            if ((i == 0 || i == 3) && picks[i] != want_tok) exact_ok = 0;
+        }
+    }
+    CHECK(t, exact_ok, "a greedy or top-k 1 row drew another token than the host");
+    CHECK(t, same >= 28, "device and host agree on %d of 30 draws", same);
+    CHECK(t, in_nucleus == 10, "%d of 10 top-p draws lie in the nucleus", in_nucleus);
+    CHECK(t, engine_sample(e, dev, ROWS - 1, tok, &err) != LC_OK,
+          "sampling 3 rows of a forward that kept 4 was accepted");
+done:
+    for (int i = 0; i < ROWS; i++) {
+        lc_sampler_free(dev[i]);
+        lc_sampler_free(host[i]);
+    }
+    free(rows);
+    free(row);
+    lc_engine_free(e);
     lc_model_free(m);
 }
 

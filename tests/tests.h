@@ -96,6 +96,7 @@
     X(test_cuda_forward_matches_cpu)                                                               \
     X(test_cuda_golden_text)                                                                       \
     X(test_cuda_device_sampling)                                                                   \
+    X(test_cuda_sample_rows)                                                                       \
     X(test_cuda_sequences_isolated)                                                                \
     X(test_cuda_gguf_quantized)
 

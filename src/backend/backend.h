@@ -14,11 +14,13 @@ typedef struct backend_ops {
      * logits NULL (only for backends with `sample`): the rows stay in the
      * backend for `sample`, and the call may return before the work is done. */
     lc_status (*forward)(backend *b, const lc_batch *batch, float *logits, lc_error *err);
-    /* Optional: draws a token from the last logits row the previous forward
-     * kept, by the rule of lc_sampler_sample with `coin` as its draw. A
-     * backend whose logits live elsewhere (a GPU) saves copying them out. */
-    lc_status (*sample)(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
-                        lc_error *err);
+    /* Optional: draws one token from each of the n logits rows the previous
+     * forward kept (n must be that count), row i by the rule of
+     * lc_sampler_sample with params p[i] and coins[i] as its draw. A backend
+     * whose logits live elsewhere (a GPU) saves copying them out, and the
+     * rows of a batch are drawn at once. */
+    lc_status (*sample)(backend *b, int n, const lc_sampler_params *p, const float *coins,
+                        lc_token *out, lc_error *err);
     /* Optional: the memory bandwidth this backend's device reaches (GB/s,
      * bytes read + written by a large device-to-device copy, median). */
     lc_status (*membw)(backend *b, double *gb_s, lc_error *err);

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
+#include "sampler/sampler.h"
 
 #define DEFAULT_N_BATCH 512
 
@@ -64,8 +65,10 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->no_logits = calloc((size_t)e->n_batch, 1);
     e->logits = calloc((size_t)c->vocab_size, sizeof *e->logits);
     e->sample_scratch = calloc((size_t)c->vocab_size, sizeof *e->sample_scratch);
-    if (!e->sample_scratch || !e->seq_len || !e->batch_next || !e->tokens || !e->pos || !e->seq ||
-        !e->no_logits || !e->logits) {
+    e->row_params = calloc((size_t)e->n_seq, sizeof *e->row_params);
+    e->row_coins = calloc((size_t)e->n_seq, sizeof *e->row_coins);
+    if (!e->sample_scratch || !e->row_params || !e->row_coins || !e->seq_len || !e->batch_next ||
+        !e->tokens || !e->pos || !e->seq || !e->no_logits || !e->logits) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -88,6 +91,8 @@ void lc_engine_free(lc_engine *e) {
     free(e->no_logits);
     free(e->logits);
     free(e->sample_scratch);
+    free(e->row_params);
+    free(e->row_coins);
     free(e);
 }
 
@@ -189,6 +194,19 @@ lc_status lc_engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_e
 
 lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err) {
     return forward(e, b, logits, true, err);
+}
+
+lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_token *out,
+                        lc_error *err) {
+    if (!e->backend->ops->sample)
+        return lc_fail(err, LC_ERR_ARG, "this backend does not sample: take the logits instead");
+    if (n < 1 || n > e->n_seq)
+        return lc_fail(err, LC_ERR_ARG, "sampling %d rows: must be 1 to %d", n, e->n_seq);
+    for (int i = 0; i < n; i++) {
+        e->row_params[i] = *sampler_params(samplers[i]);
+        e->row_coins[i] = sampler_next_coin(samplers[i]);
+    }
+    return e->backend->ops->sample(e->backend, n, e->row_params, e->row_coins, out, err);
 }
 
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,

@@ -13,11 +13,13 @@ struct lc_engine {
     int32_t *seq_len;    /* (n_seq) positions filled per sequence */
     int32_t *batch_next; /* (n_seq) validation scratch: next position expected in a batch */
     /* A batch built by lc_engine_prefill. */
-    lc_token *tokens;      /* (n_batch) */
-    int32_t *pos, *seq;    /* (n_batch) */
-    uint8_t *no_logits;    /* (n_batch) all zero: a batch that wants no logits */
-    float *logits;         /* (vocab_size) the last row lc_engine_prefill produced */
-    float *sample_scratch; /* (vocab_size) what the sampler may overwrite */
+    lc_token *tokens;              /* (n_batch) */
+    int32_t *pos, *seq;            /* (n_batch) */
+    uint8_t *no_logits;            /* (n_batch) all zero: a batch that wants no logits */
+    float *logits;                 /* (vocab_size) the last row lc_engine_prefill produced */
+    float *sample_scratch;         /* (vocab_size) what the sampler may overwrite */
+    lc_sampler_params *row_params; /* (n_seq) engine_sample's per-row rules */
+    float *row_coins;              /* (n_seq) and draws */
 };
 
 /* lc_engine_forward, where logits may be NULL for a backend that samples
@@ -25,6 +27,12 @@ struct lc_engine {
 lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err);
 /* lc_engine_prefill writing the last row to `logits` (NULL: kept as above). */
 lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n, float *logits,
+                        lc_error *err);
+
+/* After an engine_forward that kept n logits rows in a backend with `sample`
+ * (n <= n_seq): draws row i's token with samplers[i], as lc_sampler_sample
+ * would from that row. */
+lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_token *out,
                         lc_error *err);
 
 #endif

@@ -41,8 +41,7 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     for (;;) {
         lc_token next;
         if (on_backend) {
-            float coin = sampler_next_coin(sampler);
-            st = e->backend->ops->sample(e->backend, sampler_params(sampler), coin, &next, err);
+            st = engine_sample(e, &sampler, 1, &next, err);
             if (st) return st;
         } else {
             memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);

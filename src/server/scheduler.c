@@ -30,13 +30,15 @@ struct scheduler {
     pthread_t thread;
     slot *slots; /* (n_seq) */
     /* One step's batch, built by the scheduler thread alone. */
-    lc_token *tok;   /* (n_batch) */
-    int32_t *pos;    /* (n_batch) */
-    int32_t *seq;    /* (n_batch) */
-    uint8_t *want;   /* (n_batch) produce logits */
-    int *row_slot;   /* (n_seq) the slot of each logits row */
-    lc_token *picks; /* (n_seq) the token sampled from each row */
-    float *logits;   /* (n_seq, vocab) */
+    lc_token *tok;            /* (n_batch) */
+    int32_t *pos;             /* (n_batch) */
+    int32_t *seq;             /* (n_batch) */
+    uint8_t *want;            /* (n_batch) produce logits */
+    int *row_slot;            /* (n_seq) the slot of each logits row */
+    lc_token *picks;          /* (n_seq) the token sampled from each row */
+    lc_sampler **row_sampler; /* (n_seq) the sampler of each row */
+    bool on_backend;          /* the backend draws the tokens (a GPU: no logits come back) */
+    float *logits;            /* (n_seq, vocab) for a backend that does not */
 };
 
 void sched_request_init(sched_request *r) {
@@ -203,11 +205,13 @@ static void *sched_main(void *arg) {
         const lc_batch b = {n, s->tok, s->pos, s->seq, s->want};
         lc_error err;
         const double t0 = now_s();
-        lc_status st = lc_engine_forward(s->engine, &b, s->logits, &err);
+        lc_status st = engine_forward(s->engine, &b, s->on_backend ? NULL : s->logits, &err);
         const double t1 = now_s();
-        for (int r = 0; st == LC_OK && r < n_rows; r++)
-            s->picks[r] = lc_sampler_sample(s->slots[s->row_slot[r]].req->sampler,
-                                            s->logits + (size_t)r * s->vocab);
+        for (int r = 0; r < n_rows; r++) s->row_sampler[r] = s->slots[s->row_slot[r]].req->sampler;
+        if (st == LC_OK && n_rows > 0 && s->on_backend)
+            st = engine_sample(s->engine, s->row_sampler, n_rows, s->picks, &err);
+        for (int r = 0; st == LC_OK && !s->on_backend && r < n_rows; r++)
+            s->picks[r] = lc_sampler_sample(s->row_sampler[r], s->logits + (size_t)r * s->vocab);
         pthread_mutex_lock(&s->mu);
         s->n_steps++;
         s->n_tokens += st == LC_OK ? n_rows : 0;
@@ -261,6 +265,7 @@ void sched_free(scheduler *s) {
     free(s->want);
     free(s->row_slot);
     free(s->picks);
+    free(s->row_sampler);
     free(s->logits);
     free(s);
 }
@@ -294,9 +299,11 @@ lc_status sched_create(lc_engine *engine, scheduler **out, lc_error *err) {
     s->want = calloc((size_t)s->n_batch, 1);
     s->row_slot = calloc((size_t)s->n_seq, sizeof *s->row_slot);
     s->picks = calloc((size_t)s->n_seq, sizeof *s->picks);
-    s->logits = malloc((size_t)s->n_seq * (size_t)s->vocab * sizeof *s->logits);
+    s->row_sampler = calloc((size_t)s->n_seq, sizeof *s->row_sampler);
+    s->on_backend = engine->backend->ops->sample != NULL;
+    if (!s->on_backend) s->logits = malloc((size_t)s->n_seq * (size_t)s->vocab * sizeof *s->logits);
     if (!s->slots || !s->tok || !s->pos || !s->seq || !s->want || !s->row_slot || !s->picks ||
-        !s->logits)
+        !s->row_sampler || (!s->on_backend && !s->logits))
         goto oom;
     for (int i = 0; i < s->n_seq; i++) s->slots[i].next = -1;
     if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {

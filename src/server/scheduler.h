@@ -70,7 +70,7 @@ typedef struct sched_stats {
     long long steps;     /* batched forwards run */
     long long tokens;    /* tokens sampled (one per logits row) */
     double forward_s;    /* seconds in the forwards, logits copied out included */
-    double sample_s;     /* seconds sampling on the host */
+    double sample_s;       /* seconds drawing tokens: the host sampler, or the device's draw */
 } sched_stats;
 
 void sched_load(scheduler *s, sched_stats *st);

@@ -52,11 +52,12 @@ static void cuda_destroy(backend *b) {
                    cb->qkv,       cb->g13,     cb->xa,        cb->q_kv,
                    cb->scores,    cb->probs,   cb->logits,    cb->sample_scratch,
                    cb->o_part,    cb->ml_part, cb->attn_done, cb->in_dev,
-                   cb->token_dev, cb->w_f16};
+                   cb->token_dev, cb->w_f16,   cb->rows_dev};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->in_host) cudaFreeHost(cb->in_host);
     if (cb->token_host) cudaFreeHost(cb->token_host);
+    if (cb->rows_host) cudaFreeHost(cb->rows_host);
     if (cb->blas) cublasDestroy(cb->blas);
     if (cb->stream) cudaStreamDestroy(cb->stream);
     free(cb->layers);
@@ -154,8 +155,8 @@ static lc_status upload(cuda_backend *cb, const weight *src, lc_dtype to, void *
                                  row0 + r * step, step, cb->stream, err);
         else
             st = launch_convert(from, rows, src->cols, n, src->cols, to,
-                                (char *)dst + (size_t)(row0 + r * step) * ld *
-                                                  dtype_info(to)->block_bytes,
+                                (char *)dst +
+                                    (size_t)(row0 + r * step) * ld * dtype_info(to)->block_bytes,
                                 step * ld, cb->stream, err);
         if (st) return st;
         CU_TRY(cudaStreamSynchronize(cb->stream)); /* the stage is reused */
@@ -297,7 +298,9 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     DEV_ALLOC(cb->xa, nb * cb->xa_ld * ws);
     DEV_ALLOC(cb->q_kv, nb * cb->q_dim * kvs);
     DEV_ALLOC(cb->logits, nb * c->vocab_size * 4);
-    DEV_ALLOC(cb->sample_scratch, (size_t)c->vocab_size * 4);
+    cb->sample_rows = cb->base.n_seq < nb ? cb->base.n_seq : (int)nb;
+    DEV_ALLOC(cb->sample_scratch, (size_t)cb->sample_rows * c->vocab_size * 4);
+    DEV_ALLOC(cb->rows_dev, (size_t)cb->sample_rows * sizeof(sample_row));
     if (cuda_quantized(cb->wt)) { /* prefill products run on f16 copies, one matrix at a time */
         int64_t most = (int64_t)c->vocab_size * mv_ld(c->dim);
         const int64_t sizes[] = {
@@ -321,9 +324,10 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     CU_TRY(cudaMemset(cb->attn_done, 0, (size_t)nb * c->n_kv_heads * sizeof(unsigned)));
 
     DEV_ALLOC(cb->in_dev, (size_t)4 * nb * sizeof(int32_t));
-    DEV_ALLOC(cb->token_dev, sizeof(int32_t));
+    DEV_ALLOC(cb->token_dev, (size_t)cb->sample_rows * sizeof(int32_t));
     CU_TRY(cudaMallocHost((void **)&cb->in_host, (size_t)4 * nb * sizeof(int32_t)));
-    CU_TRY(cudaMallocHost((void **)&cb->token_host, sizeof(int32_t)));
+    CU_TRY(cudaMallocHost((void **)&cb->token_host, (size_t)cb->sample_rows * sizeof(int32_t)));
+    CU_TRY(cudaMallocHost((void **)&cb->rows_host, (size_t)cb->sample_rows * sizeof(sample_row)));
     return LC_OK;
 }
 

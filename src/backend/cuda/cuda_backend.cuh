@@ -57,7 +57,10 @@ typedef struct cuda_backend {
     void *probs;   /* same shape, of kv_t */
     int kv_chunk;  /* kv heads per round of prefill attention */
     float *logits; /* (n_batch, vocab) */
-    float *sample_scratch; /* (vocab) */
+    float *sample_scratch; /* (sample_rows, vocab) */
+    sample_row *rows_host; /* (sample_rows) pinned: each row's rule and draw */
+    sample_row *rows_dev;  /* (sample_rows) */
+    int sample_rows;       /* rows one sample call may draw: min(n_seq, n_batch) */
 
     int attn_chunk, attn_max_splits;
     float *o_part, *ml_part;
@@ -66,10 +69,10 @@ typedef struct cuda_backend {
     /* Per-forward inputs: tokens, pos, seq and the rows that want logits,
      * n_batch each, staged in pinned memory and sent in one copy. */
     int32_t *in_host, *in_dev;
-    int32_t *token_host, *token_dev;
-    int n_logits;         /* rows the last forward produced */
-    int64_t mv_max_stage; /* bytes of shared memory a matvec may stage */
-    int n_sm;             /* multiprocessors: matrix-vector grids are one wave */
+    int32_t *token_host, *token_dev; /* (sample_rows) the drawn tokens */
+    int n_logits;                    /* rows the last forward produced */
+    int64_t mv_max_stage;            /* bytes of shared memory a matvec may stage */
+    int n_sm;                        /* multiprocessors: matrix-vector grids are one wave */
     int mv_blocks_per_sm; /* matrix-vector blocks per multiprocessor; 0: as many as fit */
     /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns
      * it off): on an H200 +25% on stories110M, +3% on 7B (docs/cuda-notes.md). */
@@ -86,8 +89,8 @@ static inline int32_t *in_seq(cuda_backend *cb) { return cb->in_dev + 2 * cb->ba
 static inline int32_t *in_rows(cuda_backend *cb) { return cb->in_dev + 3 * cb->base.n_batch; }
 
 lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
-lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
-                      lc_error *err);
+lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
+                      lc_token *out, lc_error *err);
 lc_status cublas_check(cublasStatus_t s, const char *what, lc_error *err);
 
 #endif

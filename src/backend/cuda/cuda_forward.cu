@@ -286,18 +286,24 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     return LC_OK;
 }
 
-lc_status cuda_sample(backend *b, const lc_sampler_params *p, float coin, lc_token *out,
-                      lc_error *err) {
+lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
+                      lc_token *out, lc_error *err) {
     cuda_backend *cb = (cuda_backend *)b;
-    if (cb->n_logits < 1)
-        return lc_fail(err, LC_ERR_ARG, "sample: the last forward kept no logits");
-    const int vocab = cb->cfg->vocab_size;
-    TRY(launch_sample(cb->logits + (size_t)(cb->n_logits - 1) * vocab, vocab, p->temperature,
-                      p->top_p, p->top_k, coin, cb->sample_scratch, cb->token_dev, cb->stream,
-                      err));
-    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost,
-                           cb->stream));
+    if (n < 1 || n != cb->n_logits || n > cb->sample_rows)
+        return lc_fail(err, LC_ERR_ARG,
+                       "sample: %d rows asked; the last forward kept %d (at most %d per call)", n,
+                       cb->n_logits, cb->sample_rows);
+    for (int i = 0; i < n; i++)
+        cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
+    /* The pinned rows are rewritten by the next call, which comes after the
+     * synchronisation below. */
+    CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
+                           cudaMemcpyHostToDevice, cb->stream));
+    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
+                      cb->token_dev, cb->stream, err));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
+                           cudaMemcpyDeviceToHost, cb->stream));
     CU_TRY(cudaStreamSynchronize(cb->stream));
-    *out = *cb->token_host;
+    for (int i = 0; i < n; i++) out[i] = cb->token_host[i];
     return LC_OK;
 }

@@ -173,10 +173,17 @@ lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0
 
 /* ---- sampling --------------------------------------------------------------- */
 
-/* Picks a token from one logits row (vocab) as lc_sampler_sample does: argmax
- * at temperature 0, else softmax(logits / T) cut to the top-k, then to the
- * top-p nucleus, drawn with `coin` in [0, 1). `scratch` holds vocab floats. */
-lc_status launch_sample(const float *logits, int vocab, float temperature, float top_p, int top_k,
-                        float coin, float *scratch, int32_t *token, cudaStream_t s, lc_error *err);
+/* One row's rule and draw (lc_sampler_params plus the coin). */
+typedef struct sample_row {
+    float temperature, top_p, coin;
+    int top_k;
+} sample_row;
+
+/* Picks a token from each of n logits rows (vocab apart) as lc_sampler_sample
+ * does, row i by rows[i]: argmax at temperature 0, else softmax(logits / T)
+ * cut to the top-k, then to the top-p nucleus, drawn with the coin in [0, 1).
+ * One block per row; `scratch` holds n * vocab floats. */
+lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
+                        float *scratch, int32_t *tokens, cudaStream_t s, lc_error *err);
 
 #endif

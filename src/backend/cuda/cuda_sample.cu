@@ -4,7 +4,8 @@
  * to the top-p nucleus, drawn with the host's coin) in one block. The cuts
  * are found as probability thresholds by bisection over the float bit
  * patterns, so no sort is needed; every sum runs in a fixed order, so a
- * seed gives the same tokens on every run. */
+ * seed gives the same tokens on every run. One block per row: the rows of a
+ * batch (one per sequence a server step decodes) are drawn in one launch. */
 #include "backend/cuda/cuda_ops.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -41,8 +42,14 @@ __device__ unsigned bisect(const float *e, slice sl, unsigned lo, unsigned hi, f
 }
 
 __global__ void __launch_bounds__(SAMPLE_THREADS)
-    sample_kernel(const float *logits, int vocab, float temperature, float top_p, int top_k,
-                  float coin, float *e, int32_t *token) {
+    sample_kernel(const float *all_logits, int vocab, const sample_row *rows, float *scratch,
+                  int32_t *tokens) {
+    const sample_row rule = rows[blockIdx.x];
+    const float temperature = rule.temperature, top_p = rule.top_p, coin = rule.coin;
+    const int top_k = rule.top_k;
+    const float *logits = all_logits + (size_t)blockIdx.x * vocab;
+    float *e = scratch + (size_t)blockIdx.x * vocab;
+    int32_t *token = tokens + blockIdx.x;
     __shared__ float red[32];
     __shared__ float red_v[32];
     __shared__ int red_i[32];
@@ -134,10 +141,9 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     if (threadIdx.x == 0) *token = picked >= 0 ? picked : best;
 }
 
-lc_status launch_sample(const float *logits, int vocab, float temperature, float top_p, int top_k,
-                        float coin, float *scratch, int32_t *token, cudaStream_t s, lc_error *err) {
-    sample_kernel<<<1, SAMPLE_THREADS, 0, s>>>(logits, vocab, temperature, top_p, top_k, coin,
-                                               scratch, token);
+lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
+                        float *scratch, int32_t *tokens, cudaStream_t s, lc_error *err) {
+    sample_kernel<<<n, SAMPLE_THREADS, 0, s>>>(logits, vocab, rows, scratch, tokens);
     CU_LAUNCHED();
     return LC_OK;
 }
