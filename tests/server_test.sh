@@ -205,6 +205,16 @@ done
 if [ "$freed" = yes ]; then pass "a client that gives up on a whole answer frees its slot"
 else fail "a client that gives up on a whole answer frees its slot" "cancelled before: $cancelled" "$(curl -s "$URL/health")"; fi
 
+# --- a bounded load test: 300 streamed requests, 32 in flight (on 4 slots), all succeed;
+#     the latency and time-to-first-token percentiles are printed for the log.
+if command -v python3 >/dev/null; then
+    if python3 "$(dirname "$0")/../scripts/serve_load.py" --url "$URL" --api-key "$KEY" --requests 300 --concurrency 32 \
+        --max-tokens 16 >"$TMP/load.txt" 2>&1; then
+        pass "load: 300 streamed requests, 32 at a time, no errors"
+        sed 's/^/     /' "$TMP/load.txt"
+    else fail "load: 300 streamed requests, 32 at a time, no errors" "$(tail -n 8 "$TMP/load.txt")"; fi
+else fail "load test needs python3 (apt-get install python3)"; fi
+
 # --- SIGTERM: a clean exit 0; a stream still running (a whole context takes
 #     seconds here) ends with an error event and [DONE]
 curl -sN "${AUTH[@]}" -d '{"prompt":"Once","temperature":0,"stream":true}' "$URL/v1/completions" >"$TMP/inflight.sse" &
