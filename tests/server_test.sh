@@ -173,6 +173,20 @@ if [ "$status" = 200 ] && cmp -s <(printf '%s' "$PROMPT"; jq -j '.choices[0].tex
     pass "after the hostile requests the server still answers the same"
 else fail "after the hostile requests the server still answers the same" "status $status"; fi
 
+# --- slow clients hold only their own connection: 8 connections that send half a request
+#     and stall (a slowloris) do not stop others from being served.
+slow_pids=()
+for _ in $(seq 8); do
+    { exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"pro' >&3 && sleep 30; } 2>/dev/null &
+    slow_pids+=($!)
+done
+sleep 0.5
+status=$(curl -s -m 10 -o "$TMP/slow.json" -w '%{http_code}' "${AUTH[@]}" -d "{\"prompt\":\"$PROMPT\",\"max_tokens\":5}" "$URL/v1/completions")
+if [ "$status" = 200 ] && [ "$(curl -s -m 5 "$URL/health" | jq -r .status)" = ok ]; then
+    pass "8 stalled half-sent requests do not block other clients"
+else fail "8 stalled half-sent requests do not block other clients" "status $status"; fi
+kill "${slow_pids[@]}" 2>/dev/null; wait "${slow_pids[@]}" 2>/dev/null
+
 # --- a client that goes away mid-stream frees its slot: with no max_tokens
 #     the reply would run to the end of the context (256 positions).
 cancelled=$(curl -s "$URL/health" | jq -r .requests_cancelled)
