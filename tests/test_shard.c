@@ -514,3 +514,38 @@ void test_shard_forward_mkmodel(test_ctx *t) {
     }
     remove(path);
 }
+
+/* lc_engine_options.tensor_parallel: the plan's errors, then the device's;
+ * with enough GPUs, LC_ERR_UNSUPPORTED until the multi-GPU backend exists. */
+void test_shard_engine_option(test_ctx *t) {
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    if (!m) return;
+    struct {
+        const char *device;
+        int n;
+        lc_status want;
+        const char *msg;
+    } cases[] = {
+        {"cpu", 0, LC_OK, ""},
+        {"cpu", 1, LC_OK, ""},
+        {"cpu", 3, LC_ERR_ARG, "4 kv heads do not split evenly over 3 GPUs (use 1, 2 or 4)"},
+        {"cpu", 65, LC_ERR_ARG, "must be 1 to 64"},
+        {"cpu", 2, LC_ERR_ARG, "--tensor-parallel needs --device cuda"},
+        {"cuda", 2, lc_cuda_device_count() >= 2 ? LC_ERR_UNSUPPORTED : LC_ERR_ARG,
+         lc_cuda_device_count() >= 2 ? "not built yet" : "--tensor-parallel 2 needs 2 GPUs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lc_engine_options o = {
+            .device = cases[i].device, .n_ctx = 8, .tensor_parallel = cases[i].n};
+        lc_engine *e = NULL;
+        lc_error err = {0};
+        lc_status st = lc_engine_create(m, &o, &e, &err);
+        CHECK(t, st == cases[i].want && strstr(err.msg, cases[i].msg),
+              "--device %s --tensor-parallel %d: %s '%s', expected %s '%s'", cases[i].device,
+              cases[i].n, lc_status_name(st), err.msg, lc_status_name(cases[i].want), cases[i].msg);
+        CHECK(t, (st == LC_OK) == (e != NULL), "an engine %s with status %s",
+              e ? "returned" : "missing", lc_status_name(st));
+        lc_engine_free(e);
+    }
+    lc_model_free(m);
+}

@@ -74,6 +74,7 @@
     X(test_shard_forward_stories260k)                                                              \
     X(test_shard_forward_llama3_hf)                                                                \
     X(test_shard_forward_mkmodel)                                                                  \
+    X(test_shard_engine_option)                                                                    \
     X(test_engine_rejects_bad_batches)                                                             \
     X(test_engine_sequences_are_isolated)                                                          \
     X(test_engine_rewind)                                                                          \
