@@ -10,6 +10,7 @@ void common_defaults(common_opts *o) {
     o->dtype = "auto";
     o->simd = "auto";
     o->weights = "auto";
+    o->tensor_parallel = 1;
 }
 
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer) {
@@ -44,6 +45,9 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
     specs[n++] = (arg_spec){
         "device",   0,   ARG_STRING,
         &o->device, "D", "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
+    specs[n++] = (arg_spec){
+        "tensor-parallel",   0,   ARG_INT,
+        &o->tensor_parallel, "N", "split each layer over N GPUs (needs --device cuda; default: 1)"};
     specs[n++] =
         (arg_spec){"dtype",
                    0,
@@ -172,7 +176,8 @@ int open_engine(const common_opts *o, const lc_model *model, int n_seq, lc_engin
                               .n_batch = o->batch,
                               .simd = o->simd,
                               .weights = o->weights,
-                              .chunk_rows = o->chunk};
+                              .chunk_rows = o->chunk,
+                              .tensor_parallel = o->tensor_parallel};
     lc_error err;
     if (lc_engine_create(model, &opts, engine, &err)) return report(NULL, &err);
     return 0;

@@ -8,8 +8,8 @@
 #include "args.h"
 #include "llamac.h"
 
-#define MAX_SPECS 40
-#define PATH_CAP  4096
+#define MAX_SPECS       40
+#define PATH_CAP        4096
 #define DEFAULT_CTX_CAP 4096 /* positions when --ctx is not given and the model has more */
 
 typedef struct common_opts {
@@ -20,13 +20,15 @@ typedef struct common_opts {
     const char *simd;
     const char *weights;
     int threads, ctx, batch, chunk;
+    int tensor_parallel;                                 /* GPUs to split the model over */
     char model_path[PATH_CAP], tokenizer_path[PATH_CAP]; /* resolved */
 } common_opts;
 
 void common_defaults(common_opts *o);
 /* Appends the -m/-z flags (when with_tokenizer, also -z) to specs at n; returns the new n. */
 int common_model_specs(common_opts *o, arg_spec *specs, int n, bool with_tokenizer);
-/* Appends --threads, --ctx, --batch, --device, --dtype, --simd, --weights, --chunk. */
+/* Appends --threads, --ctx, --batch, --device, --tensor-parallel, --dtype, --simd, --weights,
+ * --chunk. */
 int common_engine_specs(common_opts *o, arg_spec *specs, int n);
 static inline void specs_end(arg_spec *specs, int n) { specs[n] = (arg_spec){0}; }
 

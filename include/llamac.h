@@ -232,6 +232,10 @@ typedef struct lc_engine_options {
     int chunk_rows;     /* CPU rows per decode work item; 0: one range per thread (measured best) */
     const char *weights; /* CPU: "auto" (default: an aligned huge-page copy when it takes at most
                             half the free memory, else the file mapping), "mmap", "copy" */
+    int tensor_parallel; /* GPUs to split each layer over (Megatron-style: heads and FFN units
+                            per GPU, two all-reduces a layer); 0: 1. Checked against the model
+                            (its kv heads must divide evenly); more than 1 needs --device cuda
+                            and as many GPUs, and is not built yet (LC_ERR_UNSUPPORTED) */
 } lc_engine_options;
 
 /* One entry of a forward batch: `token` at position `pos` of sequence `seq`.

@@ -266,6 +266,17 @@ expect_error "negative temperature" "temperature -1" "$LLAMAC" generate -m "$M/s
 expect_error "context beyond the model" "--ctx 4096" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --ctx 4096
 expect_error "unknown device" "--device tpu" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device tpu
 expect_error "cuda without a CUDA build" "no CUDA" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --device cuda
+# --tensor-parallel: the shard plan's errors, then the device's (stories260K: 8 heads, 4 kv heads,
+# 172 hidden units); with enough GPUs it is a clear "not built yet" until the multi-GPU backend exists.
+S260=(-m "$M/stories260K.bin" -z "$M/tok512.bin" -n 4)
+expect_error "tensor parallel: kv heads do not divide" "--tensor-parallel 3: the model's 4 kv heads do not split evenly over 3 GPUs \(use 1, 2 or 4\)" "$LLAMAC" generate "${S260[@]}" --tensor-parallel 3
+expect_error "tensor parallel: too many" "--tensor-parallel 65: must be 1 to 64" "$LLAMAC" generate "${S260[@]}" --tensor-parallel 65
+expect_error "tensor parallel: negative" "--tensor-parallel -2: must be 1 to 64" "$LLAMAC" generate "${S260[@]}" --tensor-parallel -2
+expect_error "tensor parallel: quantized FFN not whole blocks" "172 hidden units do not split into whole 32-weight blocks.*\(use 1\)" "$LLAMAC" generate "${S260[@]}" --dtype q8_0 --tensor-parallel 2
+expect_error "tensor parallel on the CPU" "--tensor-parallel needs --device cuda" "$LLAMAC" generate "${S260[@]}" --device cpu --tensor-parallel 2
+expect_error "tensor parallel: fewer GPUs than asked" "--tensor-parallel 4( needs 4 GPUs; this machine has|: the multi-GPU backend is not built yet)" "$LLAMAC" generate "${S260[@]}" --device cuda --tensor-parallel 4
+expect_error "tensor parallel in bench" "--tensor-parallel needs --device cuda" "$LLAMAC" bench -m "$M/stories260K.bin" --device cpu --tensor-parallel 2
+expect_ok "tensor parallel 1 runs" "$LLAMAC" generate "${S260[@]}" --device cpu --tensor-parallel 1
 expect_error "unknown weight placement" "--weights disk" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --weights disk
 expect_error "unknown simd" "--simd neon" "$LLAMAC" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --simd neon
 expect_error "unknown command" "unknown command 'fly'" "$LLAMAC" fly

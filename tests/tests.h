@@ -69,6 +69,12 @@
     X(test_sampler_greedy_and_seeds)                                                               \
     X(test_sampler_bad_params)                                                                     \
     X(test_sampler_degenerate_inputs)                                                              \
+    X(test_shard_plan_tiles)                                                                       \
+    X(test_shard_plan_errors)                                                                      \
+    X(test_shard_forward_stories260k)                                                              \
+    X(test_shard_forward_llama3_hf)                                                                \
+    X(test_shard_forward_mkmodel)                                                                  \
+    X(test_shard_engine_option)                                                                    \
     X(test_engine_rejects_bad_batches)                                                             \
     X(test_engine_sequences_are_isolated)                                                          \
     X(test_engine_rewind)                                                                          \

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
+#include "model/shard.h"
 #include "sampler/sampler.h"
 
 #define DEFAULT_N_BATCH 512
@@ -19,6 +20,7 @@ static lc_status resolve_options(const lc_config *c, const lc_engine_options *in
     if (o->n_threads == 0) o->n_threads = lc_n_cores();
     if (o->n_ctx == 0) o->n_ctx = c->seq_len;
     if (o->n_seq == 0) o->n_seq = 1;
+    if (o->tensor_parallel == 0) o->tensor_parallel = 1;
     if (o->n_batch == 0) o->n_batch = o->n_ctx < DEFAULT_N_BATCH ? o->n_ctx : DEFAULT_N_BATCH;
     if (o->n_threads < 1 || o->n_threads > 1024)
         return lc_fail(err, LC_ERR_ARG, "--threads %d: must be 1 to 1024", o->n_threads);
@@ -32,6 +34,35 @@ static lc_status resolve_options(const lc_config *c, const lc_engine_options *in
     if (o->chunk_rows < 0 || o->chunk_rows > (1 << 20))
         return lc_fail(err, LC_ERR_ARG, "--chunk %d: must be 0 to %d", o->chunk_rows, 1 << 20);
     return LC_OK;
+}
+
+/* --tensor-parallel: the shard plan must fit the model (whole kv heads per
+ * GPU, column splits of whole blocks of the weights as they will be stored);
+ * more than one rank needs the CUDA device and as many GPUs. */
+static lc_status check_tensor_parallel(const lc_model *model, const lc_engine_options *o,
+                                       bool on_cuda, lc_error *err) {
+    const int n = o->tensor_parallel;
+    const lc_dtype stored =
+        strcmp(o->dtype, "auto") == 0 ? LC_DTYPE_COUNT : dtype_by_name(o->dtype);
+    shard_plan plan;
+    lc_status st =
+        shard_plan_make(lc_model_config(model), n, shard_column_block(model, stored), &plan, err);
+    if (st || n == 1) return st;
+    if (!on_cuda) return lc_fail(err, LC_ERR_ARG, "--tensor-parallel needs --device cuda");
+    const int have = cuda_device_count();
+    if (have < n) {
+        if (have == 0)
+            return lc_fail(err, LC_ERR_ARG,
+                           "--tensor-parallel %d needs %d GPUs; this machine has none this build "
+                           "can use",
+                           n, n);
+        return lc_fail(err, LC_ERR_ARG, "--tensor-parallel %d needs %d GPUs; this machine has %d",
+                       n, n, have);
+    }
+    return lc_fail(err, LC_ERR_UNSUPPORTED,
+                   "--tensor-parallel %d: the multi-GPU backend is not built yet (the shard plan "
+                   "is; see docs/architecture.md); use --tensor-parallel 1",
+                   n);
 }
 
 lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts, lc_engine **out,
@@ -48,10 +79,11 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->n_seq = o.n_seq;
     e->n_batch = o.n_batch;
     const bool is_auto = strcmp(o.device, "auto") == 0;
-    if (strcmp(o.device, "cuda") == 0 || (is_auto && cuda_device_count() > 0)) {
-        st = cuda_backend_create(model, &o, &e->backend, err);
-    } else if (is_auto || strcmp(o.device, "cpu") == 0) {
-        st = cpu_backend_create(model, &o, &e->backend, err);
+    const bool on_cuda = strcmp(o.device, "cuda") == 0 || (is_auto && cuda_device_count() > 0);
+    if (on_cuda || is_auto || strcmp(o.device, "cpu") == 0) {
+        st = check_tensor_parallel(model, &o, on_cuda, err);
+        if (st == LC_OK && on_cuda) st = cuda_backend_create(model, &o, &e->backend, err);
+        if (st == LC_OK && !on_cuda) st = cpu_backend_create(model, &o, &e->backend, err);
     } else {
         st = lc_fail(err, LC_ERR_ARG, "--device %s: unknown device (expected auto, cpu or cuda)",
                      o.device);
