@@ -53,8 +53,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *jso
     return ok;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, const api_error *e,
-                                  const char *allow) {
+static enum MHD_Result send_error(struct MHD_Connection *c, const api_error *e, const char *allow) {
     return send_body(c, e->status, api_error_json(e), allow);
 }
 
@@ -66,7 +65,8 @@ static bool authorized(const server_config *cfg, struct MHD_Connection *c) {
     h += 7;
     size_t hl = strlen(h), kl = strlen(cfg->api_key);
     unsigned diff = hl != kl;
-    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)cfg->api_key[i] ^ (unsigned char)h[i < hl ? i : 0];
+    for (size_t i = 0; i < kl; i++)
+        diff |= (unsigned char)cfg->api_key[i] ^ (unsigned char)h[i < hl ? i : 0];
     return diff == 0;
 }
 
@@ -106,8 +106,8 @@ static bool client_alive(void *connection) {
     return poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
-static enum MHD_Result completion(const server_config *cfg, struct MHD_Connection *c,
-                                  api_kind kind, const conn *cn) {
+static enum MHD_Result completion(const server_config *cfg, struct MHD_Connection *c, api_kind kind,
+                                  const conn *cn) {
     api_error e;
     reply *r;
     if (!reply_start(cfg, kind, cn->body ? cn->body : "", cn->len, &r, &e))
@@ -133,8 +133,8 @@ static enum MHD_Result completion(const server_config *cfg, struct MHD_Connectio
     return ok;
 }
 
-static enum MHD_Result dispatch(const server_config *cfg, struct MHD_Connection *c,
-                                const char *url, const char *method, const conn *cn) {
+static enum MHD_Result dispatch(const server_config *cfg, struct MHD_Connection *c, const char *url,
+                                const char *method, const conn *cn) {
     api_error e;
     route r = R_NONE;
     const char *allow = NULL;
@@ -173,9 +173,8 @@ static enum MHD_Result dispatch(const server_config *cfg, struct MHD_Connection 
  * once more with none: the answer is sent then, so a client is never cut
  * off while it still sends (bodies over the cap are read and dropped). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     const server_config *cfg = cls;
     conn *cn = *con_cls;
     if (!cn) {
@@ -233,12 +232,12 @@ lc_status http_start(const server_config *cfg, http_server **out, lc_error *err)
         return err->status = LC_ERR_NOMEM;
     }
     h->cfg = cfg;
-    h->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)cfg->port, NULL,
-        NULL, on_request, (void *)cfg, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                                 (uint16_t)cfg->port, NULL, NULL, on_request, (void *)cfg,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
         snprintf(err->msg, sizeof err->msg, "cannot listen on %s:%d (in use, or not allowed)",
