@@ -48,7 +48,10 @@ else
 CUDA_OBJ  = $(BUILD)/obj/src/backend/cuda/cuda_none.o
 endif
 
-LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
+# The chat page (GET /) is an HTML file compiled in as a byte array.
+PAGE_OBJ  = $(BUILD)/obj/gen/chat_page.o
+
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ) $(CUDA_OBJ) $(PAGE_OBJ)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -79,6 +82,21 @@ $(BUILD)/obj/tests/test_main_kernels.o: tests/test_main.c
 	$(CC) $(BASE) -DLLAMAC_TESTS_KERNELS_ONLY -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) -c -o $@ $<
+
+# od and sed rather than xxd -i (which comes with vim): a C array of the
+# page's bytes, so any C compiler builds it and no file is read at run time.
+$(BUILD)/gen/chat_page.c: src/server/chat_page.html
+	@mkdir -p $(dir $@)
+	{ echo '/* Generated from $< by the Makefile: edit the HTML, not this. */'; \
+	  echo '#include "server/chat_page.h"'; \
+	  echo 'const unsigned char chat_page_html[] = {'; \
+	  od -An -v -tx1 $< | sed -E 's/ ?([0-9a-f]{2})/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const size_t chat_page_html_len = sizeof chat_page_html;'; } >$@.tmp && mv $@.tmp $@
+
+$(PAGE_OBJ): $(BUILD)/gen/chat_page.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) -c -o $@ $<
 

@@ -22,7 +22,7 @@ int cmd_serve(int argc, char **argv) {
     static const command_info info = {
         "serve",
         "Serve the model over HTTP with OpenAI's API: /v1/chat/completions, /v1/completions "
-        "(streamed with \"stream\": true), /v1/models and /health.",
+        "(streamed with \"stream\": true), /v1/models and /health, and a chat page at /.",
         "[-m MODEL] [-z TOKENIZER] [--host ADDR] [--port N] [--parallel N] [--api-key KEY] "
         "[options]",
         "Up to --parallel requests generate together, each in its own KV-cache slot, in one "
