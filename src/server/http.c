@@ -240,10 +240,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 lc_status http_start(const server_config *cfg, http_server **out, lc_error *err) {
     *out = NULL;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
-    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
-        snprintf(err->msg, sizeof err->msg, "--host %s: not an IPv4 address", cfg->host);
-        return err->status = LC_ERR_ARG;
+    /* An address literal, never a name: what to bind should not depend on DNS. */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } addr = {.v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)}};
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (inet_pton(AF_INET, cfg->host, &addr.v4.sin_addr) != 1) {
+        addr.v6 =
+            (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
+        if (inet_pton(AF_INET6, cfg->host, &addr.v6.sin6_addr) != 1) {
+            snprintf(err->msg, sizeof err->msg,
+                     "--host %s: not an IPv4 or IPv6 address (such as 127.0.0.1 or ::1)",
+                     cfg->host);
+            return err->status = LC_ERR_ARG;
+        }
+        flags |= MHD_USE_IPv6;
     }
     http_server *h = calloc(1, sizeof *h);
     if (!h) {
@@ -251,15 +264,14 @@ lc_status http_start(const server_config *cfg, http_server **out, lc_error *err)
         return err->status = LC_ERR_NOMEM;
     }
     h->cfg = cfg;
-    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                                 (uint16_t)cfg->port, NULL, NULL, on_request, (void *)cfg,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    h->daemon =
+        MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, (void *)cfg,
+                         MHD_OPTION_SOCK_ADDR, &addr.sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                         NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
-        snprintf(err->msg, sizeof err->msg, "cannot listen on %s:%d (in use, or not allowed)",
+        snprintf(err->msg, sizeof err->msg, "cannot listen on %s port %d (in use, or not allowed)",
                  cfg->host, cfg->port);
         return err->status = LC_ERR_IO;
     }
