@@ -1,5 +1,5 @@
-# llamac — `make` builds build/llamac; `make test` runs the test suite (plain,
-# then under AddressSanitizer + UndefinedBehaviorSanitizer); `make bench` prints speed.
+# llamac — `make` builds build/llamac; `make test` runs the test suite (plain, with
+# the client suite, then under AddressSanitizer + UndefinedBehaviorSanitizer); `make bench` prints speed.
 CC       ?= cc
 BUILD    ?= build
 OPT      ?= -O3
@@ -133,11 +133,23 @@ ARM64_CC ?= aarch64-linux-gnu-gcc
 HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
 test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
-test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
-	tests/run.sh $(BUILD)
+# The client suite (tests/client: OpenAI's npm client, the chat page in headless
+# Chromium) runs in the plain build only: under the sanitizers it is slow and
+# adds nothing. Its packages are installed here when npm is found (the
+# lockfile pins them); without npm the suite reports how to get them.
+CLIENT_TESTS ?= 1
+NPM := $(shell command -v npm 2>/dev/null)
+CLIENT_DEPS = $(if $(filter 1,$(CLIENT_TESTS)),$(if $(NPM),tests/client/node_modules))
+
+test-plain: $(BUILD)/llamac $(BUILD)/test_llamac $(CLIENT_DEPS)
+	tests/run.sh $(BUILD) $(if $(filter 1,$(CLIENT_TESTS)),--client)
+
+tests/client/node_modules: tests/client/package.json tests/client/package-lock.json
+	npm ci --prefix tests/client
+	@touch $@
 
 test-sanitize:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 test-plain
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 CLIENT_TESTS=0 test-plain
 
 # Fuzzing the GGUF reader (libFuzzer + ASan + UBSan, clang only): the reader and
 # everything that interprets a parsed file, seeded with files our own writer
