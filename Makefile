@@ -1,5 +1,5 @@
-# llamac — `make` builds build/llamac; `make test` runs the test suite (plain,
-# then under AddressSanitizer + UndefinedBehaviorSanitizer); `make bench` prints speed.
+# llamac — `make` builds build/llamac; `make test` runs the test suite (plain, with
+# the client suite, then under AddressSanitizer + UndefinedBehaviorSanitizer); `make bench` prints speed.
 CC       ?= cc
 BUILD    ?= build
 OPT      ?= -O3
@@ -48,7 +48,10 @@ else
 CUDA_OBJ  = $(BUILD)/obj/src/backend/cuda/cuda_none.o
 endif
 
-LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ) $(CUDA_OBJ)
+# The chat page (GET /) is an HTML file compiled in as a byte array.
+PAGE_OBJ  = $(BUILD)/obj/gen/chat_page.o
+
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(SIMD_OBJ) $(CUDA_OBJ) $(PAGE_OBJ)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -79,6 +82,21 @@ $(BUILD)/obj/tests/test_main_kernels.o: tests/test_main.c
 	$(CC) $(BASE) -DLLAMAC_TESTS_KERNELS_ONLY -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) -c -o $@ $<
+
+# od and sed rather than xxd -i (which comes with vim): a C array of the
+# page's bytes, so any C compiler builds it and no file is read at run time.
+$(BUILD)/gen/chat_page.c: src/server/chat_page.html
+	@mkdir -p $(dir $@)
+	{ echo '/* Generated from $< by the Makefile: edit the HTML, not this. */'; \
+	  echo '#include "server/chat_page.h"'; \
+	  echo 'const unsigned char chat_page_html[] = {'; \
+	  od -An -v -tx1 $< | sed -E 's/ ?([0-9a-f]{2})/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const size_t chat_page_html_len = sizeof chat_page_html;'; } >$@.tmp && mv $@.tmp $@
+
+$(PAGE_OBJ): $(BUILD)/gen/chat_page.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) -c -o $@ $<
 
@@ -115,11 +133,23 @@ ARM64_CC ?= aarch64-linux-gnu-gcc
 HAVE_ARM64 := $(and $(shell command -v $(ARM64_CC) 2>/dev/null),$(shell command -v qemu-aarch64 2>/dev/null))
 test: test-plain test-sanitize $(if $(HAVE_ARM64),test-arm64) fuzz-if-clang
 
-test-plain: $(BUILD)/llamac $(BUILD)/test_llamac
-	tests/run.sh $(BUILD)
+# The client suite (tests/client: OpenAI's npm client, the chat page in headless
+# Chromium) runs in the plain build only: under the sanitizers it is slow and
+# adds nothing. Its packages are installed here when npm is found (the
+# lockfile pins them); without npm the suite reports how to get them.
+CLIENT_TESTS ?= 1
+NPM := $(shell command -v npm 2>/dev/null)
+CLIENT_DEPS = $(if $(filter 1,$(CLIENT_TESTS)),$(if $(NPM),tests/client/node_modules))
+
+test-plain: $(BUILD)/llamac $(BUILD)/test_llamac $(CLIENT_DEPS)
+	tests/run.sh $(BUILD) $(if $(filter 1,$(CLIENT_TESTS)),--client)
+
+tests/client/node_modules: tests/client/package.json tests/client/package-lock.json
+	npm ci --prefix tests/client
+	@touch $@
 
 test-sanitize:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 test-plain
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-sanitize OPT="-O1 -g" CFLAGS="$(SANITIZE)" CUDA=0 CLIENT_TESTS=0 test-plain
 
 # Fuzzing the GGUF reader (libFuzzer + ASan + UBSan, clang only): the reader and
 # everything that interprets a parsed file, seeded with files our own writer

@@ -22,7 +22,7 @@ int cmd_serve(int argc, char **argv) {
     static const command_info info = {
         "serve",
         "Serve the model over HTTP with OpenAI's API: /v1/chat/completions, /v1/completions "
-        "(streamed with \"stream\": true), /v1/models and /health.",
+        "(streamed with \"stream\": true), /v1/models and /health, and a chat page at /.",
         "[-m MODEL] [-z TOKENIZER] [--host ADDR] [--port N] [--parallel N] [--api-key KEY] "
         "[options]",
         "Up to --parallel requests generate together, each in its own KV-cache slot, in one "
@@ -34,17 +34,21 @@ int cmd_serve(int argc, char **argv) {
     int port = 8080, parallel = 4, max_body_kb = 1024;
     arg_spec specs[MAX_SPECS];
     int n = common_model_specs(&co, specs, 0, true);
-    specs[n++] = (arg_spec){"host", 0, ARG_STRING, &host, "ADDR",
-                            "IPv4 address to listen on (default: 127.0.0.1)"};
-    specs[n++] = (arg_spec){"port", 0, ARG_INT, &port, "N", "TCP port; 0 picks a free one (default: 8080)"};
-    specs[n++] = (arg_spec){"parallel", 0, ARG_INT, &parallel, "N",
-                            "sequences generated at once, one KV-cache slot each (default: 4)"};
-    specs[n++] = (arg_spec){"api-key", 0, ARG_STRING, &api_key, "KEY",
-                            "require Authorization: Bearer KEY (default: none)"};
-    specs[n++] = (arg_spec){"chat-template", 0, ARG_STRING, &template_name, "NAME",
-                            "llama2 or llama3 (default: the model's)"};
-    specs[n++] = (arg_spec){"max-body", 0, ARG_INT, &max_body_kb, "KB",
-                            "largest request body in KiB; larger get 413 (default: 1024)"};
+    specs[n++] = (arg_spec){
+        "host", 0,      ARG_STRING,
+        &host,  "ADDR", "IPv4 or IPv6 address to listen on, e.g. ::1 (default: 127.0.0.1)"};
+    specs[n++] =
+        (arg_spec){"port", 0, ARG_INT, &port, "N", "TCP port; 0 picks a free one (default: 8080)"};
+    specs[n++] = (arg_spec){
+        "parallel", 0,   ARG_INT,
+        &parallel,  "N", "sequences generated at once, one KV-cache slot each (default: 4)"};
+    specs[n++] = (arg_spec){"api-key", 0,     ARG_STRING,
+                            &api_key,  "KEY", "require Authorization: Bearer KEY (default: none)"};
+    specs[n++] = (arg_spec){"chat-template", 0,      ARG_STRING,
+                            &template_name,  "NAME", "llama2 or llama3 (default: the model's)"};
+    specs[n++] = (arg_spec){
+        "max-body",   0,    ARG_INT,
+        &max_body_kb, "KB", "largest request body in KiB; larger get 413 (default: 1024)"};
     n = common_engine_specs(&co, specs, n);
     specs_end(specs, n);
     char *pos[1];
@@ -114,9 +118,11 @@ int cmd_serve(int argc, char **argv) {
         report(NULL, &err);
         goto done;
     }
-    fprintf(stderr, "llamac: %s on %s, %d slots of %d positions; listening on http://%s:%d\n",
-            cfg.model_name, lc_engine_describe(engine), parallel, cfg.n_ctx, host,
-            http_port(http));
+    /* An IPv6 address goes in brackets in a URL (RFC 3986), so the line can be pasted. */
+    bool v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "llamac: %s on %s, %d slots of %d positions; listening on http://%s%s%s:%d\n",
+            cfg.model_name, lc_engine_describe(engine), parallel, cfg.n_ctx, v6 ? "[" : "", host,
+            v6 ? "]" : "", http_port(http));
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "llamac: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -207,7 +207,7 @@ else fail "chat: Llama 3 template as transformers renders it" "$(cat "$TMP/err")
 expect_error "chat: unknown --chat-template" "unknown chat template 'chatml'" "$LLAMAC" chat -m "$M/tiny-gutenberg-llama3.hf" --chat-template chatml -p hi
 expect_error "serve: --batch below --parallel" "--batch 2 is below --parallel 4" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 0 --parallel 4 --batch 2
 expect_error "serve: a port out of range" "--port must be 0 to 65535" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 70000
-expect_error "serve: a host that is not IPv4" "--host ::1: not an IPv4 address" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 0 --host ::1
+expect_error "serve: a host name, not an address" "--host localhost: not an IPv4 or IPv6 address" "$LLAMAC" serve -m "$M/stories260K.bin" -z "$M/tok512.bin" --port 0 --host localhost
 
 # --- bad input: a one-line error naming the culprit, a non-zero exit, no crash
 head -c 100000 "$M/stories260K.bin" >"$TMP/truncated.bin"

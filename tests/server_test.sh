@@ -16,9 +16,11 @@ cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$TMP
 trap cleanup EXIT
 passed=0
 failed=0
+skipped=0
 pass() { passed=$((passed + 1)); echo "ok   $1"; }
+skip() { skipped=$((skipped + 1)); echo "skip $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; shift; for line in "$@"; do echo "     $line"; done; }
-summary() { echo "server: $passed passed, $failed failed"; exit $((failed > 0)); }
+summary() { echo "server: $passed passed, $failed failed, $skipped skipped"; exit $((failed > 0)); }
 
 for tool in curl jq; do
     command -v $tool >/dev/null || { fail "server tests need $tool (apt-get install $tool)"; summary; }
@@ -66,6 +68,15 @@ else fail "GET /health: 4 free slots, no key needed" "$(curl -s "$URL/health")";
 if [ "$(curl -s "${AUTH[@]}" "$URL/v1/models" | jq -r '.data[0].id')" = "tiny-gutenberg-15M.bin" ]; then
     pass "GET /v1/models names the model"
 else fail "GET /v1/models names the model"; fi
+
+# --- the chat page: served without a key, the same bytes as the source file
+ctype=$(curl -s -o "$TMP/page.html" -w '%{http_code} %{content_type}' "$URL/")
+if [ "$ctype" = "200 text/html; charset=utf-8" ] && cmp -s "$TMP/page.html" "$(dirname "$0")/../src/server/chat_page.html"; then
+    pass "GET /: the chat page, text/html, no key needed"
+else fail "GET /: the chat page, text/html, no key needed" "$ctype"; fi
+if [ "$(curl -s -I -o /dev/null -w '%{http_code}' "$URL/")" = 405 ]; then pass "HEAD /: 405"
+else fail "HEAD /: 405"; fi
+expect_status "POST /: 405" 405 method_not_allowed POST / -d x
 
 # --- greedy answers equal the command line's
 MSG="Hello there."
@@ -228,6 +239,24 @@ if command -v python3 >/dev/null; then
         sed 's/^/     /' "$TMP/load.txt"
     else fail "load: 300 streamed requests, 32 at a time, no errors" "$(tail -n 8 "$TMP/load.txt")"; fi
 else fail "load test needs python3 (apt-get install python3)"; fi
+
+# --- IPv6: --host ::1 listens there, and says so with the address in brackets
+if grep -q '^0\{31\}1 .* lo$' /proc/net/if_inet6 2>/dev/null; then
+    "$LLAMAC" serve "${MODEL[@]}" --host ::1 --port 0 --parallel 1 2>"$TMP/server6.log" &
+    pid6=$!
+    port6=
+    for _ in $(seq 100); do
+        port6=$(sed -nE 's/.*listening on http:\/\/\[::1\]:([0-9]+).*/\1/p' "$TMP/server6.log")
+        [ -n "$port6" ] && break
+        kill -0 "$pid6" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -n "$port6" ] && [ "$(curl -sg "http://[::1]:$port6/health" | jq -r .status)" = ok ]; then
+        pass "--host ::1: /health answers on http://[::1]:PORT"
+    else fail "--host ::1: /health answers on http://[::1]:PORT" "$(cat "$TMP/server6.log")"; fi
+    kill "$pid6" 2>/dev/null
+    wait "$pid6" 2>/dev/null
+else skip "--host ::1 (this machine has no IPv6 loopback)"; fi
 
 # --- SIGTERM: a clean exit 0; a stream still running (a whole context takes
 #     seconds here) ends with an error event and [DONE]

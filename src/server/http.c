@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/chat_page.h"
 #include "server/server.h"
 
 struct http_server {
@@ -18,12 +19,13 @@ struct http_server {
     int port;
 };
 
-typedef enum route { R_NONE, R_HEALTH, R_MODELS, R_CHAT, R_COMPLETIONS } route;
+typedef enum route { R_NONE, R_PAGE, R_HEALTH, R_MODELS, R_CHAT, R_COMPLETIONS } route;
 
 static const struct {
     const char *path, *method;
     route r;
 } ROUTES[] = {
+    {"/", "GET", R_PAGE},
     {"/health", "GET", R_HEALTH},
     {"/v1/models", "GET", R_MODELS},
     {"/v1/chat/completions", "POST", R_CHAT},
@@ -68,6 +70,22 @@ static bool authorized(const server_config *cfg, struct MHD_Connection *c) {
     for (size_t i = 0; i < kl; i++)
         diff |= (unsigned char)cfg->api_key[i] ^ (unsigned char)h[i < hl ? i : 0];
     return diff == 0;
+}
+
+/* The chat page. It holds no secret, so it needs no key; its script asks
+ * for one when the API does. The policy keeps it to this server. */
+static enum MHD_Result page(struct MHD_Connection *c) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        chat_page_html_len, (void *)chat_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; "
+                            "style-src 'unsafe-inline'; connect-src 'self'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ok;
 }
 
 static enum MHD_Result health(const server_config *cfg, struct MHD_Connection *c) {
@@ -153,7 +171,7 @@ static enum MHD_Result dispatch(const server_config *cfg, struct MHD_Connection 
         api_fail(&e, 404, NULL, "not_found", "no endpoint %s %s", method, url);
         return send_error(c, &e, NULL);
     }
-    if (r != R_HEALTH && !authorized(cfg, c)) {
+    if (r != R_HEALTH && r != R_PAGE && !authorized(cfg, c)) {
         api_fail(&e, 401, NULL, "invalid_api_key",
                  "a valid API key is required: Authorization: Bearer KEY");
         return send_error(c, &e, NULL);
@@ -164,6 +182,7 @@ static enum MHD_Result dispatch(const server_config *cfg, struct MHD_Connection 
         return send_error(c, &e, NULL);
     }
     switch (r) {
+    case R_PAGE: return page(c);
     case R_HEALTH: return health(cfg, c);
     case R_MODELS: return models(cfg, c);
     case R_CHAT: return completion(cfg, c, API_CHAT, cn);
@@ -223,10 +242,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 lc_status http_start(const server_config *cfg, http_server **out, lc_error *err) {
     *out = NULL;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
-    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
-        snprintf(err->msg, sizeof err->msg, "--host %s: not an IPv4 address", cfg->host);
-        return err->status = LC_ERR_ARG;
+    /* An address literal, never a name: what to bind should not depend on DNS. */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } addr = {.v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)}};
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (inet_pton(AF_INET, cfg->host, &addr.v4.sin_addr) != 1) {
+        addr.v6 =
+            (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
+        if (inet_pton(AF_INET6, cfg->host, &addr.v6.sin6_addr) != 1) {
+            snprintf(err->msg, sizeof err->msg,
+                     "--host %s: not an IPv4 or IPv6 address (such as 127.0.0.1 or ::1)",
+                     cfg->host);
+            return err->status = LC_ERR_ARG;
+        }
+        flags |= MHD_USE_IPv6;
     }
     http_server *h = calloc(1, sizeof *h);
     if (!h) {
@@ -234,15 +266,14 @@ lc_status http_start(const server_config *cfg, http_server **out, lc_error *err)
         return err->status = LC_ERR_NOMEM;
     }
     h->cfg = cfg;
-    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                                 (uint16_t)cfg->port, NULL, NULL, on_request, (void *)cfg,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    h->daemon =
+        MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, (void *)cfg,
+                         MHD_OPTION_SOCK_ADDR, &addr.sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                         NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
-        snprintf(err->msg, sizeof err->msg, "cannot listen on %s:%d (in use, or not allowed)",
+        snprintf(err->msg, sizeof err->msg, "cannot listen on %s port %d (in use, or not allowed)",
                  cfg->host, cfg->port);
         return err->status = LC_ERR_IO;
     }
