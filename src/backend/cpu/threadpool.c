@@ -18,6 +18,19 @@
  * forward pass and between decode steps, short enough not to burn a core
  * while a chat waits for input. */
 #define SPIN_ROUNDS 200000
+/* Pauses the caller spins waiting for the workers before it starts yielding
+ * its core (~50 us): past that, a worker is likely descheduled (another
+ * process holds the other cores), and spinning on would keep it from running
+ * for a whole time slice per job: 2 llamac processes on 2 cores fell from
+ * hundreds of tokens per second to 5. */
+#define YIELD_AFTER 1024
+/* A job whose workers kept the caller waiting this long after its own share
+ * (a worker descheduled mid-task) makes the next BACKOFF_JOBS jobs run on
+ * the caller alone: with every core busy elsewhere, one thread beats a
+ * fork-join that loses a time slice per job (17 vs 586 tok/s on stories15M
+ * with two other processes on 2 cores). Then it tries the workers again. */
+#define STALL_SECONDS 0.002
+#define BACKOFF_JOBS  512
 
 typedef struct worker {
     threadpool *pool;
@@ -41,6 +54,7 @@ struct threadpool {
     _Atomic unsigned generation; /* bumped once per job; workers wait for a change */
     _Atomic int n_sleeping;
     _Atomic bool stop;
+    int serial_jobs; /* jobs left to run on the caller alone after a stall (caller's only) */
     pthread_mutex_t lock;
     pthread_cond_t wake;
 };
@@ -91,7 +105,8 @@ static void publish(threadpool *p) {
 
 void threadpool_run(threadpool *p, int64_t n_tasks, task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
-    if (p->n_threads == 1 || n_tasks == 1) {
+    if (p->n_threads == 1 || n_tasks == 1 || p->serial_jobs > 0) {
+        if (p->serial_jobs > 0) p->serial_jobs--;
         for (int64_t i = 0; i < n_tasks; i++) fn(ctx, i, 0);
         return;
     }
@@ -102,12 +117,17 @@ void threadpool_run(threadpool *p, int64_t n_tasks, task_fn fn, void *ctx) {
     atomic_store_explicit(&p->busy, p->n_threads - 1, memory_order_relaxed);
     publish(p);
     run_tasks(p, 0);
-    while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
-        if (p->spin_rounds)
+    double yield_start = -1.0;
+    for (int spins = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0; spins++) {
+        if (p->spin_rounds && spins < YIELD_AFTER) {
             cpu_relax();
-        else
-            sched_yield(); /* more threads than cores: let the workers run */
+            continue;
+        }
+        if (yield_start < 0.0) yield_start = lc_time_seconds();
+        sched_yield(); /* a worker is not running: let it have this core */
     }
+    if (yield_start >= 0.0 && lc_time_seconds() - yield_start > STALL_SECONDS)
+        p->serial_jobs = BACKOFF_JOBS;
 }
 
 lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
