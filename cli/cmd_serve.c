@@ -127,8 +127,11 @@ int cmd_serve(int argc, char **argv) {
     sigwait(&sigs, &sig);
     fprintf(stderr, "llamac: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* In-flight requests end first (with an error), so no connection thread
-     * is left waiting on the scheduler when the daemon joins them. */
+     * is left waiting on the scheduler when the daemon joins them; their
+     * streams get up to 2 s to send that error and [DONE] (an idle keep-alive
+     * connection only makes the wait run out). */
     sched_stop(sched);
+    http_drain(http, 2000);
     http_stop(http);
     rc = 0;
 done:

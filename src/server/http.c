@@ -285,6 +285,16 @@ lc_status http_start(const server_config *cfg, http_server **out, lc_error *err)
 
 int http_port(const http_server *h) { return h->port; }
 
+void http_drain(http_server *h, int timeout_ms) {
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int waited = 0; h && waited < timeout_ms; waited += 10) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0) return;
+        nanosleep(&tick, NULL);
+    }
+}
+
 void http_stop(http_server *h) {
     if (!h) return;
     MHD_stop_daemon(h->daemon);

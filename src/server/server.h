@@ -12,11 +12,11 @@
 #include "server/scheduler.h"
 
 typedef struct server_config {
-    const char *host;    /* IPv4 address to bind, "127.0.0.1" by default */
+    const char *host; /* IPv4 address to bind, "127.0.0.1" by default */
     int port;
     const char *api_key; /* NULL: no Authorization needed */
     const char *model_name;
-    size_t max_body;     /* bytes; larger bodies get 413 */
+    size_t max_body; /* bytes; larger bodies get 413 */
     int max_connections;
     const lc_tokenizer *tok;
     int n_ctx;
@@ -34,8 +34,8 @@ typedef struct server_config {
 typedef struct reply reply;
 
 /* Validates the body, renders or encodes the prompt and queues it. */
-bool reply_start(const server_config *cfg, api_kind kind, const char *body, size_t len,
-                 reply **out, api_error *e);
+bool reply_start(const server_config *cfg, api_kind kind, const char *body, size_t len, reply **out,
+                 api_error *e);
 bool reply_streams(const reply *r);
 /* Waits for the whole answer; the JSON body (malloc'd) and its status. While
  * it waits, `alive(conn)` is asked now and then whether the client is still
@@ -54,6 +54,10 @@ lc_status http_start(const server_config *cfg, http_server **out, lc_error *err)
 /* The port actually bound (the configured one, or the kernel's pick for 0). */
 int http_port(const http_server *h);
 /* Stops accepting, waits for every connection thread, frees. */
+/* Waits until no connection is open, or timeout_ms: after sched_stop, lets
+ * each in-flight stream write its error event and [DONE] before http_stop
+ * closes the sockets under it. */
+void http_drain(http_server *h, int timeout_ms);
 void http_stop(http_server *h);
 
 #endif
