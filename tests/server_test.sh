@@ -26,17 +26,23 @@ for tool in curl jq; do
     command -v $tool >/dev/null || { fail "server tests need $tool (apt-get install $tool)"; summary; }
 done
 
-# --port 0: the kernel picks a free port, and the server prints it.
+# listening_port LOG PID ADDRESS_REGEX: the port a server started with --port 0
+# prints in LOG (the kernel picks a free one), or nothing if PID ends first.
+listening_port() {
+    local port
+    for _ in $(seq 100); do
+        port=$(sed -nE "s/.*listening on http:\/\/$3:([0-9]+).*/\1/p" "$1")
+        [ -n "$port" ] && break
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$port"
+}
+
 : >"$TMP/server.log"
 "$LLAMAC" serve "${MODEL[@]}" --port 0 --parallel 4 --api-key "$KEY" --max-body 64 2>"$TMP/server.log" &
 SERVER_PID=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(sed -nE 's/.*listening on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/server.log")
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
+PORT=$(listening_port "$TMP/server.log" "$SERVER_PID" '127\.0\.0\.1')
 if [ -z "$PORT" ]; then fail "server starts" "$(cat "$TMP/server.log")"; summary; fi
 URL="http://127.0.0.1:$PORT"
 AUTH=(-H "Authorization: Bearer $KEY")
@@ -244,13 +250,7 @@ else fail "load test needs python3 (apt-get install python3)"; fi
 if grep -q '^0\{31\}1 .* lo$' /proc/net/if_inet6 2>/dev/null; then
     "$LLAMAC" serve "${MODEL[@]}" --host ::1 --port 0 --parallel 1 2>"$TMP/server6.log" &
     pid6=$!
-    port6=
-    for _ in $(seq 100); do
-        port6=$(sed -nE 's/.*listening on http:\/\/\[::1\]:([0-9]+).*/\1/p' "$TMP/server6.log")
-        [ -n "$port6" ] && break
-        kill -0 "$pid6" 2>/dev/null || break
-        sleep 0.1
-    done
+    port6=$(listening_port "$TMP/server6.log" "$pid6" '\[::1\]')
     if [ -n "$port6" ] && [ "$(curl -sg "http://[::1]:$port6/health" | jq -r .status)" = ok ]; then
         pass "--host ::1: /health answers on http://[::1]:PORT"
     else fail "--host ::1: /health answers on http://[::1]:PORT" "$(cat "$TMP/server6.log")"; fi
