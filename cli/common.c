@@ -45,9 +45,13 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
     specs[n++] = (arg_spec){
         "device",   0,   ARG_STRING,
         &o->device, "D", "auto, cpu or cuda (default: auto, cuda when a GPU is present)"};
-    specs[n++] = (arg_spec){
-        "tensor-parallel",   0,   ARG_INT,
-        &o->tensor_parallel, "N", "split each layer over N GPUs (needs --device cuda; default: 1)"};
+    specs[n++] = (arg_spec){"tensor-parallel",
+                            0,
+                            ARG_INT,
+                            &o->tensor_parallel,
+                            "N",
+                            "split each layer over N GPUs (checked, but the multi-GPU\n"
+                            "                               backend is not built yet; default: 1)"};
     specs[n++] =
         (arg_spec){"dtype",
                    0,
