@@ -204,18 +204,22 @@ if [ "$status" = 200 ] && [ "$(curl -s -m 5 "$URL/health" | jq -r .status)" = ok
 else fail "8 stalled half-sent requests do not block other clients" "status $status"; fi
 kill "${slow_pids[@]}" 2>/dev/null; wait "${slow_pids[@]}" 2>/dev/null
 
+# expect_slot_freed NAME CANCELLED_BEFORE: within 2 s /health shows every slot free and one
+# more cancelled request than before.
+expect_slot_freed() {
+    for _ in $(seq 40); do
+        if curl -s "$URL/health" | jq -e --argjson c "$2" '.slots_busy == 0 and .requests_cancelled == $c + 1' >/dev/null
+        then pass "$1"; return; fi
+        sleep 0.05
+    done
+    fail "$1" "cancelled before: $2" "$(curl -s "$URL/health")"
+}
+
 # --- a client that goes away mid-stream frees its slot: with no max_tokens
 #     the reply would run to the end of the context (256 positions).
 cancelled=$(curl -s "$URL/health" | jq -r .requests_cancelled)
 curl -sN "${AUTH[@]}" -d '{"prompt":"Once","temperature":0,"stream":true}' "$URL/v1/completions" | head -c 600 >/dev/null
-freed=no
-for _ in $(seq 40); do
-    if curl -s "$URL/health" | jq -e --argjson c "$cancelled" '.slots_busy == 0 and .requests_cancelled == $c + 1' >/dev/null
-    then freed=yes; break; fi
-    sleep 0.05
-done
-if [ "$freed" = yes ]; then pass "a client that disconnects mid-stream frees its slot"
-else fail "a client that disconnects mid-stream frees its slot" "cancelled before: $cancelled" "$(curl -s "$URL/health")"; fi
+expect_slot_freed "a client that disconnects mid-stream frees its slot" "$cancelled"
 
 # --- the same for a client waiting for a whole (non-streamed) answer
 cancelled=$(curl -s "$URL/health" | jq -r .requests_cancelled)
@@ -227,14 +231,7 @@ for _ in $(seq 100); do # hang up once the request holds a slot
 done
 kill "$curl_pid"
 wait "$curl_pid" 2>/dev/null
-freed=no
-for _ in $(seq 40); do
-    if curl -s "$URL/health" | jq -e --argjson c "$cancelled" '.slots_busy == 0 and .requests_cancelled == $c + 1' >/dev/null
-    then freed=yes; break; fi
-    sleep 0.05
-done
-if [ "$freed" = yes ]; then pass "a client that gives up on a whole answer frees its slot"
-else fail "a client that gives up on a whole answer frees its slot" "cancelled before: $cancelled" "$(curl -s "$URL/health")"; fi
+expect_slot_freed "a client that gives up on a whole answer frees its slot" "$cancelled"
 
 # --- a bounded load test: 300 streamed requests, 32 in flight (on 4 slots), all succeed;
 #     the latency and time-to-first-token percentiles are printed for the log.
