@@ -113,12 +113,6 @@ static void admit_locked(scheduler *s) {
     }
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static bool any_active(const scheduler *s) {
     for (int i = 0; i < s->n_seq; i++)
         if (s->slots[i].req) return true;
@@ -204,9 +198,9 @@ static void *sched_main(void *arg) {
         const int n = build_batch(s, &n_rows);
         const lc_batch b = {n, s->tok, s->pos, s->seq, s->want};
         lc_error err;
-        const double t0 = now_s();
+        const double t0 = lc_time_seconds();
         lc_status st = engine_forward(s->engine, &b, s->on_backend ? NULL : s->logits, &err);
-        const double t1 = now_s();
+        const double t1 = lc_time_seconds();
         for (int r = 0; r < n_rows; r++) s->row_sampler[r] = s->slots[s->row_slot[r]].req->sampler;
         if (st == LC_OK && n_rows > 0 && s->on_backend)
             st = engine_sample(s->engine, s->row_sampler, n_rows, s->picks, &err);
@@ -216,7 +210,7 @@ static void *sched_main(void *arg) {
         s->n_steps++;
         s->n_tokens += st == LC_OK ? n_rows : 0;
         s->forward_s += t1 - t0;
-        s->sample_s += now_s() - t1;
+        s->sample_s += lc_time_seconds() - t1;
         if (st) { /* every sequence of the batch is in an unknown state: end them */
             for (int k = 0; k < n; k++)
                 if (s->slots[s->seq[k]].req) {
