@@ -148,17 +148,50 @@ static void product(const bench *b, const variant *v, const matrix &m, const flo
     CHECK_LC(launch_matvec(b->t, m.w, m.rows, m.cols, mv_ld(m.cols), &in, &e, s, &err_));
 }
 
-static void chain(const bench *b, const variant *v, cudaStream_t s) {
+/* The products of one kind in a step, or all of them (ALL_KINDS). */
+enum { KIND_QKV, KIND_WO, KIND_W13, KIND_W2, KIND_CLS, ALL_KINDS };
+static const char *const KIND_NAMES[] = {"wqkv", "wo", "w13", "w2", "classifier"};
+
+static void chain(const bench *b, const variant *v, cudaStream_t s, int kind = ALL_KINDS) {
     const size_t n_layers = (b->mats.size() - 1) / 4;
+    const bool all = kind == ALL_KINDS;
     for (size_t l = 0; l < n_layers; l++) {
         const matrix *m = &b->mats[4 * l];
-        product(b, v, m[0], b->x, b->norm, MV_STORE, b->qkv, m[0].rows, s);
-        product(b, v, m[1], b->qkv, NULL, MV_ADD, b->x, b->dim, s);
-        product(b, v, m[2], b->x, b->norm, MV_SWIGLU, b->h, b->hidden, s);
-        product(b, v, m[3], b->h, NULL, MV_ADD, b->x, b->dim, s);
+        if (all || kind == KIND_QKV) product(b, v, m[0], b->x, b->norm, MV_STORE, b->qkv, m[0].rows, s);
+        if (all || kind == KIND_WO) product(b, v, m[1], b->qkv, NULL, MV_ADD, b->x, b->dim, s);
+        if (all || kind == KIND_W13) product(b, v, m[2], b->x, b->norm, MV_SWIGLU, b->h, b->hidden, s);
+        if (all || kind == KIND_W2) product(b, v, m[3], b->h, NULL, MV_ADD, b->x, b->dim, s);
     }
     const matrix &cls = b->mats.back();
-    product(b, v, cls, b->x, b->norm, MV_STORE, b->logits, cls.rows, s);
+    if (all || kind == KIND_CLS) product(b, v, cls, b->x, b->norm, MV_STORE, b->logits, cls.rows, s);
+}
+
+/* Median time of a captured chain over 20 replays (after 3 warm-ups), in ms;
+ * lo and hi get the extremes. */
+static float time_chain(const bench *b, const variant *v, cudaStream_t s, cudaEvent_t e0,
+                        cudaEvent_t e1, int kind, float *lo, float *hi) {
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    std::vector<float> ms;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    chain(b, v, s, kind);
+    CHECK(cudaStreamEndCapture(s, &g));
+    CHECK(cudaGraphInstantiate(&ge, g, 0));
+    for (int r = 0; r < 23; r++) {
+        CHECK(cudaEventRecord(e0, s));
+        CHECK(cudaGraphLaunch(ge, s));
+        CHECK(cudaEventRecord(e1, s));
+        CHECK(cudaEventSynchronize(e1));
+        float t_ms;
+        CHECK(cudaEventElapsedTime(&t_ms, e0, e1));
+        if (r >= 3) ms.push_back(t_ms);
+    }
+    CHECK(cudaGraphExecDestroy(ge));
+    CHECK(cudaGraphDestroy(g));
+    std::sort(ms.begin(), ms.end());
+    if (lo) *lo = ms.front();
+    if (hi) *hi = ms.back();
+    return ms[ms.size() / 2];
 }
 
 /* Normalised mean squared error of each product of the first layer and the
@@ -301,31 +334,47 @@ int main(int argc, char **argv) {
     for (size_t vi = 0; vi < sizeof VARIANTS / sizeof VARIANTS[0]; vi++) {
         const variant *v = &VARIANTS[vi];
         const double err = check(&b, v, y, y_ref, x0);
-        cudaGraph_t g;
-        cudaGraphExec_t ge;
         CHECK(cudaMemcpy(b.x, x0, sh->dim * 4, cudaMemcpyDeviceToDevice));
-        CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        chain(&b, v, s);
-        CHECK(cudaStreamEndCapture(s, &g));
-        CHECK(cudaGraphInstantiate(&ge, g, 0));
-        for (int r = 0; r < 23; r++) {
-            CHECK(cudaEventRecord(e0, s));
-            CHECK(cudaGraphLaunch(ge, s));
-            CHECK(cudaEventRecord(e1, s));
-            CHECK(cudaEventSynchronize(e1));
-            float t_ms;
-            CHECK(cudaEventElapsedTime(&t_ms, e0, e1));
-            if (r >= 3) ms.push_back(t_ms);
-        }
-        const float med = median(ms);
-        const float lo = *std::min_element(ms.begin(), ms.end()),
-                    hi = *std::max_element(ms.begin(), ms.end());
-        ms.clear();
+        float lo, hi;
+        const float med = time_chain(&b, v, s, e0, e1, ALL_KINDS, &lo, &hi);
         printf("%-3zu %-42s %10.2e %12.1f %4.0f..%-5.0f %8.0f %7.1f%%%s\n", vi + 1, v->what, err,
                med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6),
                100 * bytes / (med * 1e6) / copy_gbs, err < (cuda_quantized(t) ? 1e-3 : 1e-5) ? "" : "  WRONG");
-        CHECK(cudaGraphExecDestroy(ge));
-        CHECK(cudaGraphDestroy(g));
+    }
+
+    /* Where the chain's time goes, per kind of product (PDL, as many blocks
+     * as fit, and one block per SM so the next kernel's block fits beside):
+     * time per product against its bytes at the copy bandwidth. */
+    printf("\nper kind of product (time of a chain of only that kind / its products):\n");
+    printf("%-12s %-10s %8s %10s %10s %10s %8s\n", "kind", "launch", "MB each", "us each",
+           "floor us", "over us", "% copy");
+    for (int vi : {1, 3}) {
+        const variant *v = &VARIANTS[vi];
+        for (int kind = KIND_QKV; kind < ALL_KINDS; kind++) {
+            const size_t n_layers = (b.mats.size() - 1) / 4;
+            const matrix &m = kind == KIND_CLS ? b.mats.back() : b.mats[kind];
+            const int count = kind == KIND_CLS ? 1 : (int)n_layers;
+            const double mb = matrix_bytes(t, m.rows, m.cols) / 1e6;
+            const float us = time_chain(&b, v, s, e0, e1, kind, NULL, NULL) * 1e3f / count;
+            const double floor_us = mb / copy_gbs * 1e3;
+            printf("%-12s %-10s %8.2f %10.2f %10.2f %10.2f %7.1f%%\n", KIND_NAMES[kind],
+                   vi == 1 ? "PDL" : "PDL 1/SM", mb, us, floor_us, us - floor_us,
+                   100 * floor_us / us);
+        }
+    }
+    /* The fixed cost of a product: the same launches and staging over
+     * matrices of 64 rows (a few kB of weights each). */
+    {
+        bench tiny = b;
+        size_t tiny_bytes = 0;
+        tiny.mats.clear();
+        for (size_t i = 0; i < b.mats.size(); i++)
+            tiny.mats.push_back(new_matrix(t, 64, b.mats[i].cols, 1000 + (unsigned)i, &tiny_bytes));
+        for (int vi : {0, 1, 3}) {
+            const float ms_chain = time_chain(&tiny, &VARIANTS[vi], s, e0, e1, ALL_KINDS, NULL, NULL);
+            printf("fixed cost (64-row matrices, %s): %.2f us per product\n", VARIANTS[vi].what,
+                   ms_chain * 1e3 / tiny.mats.size());
+        }
     }
     return 0;
 }

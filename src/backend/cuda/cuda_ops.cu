@@ -376,15 +376,15 @@ __device__ __forceinline__ mv_walk mv_after(mv_walk at, const mv_matrix &m) {
 
 /* mv_step for the quantized kernel, two steps deep: the warp enters with the
  * batches of `at` (in cur) and the step after in flight, uses cur, then
- * reloads cur with the step after next. The kernel issues its first two
- * batches before it waits for the previous kernel, so both overlap the
- * staging (run 15 of docs/cuda-notes.md). (The plain kernel keeps its own
+ * reloads cur with the step after next. The kernel issues its first batch
+ * before it waits for the previous kernel, so it overlaps the staging
+ * (runs 16 and 23 of docs/cuda-notes.md). (The plain kernel keeps its own
  * walk: the shared version measured 3% slower on 7B f16, run 11.) */
 template <typename Q, int NT>
 __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_matrix &m,
                                          const mv_stage &st, int lane, float (&acc0)[NT],
                                          float (&acc1)[NT], const mv_epilogue &epi,
-                                         mv_tokens<NT> &tok) {
+                                         mv_tokens<NT> &tok, const float (&scale)[NT]) {
     const mv_walk nx = mv_after(at, m), nx2 = mv_after(nx, m);
     if (at.batch == 0 && lane == 0)
 #pragma unroll
@@ -395,7 +395,7 @@ __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_m
     if (nx.batch == 0) { /* the pair is done */
 #pragma unroll
         for (int t = 0; t < NT; t++) {
-            const float a = warp_sum(acc0[t]), b = warp_sum(acc1[t]);
+            const float a = warp_sum(acc0[t]) * scale[t], b = warp_sum(acc1[t]) * scale[t];
             if (lane == 0) mv_finish(epi, t, 2 * at.pair, a, b, tok.pre[t], tok.pos[t], tok.seq[t]);
             acc0[t] = acc1[t] = 0.0f;
         }
@@ -404,47 +404,162 @@ __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_m
     return at.pair < m.n_pairs;
 }
 
-/* The staged inputs again as int8 blocks of 32 (scale max|x| / 127, times
- * 1 / scale rounded half away from zero, as the CPU's llama.cpp-style
- * activations; runq's division is for its golden text only), one thread per
- * block: a warp per block spent a chain of shuffles per 32 values, and every
- * block of the grid repeats this staging (run 14). A thread walks its 32
- * values from a different 16-byte word than its neighbours (j + b) so the
- * quarter-warp's shared-memory reads fall in distinct banks. */
+/* Where the quantized kernel stages its inputs in shared memory
+ * (mv_stage_bytes): the rows as floats, the norm weights, then the int8
+ * blocks, their scales and sums. */
+struct mv_qsmem {
+    float *xs, *gs;
+    int8_t *xq;
+    float *xd;
+    int *xsum;
+};
+
+/* The quantized kernel's staging, in two halves around the wait for the
+ * previous kernel: the norm weights do not depend on it, so their copies are
+ * issued before; after it, the NT input rows. Asynchronous 16-byte copies
+ * when the rows are aligned, a plain loop otherwise. */
+__device__ __forceinline__ bool stage_vec_ok(const mv_input &in, int cols) {
+    return cols % 4 == 0 && in.x_ld % 4 == 0 && (uintptr_t)in.x % 16 == 0 &&
+           (uintptr_t)in.norm % 16 == 0;
+}
+
+__device__ __forceinline__ void stage_quant_before(const mv_input &in, int cols,
+                                                   const mv_qsmem &sm) {
+    if (!in.norm) return;
+    if (stage_vec_ok(in, cols))
+        for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
+            copy16_async(sm.gs + i, in.norm + i);
+    else
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) sm.gs[i] = in.norm[i];
+}
+
+/* Issues the copies of the input rows; stage_quant_wait completes them. */
 template <int NT>
-__device__ __forceinline__ void stage_int8(const float *xs, int ld, int nb, int8_t *xq, float *xd,
-                                           int *xsum) {
-    for (int b = threadIdx.x; b < NT * nb; b += blockDim.x) {
-        const int t = b / nb, at = t * ld + (b % nb) * 32;
-        const float4 *x4 = reinterpret_cast<const float4 *>(xs + at);
-        float amax = 0.0f; /* two passes over shared memory: the values stay out of registers,
-                              which hold the weights already in flight */
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float4 x = x4[(j + b) & 7];
-            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w))));
-        }
-        const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
-        int sum = 0;
-        int *q4 = reinterpret_cast<int *>(xq + at);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float4 x = x4[(j + b) & 7];
-            const int q0 = (int)roundf(x.x * inv), q1 = (int)roundf(x.y * inv);
-            const int q2 = (int)roundf(x.z * inv), q3 = (int)roundf(x.w * inv);
-            sum += q0 + q1 + q2 + q3;
-            q4[(j + b) & 7] = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (q3 & 0xff) << 24;
-        }
-        xd[b] = d;
-        xsum[b] = sum;
+__device__ __forceinline__ void stage_quant_after(const mv_input &in, int cols, int ld,
+                                                  const mv_qsmem &sm) {
+    const bool vec = stage_vec_ok(in, cols);
+    for (int t = 0; t < NT; t++) {
+        const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
+        float *dst = sm.xs + t * ld;
+        if (vec)
+            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
+                copy16_async(dst + i, src + i);
+        else
+            for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = src[i];
     }
+}
+
+__device__ __forceinline__ void stage_quant_wait() {
+    copy_async_wait_all();
     __syncthreads();
+}
+
+/* The staged rows again as int8 blocks of 32: scale d = max|x| / 127, q =
+ * x * (1 / d) rounded half away from zero, as the CPU's llama.cpp-style
+ * activations. Two ways, each the faster one measured for its case (runs
+ * 23-26 of docs/cuda-notes.md):
+ *
+ * Without a norm, one thread per block of 32, two passes over shared memory
+ * so the values stay out of registers (which hold the weights already in
+ * flight); a thread walks its 32 values from a different 16-byte word than
+ * its neighbours (j + b) so a quarter-warp's reads fall in distinct banks.
+ * Four threads per block measured slower here (w2's 344 blocks a row: five
+ * rounds of shuffle chains).
+ *
+ * With the RMS norm, one pass: a block quantizes x * g (g the norm weights),
+ * whose scale does not depend on the norm's 1 / rms, so the sum of squares is
+ * reduced alongside and 1 / rms multiplies each finished dot product instead
+ * (scale[t]). Four threads per block, eight values each (words j and
+ * j + 4 of the 32, so a quarter-warp reads 128 contiguous bytes), max and sum
+ * by shuffles. It saves the norm's own pass, a barrier and half-idle threads:
+ * 0.6 (Q8_0) to 1.1 us (Q4_0) a normed product. */
+template <int NT, bool NORM>
+__device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld, int nb, float eps,
+                                           float *red, float (&scale)[NT]) {
+    if (!NORM) {
+        for (int b = threadIdx.x; b < NT * nb; b += blockDim.x) {
+            const int at = b / nb * ld + (b % nb) * 32;
+            const float4 *x4 = reinterpret_cast<const float4 *>(sm.xs + at);
+            float amax = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float4 x = x4[(j + b) & 7];
+                amax = fmaxf(amax,
+                             fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w))));
+            }
+            const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+            int sum = 0;
+            int *q4 = reinterpret_cast<int *>(sm.xq + at);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float4 x = x4[(j + b) & 7];
+                const int q0 = (int)roundf(x.x * inv), q1 = (int)roundf(x.y * inv);
+                const int q2 = (int)roundf(x.z * inv), q3 = (int)roundf(x.w * inv);
+                sum += q0 + q1 + q2 + q3;
+                q4[(j + b) & 7] =
+                    (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (q3 & 0xff) << 24;
+            }
+            sm.xd[b] = d;
+            sm.xsum[b] = sum;
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) scale[t] = 1.0f; /* a constant: the products skip it */
+        __syncthreads();
+        return;
+    }
+    const int lane = threadIdx.x & 31, quads = NT * nb * 4;
+    float ss[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) ss[t] = 0.0f;
+    for (int base = threadIdx.x & ~31; base < quads; base += blockDim.x) {
+        const int c = base + lane, b = c >> 2, part = c & 3;
+        const bool on = c < quads; /* whole quads are on or off; every lane shuffles */
+        const int t = on ? b / nb : 0, col = (b % nb) * 32 + part * 4, at = t * ld + col;
+        float v[8], amax = 0.0f;
+        if (on) {
+            const float4 x0 = *reinterpret_cast<const float4 *>(sm.xs + at);
+            const float4 x1 = *reinterpret_cast<const float4 *>(sm.xs + at + 16);
+            const float4 g0 = *reinterpret_cast<const float4 *>(sm.gs + col);
+            const float4 g1 = *reinterpret_cast<const float4 *>(sm.gs + col + 16);
+            const float sq = x0.x * x0.x + x0.y * x0.y + x0.z * x0.z + x0.w * x0.w +
+                             x1.x * x1.x + x1.y * x1.y + x1.z * x1.z + x1.w * x1.w;
+#pragma unroll
+            for (int tt = 0; tt < NT; tt++) ss[tt] += tt == t ? sq : 0.0f;
+            v[0] = x0.x * g0.x, v[1] = x0.y * g0.y, v[2] = x0.z * g0.z, v[3] = x0.w * g0.w;
+            v[4] = x1.x * g1.x, v[5] = x1.y * g1.y, v[6] = x1.z * g1.z, v[7] = x1.w * g1.w;
+#pragma unroll
+            for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = 0.0f;
+        }
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+        int q[8], sum = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) sum += q[j] = (int)roundf(v[j] * inv);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (on) {
+            int *q4 = reinterpret_cast<int *>(sm.xq + at);
+            q4[0] = (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
+            q4[4] = (q[4] & 0xff) | (q[5] & 0xff) << 8 | (q[6] & 0xff) << 16 | (q[7] & 0xff) << 24;
+            if (part == 0) {
+                sm.xd[b] = d;
+                sm.xsum[b] = sum;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) /* its barriers also publish the int8 blocks */
+        scale[t] = rsqrtf(block_sum(ss[t], red) / cols + eps);
 }
 
 /* The matrix-vector kernel for Q8_0 / Q4_0 weights: the same walk as
  * matvec_kernel, the inputs staged a second time as int8 blocks, each vector
  * met with __dp4a and its block scale. */
-template <typename Q, int NT>
+template <typename Q, int NT, bool NORM>
 __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at most 128 registers */
     matvec_quant_kernel(const void *__restrict__ w, const __half *__restrict__ scales, int rows,
                         int cols, int ld, mv_input in, mv_epilogue epi) {
@@ -462,11 +577,16 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     mv_walk at = {(int)blockIdx.x * MV_WARPS + (int)(threadIdx.x >> 5), 0};
     mv_qbatch a, b;
     mv_tokens<NT> tok;
+    float scale[NT]; /* the norm's 1 / rms per token (stage_int8) */
+    mv_qsmem sm;
+    sm.xs = xs;
+    sm.gs = xs + NT * ld;
+    sm.xq = reinterpret_cast<int8_t *>(xs + mv_stage_floats(NT, ld, in.norm != NULL));
+    sm.xd = reinterpret_cast<float *>(sm.xq + NT * ld);
+    sm.xsum = reinterpret_cast<int *>(sm.xd + NT * m.nb);
     pdl_let_next_start();
-    const mv_walk at1 = mv_after(at, m);
+    stage_quant_before(in, cols, sm);
     if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
-    if (at1.pair < m.n_pairs)
-        mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
 #pragma unroll
     for (int t = 0; t < NT; t++) { /* inputs from the host, copied before the step */
         const bool kv = epi.kind == MV_QKV;
@@ -474,28 +594,33 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
         tok.seq[t] = kv ? epi.kv.seq[t] : 0;
     }
     pdl_wait_for_previous();
-    stage_inputs<NT>(in, cols, ld, xs, red);
-    int8_t *xq = reinterpret_cast<int8_t *>(xs + mv_stage_floats(NT, ld, in.norm != NULL));
-    float *xd = reinterpret_cast<float *>(xq + NT * ld);
-    int *xsum = reinterpret_cast<int *>(xd + NT * m.nb);
-    stage_int8<NT>(xs, ld, m.nb, xq, xd, xsum);
-    const mv_stage st = {xs, xq, xd, xsum, ld, m.nb};
+    stage_quant_after<NT>(in, cols, ld, sm);
+    stage_quant_wait();
+    stage_int8<NT, NORM>(sm, cols, ld, m.nb, in.eps, red, scale);
+    /* The second batch only now: issued before the wait it measured 1-2%
+     * slower (run 23), as the inputs' copies queue behind it. */
+    const mv_walk at1 = mv_after(at, m);
+    if (at1.pair < m.n_pairs)
+        mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
+    const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, m.nb};
     if (at.pair >= m.n_pairs) return;
 
     float acc0[NT], acc1[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
-    while (mv_qstep<Q, NT>(a, at, m, st, lane, acc0, acc1, epi, tok) &&
-           mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok)) {
+    while (mv_qstep<Q, NT>(a, at, m, st, lane, acc0, acc1, epi, tok, scale) &&
+           mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok, scale)) {
     }
 }
 
-template <typename Q> static const void *matvec_quant_fn(int n) {
+/* One instantiation per token count and per norm-or-not: without a norm the
+ * kernel carries no 1 / rms at all. */
+template <typename Q, bool NORM> static const void *matvec_quant_fn(int n) {
     switch (n) {
-    case 1: return (const void *)matvec_quant_kernel<Q, 1>;
-    case 2: return (const void *)matvec_quant_kernel<Q, 2>;
-    case 3: return (const void *)matvec_quant_kernel<Q, 3>;
-    case 4: return (const void *)matvec_quant_kernel<Q, 4>;
+    case 1: return (const void *)matvec_quant_kernel<Q, 1, NORM>;
+    case 2: return (const void *)matvec_quant_kernel<Q, 2, NORM>;
+    case 3: return (const void *)matvec_quant_kernel<Q, 3, NORM>;
+    case 4: return (const void *)matvec_quant_kernel<Q, 4, NORM>;
     }
     return NULL;
 }
@@ -510,13 +635,13 @@ template <typename W> static const void *matvec_fn(int n) {
     return NULL;
 }
 
-static const void *matvec_for(lc_dtype wt, int n) {
+static const void *matvec_for(lc_dtype wt, int n, bool norm) {
     switch (wt) {
     case LC_DTYPE_F32: return matvec_fn<float>(n);
     case LC_DTYPE_F16: return matvec_fn<__half>(n);
     case LC_DTYPE_BF16: return matvec_fn<__nv_bfloat16>(n);
-    case LC_DTYPE_Q8_0: return matvec_quant_fn<q8_gpu>(n);
-    case LC_DTYPE_Q4_0: return matvec_quant_fn<q4_gpu>(n);
+    case LC_DTYPE_Q8_0: return norm ? matvec_quant_fn<q8_gpu, true>(n) : matvec_quant_fn<q8_gpu, false>(n);
+    case LC_DTYPE_Q4_0: return norm ? matvec_quant_fn<q4_gpu, true>(n) : matvec_quant_fn<q4_gpu, false>(n);
     default: return NULL;
     }
 }
@@ -527,16 +652,18 @@ lc_status matvec_setup(int device, int64_t *max_stage_bytes, lc_error *err) {
     const int dynamic = optin - 32 * (int)sizeof(float) - 1024; /* leave the static part room */
     for (int wt = 0; wt < LC_DTYPE_COUNT; wt++)
         for (int n = 1; n <= MV_MAX_TOKENS; n++)
-            if (matvec_for((lc_dtype)wt, n))
-                CU_TRY(cudaFuncSetAttribute(matvec_for((lc_dtype)wt, n),
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
+            for (int norm = 0; norm < 2; norm++)
+                if (matvec_for((lc_dtype)wt, n, norm))
+                    CU_TRY(cudaFuncSetAttribute(matvec_for((lc_dtype)wt, n, norm),
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                dynamic));
     *max_stage_bytes = dynamic;
     return LC_OK;
 }
 
 lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, const mv_input *in,
                         const mv_epilogue *epi, cudaStream_t s, lc_error *err) {
-    const void *fn = matvec_for(wt, in->n);
+    const void *fn = matvec_for(wt, in->n, in->norm != NULL);
     const bool quant = dtype_info(wt) && dtype_info(wt)->block > 1;
     if (!fn || rows % 2 || ld % 8 || ld < cols || (quant && (ld != cols || cols % 32)))
         return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) ld %d for %d tokens",
