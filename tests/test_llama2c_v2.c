@@ -12,15 +12,18 @@
  * step of the fp32 weight it was exported from (export.py: scale = max|w| /
  * 127 over a group, q = round(w / scale)), and the norms are the fp32 ones
  * exactly. This checks the layout: order, value/scale placement and the
- * group-to-row mapping, including ffn_down whose 172-element rows are not
- * whole groups of 32. */
+ * group-to-row mapping. The FFN (172 wide, not whole groups of 32) is padded
+ * to 192 as runq.c computes it: ffn_gate/ffn_up rows beyond 172 are zero,
+ * and ffn_down's blocks are checked against the file's own bytes instead. */
 void test_v2_matches_fp32_checkpoint(test_ctx *t) {
     lc_model *q = load_shared_model(t, "models/stories260K_q80.bin");
     lc_model *f = load_shared_model(t, "models/stories260K.bin");
     if (!q || !f) goto done;
     CHECK(t, strstr(lc_model_format(q), "version 2") != NULL, "format: %s", lc_model_format(q));
+    CHECK(t, strstr(lc_model_format(q), "FFN 172 padded to 192") != NULL, "format: %s",
+          lc_model_format(q));
     const lc_config *c = lc_model_config(q);
-    CHECK(t, c->dim == 64 && c->hidden_dim == 172 && c->n_layers == 5 && c->shared_classifier,
+    CHECK(t, c->dim == 64 && c->hidden_dim == 192 && c->n_layers == 5 && c->shared_classifier,
           "config");
     int n = model_weight_list(&q->weights, c->n_layers, NULL, 0);
     weight **wq = malloc((size_t)n * sizeof *wq), **wf = malloc((size_t)n * sizeof *wf);
@@ -28,12 +31,17 @@ void test_v2_matches_fp32_checkpoint(test_ctx *t) {
     model_weight_list(&f->weights, c->n_layers, wf, n);
     int n_blocks = 0;
     for (int i = 0; i < n; i++) {
-        const int64_t rows = wq[i]->rows, cols = wq[i]->cols, len = rows * cols;
-        CHECK(t, rows == wf[i]->rows && cols == wf[i]->cols, "weight %d shape", i);
-        float *a = malloc((size_t)len * sizeof *a);
-        dequantize_row(wq[i]->dtype, wq[i]->data, a, len);
-        const float *ref = wf[i]->data;
         n_blocks += wq[i]->dtype == LC_DTYPE_Q8_RUNQ;
+        bool down = false;
+        for (int l = 0; l < c->n_layers; l++) down |= wq[i] == &q->weights.layers[l].w_down;
+        if (down) continue; /* below */
+        const int64_t rows = wf[i]->rows, cols = wf[i]->cols, len = rows * cols;
+        CHECK(t, cols == wq[i]->cols && (rows == wq[i]->rows || (rows == 172 && wq[i]->rows == 192)),
+              "weight %d shape", i);
+        const int64_t qlen = wq[i]->rows * wq[i]->cols;
+        float *a = malloc((size_t)qlen * sizeof *a);
+        dequantize_row(wq[i]->dtype, wq[i]->data, a, qlen);
+        const float *ref = wf[i]->data;
         int bad = 0;
         for (int64_t g = 0; g < len / QK; g++) { /* the file's groups of 32, flattened */
             float amax = 0;
@@ -44,12 +52,52 @@ void test_v2_matches_fp32_checkpoint(test_ctx *t) {
                 if (cols == 1 ? d != 0 : d > step * 0.5f * 1.001f + 1e-7f) bad++;
             }
         }
+        for (int64_t e = len; e < qlen; e++) bad += a[e] != 0.0f; /* padding rows */
         CHECK(t, bad == 0, "weight %d (%lld x %lld, %s): %d elements beyond half a step", i,
               (long long)rows, (long long)cols, lc_dtype_name(wq[i]->dtype), bad);
         free(a);
     }
-    /* Every matrix but ffn_down (rows of 172) is int8 blocks. */
-    CHECK(t, n_blocks == 1 + 6 * c->n_layers, "%d tensors as Q8_RUNQ blocks", n_blocks);
+    CHECK(t, n_blocks == 1 + 7 * c->n_layers, "%d tensors as Q8_RUNQ blocks", n_blocks);
+
+    /* ffn_down, (64, 172) in the file: runq.c's row i, group j (j = 0, 32, ..
+     * while j + 32 <= 172) is values[i * 172 + j ..] with the scale of the
+     * group that flat index falls in; the model's row has those 5 blocks,
+     * then one zero block. */
+    size_t flen;
+    char src[1024];
+    uint8_t *file = (uint8_t *)read_file(shared_path(src, sizeof src, "models/stories260K_q80.bin"), &flen);
+    CHECK(t, file != NULL, "cannot read the file");
+    if (file) {
+        /* Offsets as export.py writes them: header, 11 norms of 64 floats, then per tensor
+         * its int8 values and f32 scales: embedding (512 x 64), wq wk wv wo w1 (5 layers
+         * each) before w2. */
+        const int64_t hidden = 172, dim = 64;
+        int64_t off = 256 + 11 * 64 * 4;
+        const int64_t sizes[] = {512 * 64, 64 * 64, 32 * 64, 32 * 64, 64 * 64, 172 * 64};
+        for (int k = 0; k < 6; k++) off += (k == 0 ? 1 : 5) * (sizes[k] + sizes[k] / QK * 4);
+        int bad = 0;
+        for (int l = 0; l < c->n_layers; l++) {
+            const int8_t *values = (const int8_t *)file + off;
+            const uint8_t *scales = file + off + dim * hidden;
+            const block_q8_runq *blk = q->weights.layers[l].w_down.data;
+            CHECK(t, q->weights.layers[l].w_down.rows == dim &&
+                         q->weights.layers[l].w_down.cols == 192, "layer %d ffn_down shape", l);
+            for (int64_t r = 0; r < dim; r++)
+                for (int64_t j = 0; j < 192; j += QK, blk++) {
+                    float d = 0.0f;
+                    const int8_t *v = NULL;
+                    if (j + QK <= hidden) {
+                        memcpy(&d, scales + (r * hidden + j) / QK * 4, 4);
+                        v = values + r * hidden + j;
+                    }
+                    bad += blk->d != d;
+                    for (int k = 0; k < QK; k++) bad += blk->qs[k] != (v ? v[k] : 0);
+                }
+            off += dim * hidden + dim * hidden / QK * 4;
+        }
+        CHECK(t, bad == 0, "ffn_down: %d values or scales differ from runq.c's reading", bad);
+        free(file);
+    }
     free(wq);
     free(wf);
 done:

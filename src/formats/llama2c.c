@@ -140,9 +140,10 @@ static lc_status add_tensor(void *user, const char *name, int n_dims, const int6
 }
 
 lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg,
-                       tensor_table *tensors, llama2c_version *version, void **owned,
-                       lc_error *err) {
+                       tensor_table *tensors, llama2c_version *version, int32_t *ffn_from,
+                       void **owned, lc_error *err) {
     *owned = NULL;
+    *ffn_from = 0;
     memset(cfg, 0, sizeof *cfg);
     llama2c_default_hparams(cfg);
     const uint8_t *p = file->data;
@@ -158,7 +159,7 @@ lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg
         int32_t v = read_i32(p + 4);
         if (v == 2) {
             *version = LLAMA2C_V2;
-            return llama2c_read_v2(file, path, cfg, tensors, owned, err);
+            return llama2c_read_v2(file, path, cfg, tensors, ffn_from, owned, err);
         }
         if (v != 1)
             return lc_fail(err, LC_ERR_UNSUPPORTED,

@@ -38,13 +38,15 @@ lc_status llama2c_check_config(const lc_config *cfg, lc_error *err);
 /* Parses the header of a mapped checkpoint, checks that the file size equals
  * what the header implies, and adds every weight to `tensors`. Weights point
  * into the mapping, or (version 2) into *owned, a buffer the caller frees
- * after the tensors (NULL when there is none). */
+ * after the tensors (NULL when there is none). *ffn_from is the file's FFN
+ * width when a version-2 reader padded it to compute as runq.c does
+ * (llama2c_v2.c), else 0. */
 lc_status llama2c_read(const mapped_file *file, const char *path, lc_config *cfg,
-                       tensor_table *tensors, llama2c_version *version, void **owned,
-                       lc_error *err);
+                       tensor_table *tensors, llama2c_version *version, int32_t *ffn_from,
+                       void **owned, lc_error *err);
 /* The version-2 part of llama2c_read, after the magic and version were checked. */
 lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *cfg,
-                          tensor_table *tensors, void **owned, lc_error *err);
+                          tensor_table *tensors, int32_t *ffn_from, void **owned, lc_error *err);
 
 /* The Llama 2 defaults llama2.c hard-codes and its files do not store. */
 void llama2c_default_hparams(lc_config *cfg);

@@ -10,7 +10,17 @@
  * Quantized tensors are copied into Q8_RUNQ blocks (value, scale interleaved)
  * when every 32-element block of a row lies inside one group (group_size and
  * the row length multiples of 32); any other tensor is dequantized to f32,
- * exactly (element e has scale e / group_size), so every file loads correctly. */
+ * exactly (element e has scale e / group_size), so every file loads correctly.
+ *
+ * One exception, so that a file gives runq.c's own text: with groups of 32
+ * and an FFN width that is not a multiple of 32 (stories260K: 172), runq.c
+ * walks each ffn_down row in whole groups from the row's start, j = 0, 32, ..
+ * while j + 32 <= hidden, scaling the 32 values at flat index i * hidden + j
+ * by the scale of the group that index falls in, and never reads the last
+ * hidden % 32 values of a row. The reader builds exactly that product from
+ * standard blocks: the FFN is padded to the next multiple of 32 (ffn_gate and
+ * ffn_up get zero rows, whose units are silu(0) * 0 = 0), and each ffn_down
+ * row gets runq's blocks followed by zero blocks with scale 0. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +32,25 @@
 
 #define V2_GROUP_MAX (1 << 20)
 
+/* How a tensor of the file becomes a tensor of the model. */
+typedef enum v2_layout {
+    V2_BLOCKS,     /* Q8_RUNQ blocks as stored, rows beyond the file's zero */
+    V2_F32,        /* dequantized exactly */
+    V2_RUNQ_ROWS,  /* ffn_down of a padded FFN: runq.c's whole groups per row */
+} v2_layout;
+
 typedef struct qtensor {
     char name[TENSOR_NAME_MAX];
-    int64_t rows, cols;
+    int64_t rows, cols;         /* as the file stores it */
+    int64_t out_rows, out_cols; /* as the model sees it */
+    v2_layout layout;
 } qtensor;
 
-/* The quantized tensors in file order; returns how many (at most cap). */
-static int quantized_tensors(const lc_config *c, qtensor *out, int cap) {
+/* The quantized tensors in file order, their layout for `group` and the FFN
+ * width the model gets (`hidden_out`: padded, or the file's); returns how many
+ * (at most cap). */
+static int quantized_tensors(const lc_config *c, int32_t group, qtensor *out, int cap,
+                             int64_t *hidden_out) {
     const int64_t dim = c->dim, hidden = c->hidden_dim, vocab = c->vocab_size;
     const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
     const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
@@ -56,41 +78,69 @@ static int quantized_tensors(const lc_config *c, qtensor *out, int cap) {
         if (n < cap) out[n] = (qtensor){"output.weight", vocab, dim};
         n++;
     }
+    /* runq.c's FFN (see the top of the file): only with groups of 32 and
+     * every other row length whole blocks. */
+    const bool pad = group == QK && hidden % QK && dim % QK == 0 && q_dim % QK == 0;
+    *hidden_out = pad ? (hidden + QK - 1) / QK * QK : hidden;
+    for (int i = 0; i < n && i < cap; i++) {
+        qtensor *q = &out[i];
+        const bool down = strstr(q->name, "ffn_down") != NULL;
+        const bool ffn = down || strstr(q->name, "ffn_gate") || strstr(q->name, "ffn_up");
+        q->out_rows = pad && ffn && !down ? *hidden_out : q->rows;
+        q->out_cols = pad && down ? *hidden_out : q->cols;
+        q->layout = pad && down                            ? V2_RUNQ_ROWS
+                    : group % QK == 0 && q->cols % QK == 0 ? V2_BLOCKS
+                                                           : V2_F32;
+    }
     return n;
 }
 
-static bool as_blocks(const qtensor *q, int32_t group) {
-    return group % QK == 0 && q->cols % QK == 0;
-}
-
 /* Bytes the converted tensor takes. */
-static uint64_t converted_bytes(const qtensor *q, int32_t group) {
-    const uint64_t n = (uint64_t)q->rows * (uint64_t)q->cols;
-    return as_blocks(q, group) ? n / QK * sizeof(block_q8_runq) : n * sizeof(float);
+static uint64_t converted_bytes(const qtensor *q) {
+    const uint64_t n = (uint64_t)q->out_rows * (uint64_t)q->out_cols;
+    return q->layout == V2_F32 ? n * sizeof(float) : n / QK * sizeof(block_q8_runq);
 }
 
 static void convert(const qtensor *q, int32_t group, const int8_t *values, const float *scales,
                     void *out) {
     const int64_t n = q->rows * q->cols;
-    if (as_blocks(q, group)) {
-        block_q8_runq *b = out;
+    block_q8_runq *b = out;
+    switch (q->layout) {
+    case V2_BLOCKS:
         for (int64_t i = 0; i < n / QK; i++) {
             memcpy(&b[i].d, scales + i * QK / group, sizeof(float));
             memcpy(b[i].qs, values + i * QK, QK);
         }
-    } else {
+        memset(b + n / QK, 0, (size_t)((q->out_rows - q->rows) * q->cols / QK) * sizeof *b);
+        break;
+    case V2_RUNQ_ROWS: /* group == QK */
+        for (int64_t r = 0; r < q->rows; r++)
+            for (int64_t j = 0; j < q->out_cols; j += QK, b++) {
+                const int64_t at = r * q->cols + j; /* flat index of the block's first value */
+                if (j + QK <= q->cols) {
+                    memcpy(&b->d, scales + at / QK, sizeof(float));
+                    memcpy(b->qs, values + at, QK);
+                } else {
+                    memset(b, 0, sizeof *b);
+                }
+            }
+        break;
+    case V2_F32: {
         float *f = out;
         for (int64_t i = 0; i < n; i++) {
             float s;
             memcpy(&s, scales + i / group, sizeof s);
             f[i] = s * values[i];
         }
+        break;
+    }
     }
 }
 
 lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *cfg,
-                          tensor_table *tensors, void **owned, lc_error *err) {
+                          tensor_table *tensors, int32_t *ffn_from, void **owned, lc_error *err) {
     *owned = NULL;
+    *ffn_from = 0;
     const uint8_t *p = file->data;
     if (file->size < LLAMA2C_V1_HEADER_BYTES)
         return lc_fail(err, LC_ERR_FORMAT,
@@ -121,10 +171,11 @@ lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *
         return lc_fail(err, LC_ERR_FORMAT, "%s: group size %d is out of range [1, %d]", path, group,
                        V2_GROUP_MAX);
 
-    const int n_q = quantized_tensors(cfg, NULL, 0);
+    int64_t hidden_out;
+    const int n_q = quantized_tensors(cfg, group, NULL, 0, &hidden_out);
     qtensor *q = malloc((size_t)n_q * sizeof *q);
     if (!q) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
-    quantized_tensors(cfg, q, n_q);
+    quantized_tensors(cfg, group, q, n_q, &hidden_out);
 
     /* Sizes first, all in 64-bit and checked against the file before any pointer is formed. */
     const uint64_t dim = (uint64_t)cfg->dim, layers = (uint64_t)cfg->n_layers;
@@ -138,7 +189,7 @@ lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *
                         "%s: tensor %s has %" PRIu64 " values, not a multiple of the group size %d",
                         path, q[i].name, n, group);
         offset += n + n / (uint64_t)group * sizeof(float);
-        out_bytes += converted_bytes(&q[i], group);
+        out_bytes += converted_bytes(&q[i]);
     }
     if (!st && offset != file->size)
         st =
@@ -168,17 +219,19 @@ lc_status llama2c_read_v2(const mapped_file *file, const char *path, lc_config *
         const float *scales = (const float *)(at + n); /* read with memcpy: unaligned */
         at += n + n / group * (int64_t)sizeof(float);
         convert(&q[i], group, values, scales, dst);
-        const int64_t shape[2] = {q[i].rows, q[i].cols};
+        const int64_t shape[2] = {q[i].out_rows, q[i].out_cols};
         st = tensor_table_add(tensors, q[i].name,
-                              as_blocks(&q[i], group) ? LC_DTYPE_Q8_RUNQ : LC_DTYPE_F32, 2, shape,
+                              q[i].layout == V2_F32 ? LC_DTYPE_F32 : LC_DTYPE_Q8_RUNQ, 2, shape,
                               dst, err);
-        dst += converted_bytes(&q[i], group);
+        dst += converted_bytes(&q[i]);
     }
     free(q);
     if (st) {
         free(out);
         return st;
     }
+    if (hidden_out != cfg->hidden_dim) *ffn_from = cfg->hidden_dim;
+    cfg->hidden_dim = (int32_t)hidden_out;
     *owned = out;
     return LC_OK;
 }

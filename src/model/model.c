@@ -134,11 +134,19 @@ lc_status lc_model_load(const char *path, lc_model **out, lc_error *err) {
         st = read_gguf(m, path, err);
     } else {
         llama2c_version version;
-        st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, &m->owned, err);
+        int32_t ffn_from;
+        st = llama2c_read(&m->file, path, &m->config, &m->tensors, &version, &ffn_from, &m->owned,
+                          err);
         snprintf(m->format, sizeof m->format, "llama2.c %s",
                  version == LLAMA2C_V2   ? "version 2 (int8, runq.c)"
                  : version == LLAMA2C_V1 ? "version 1 (fp32)"
                                          : "legacy (fp32)");
+        if (!st && ffn_from) { /* say why hidden differs from the header */
+            const size_t len = strlen(m->format);
+            snprintf(m->format + len, sizeof m->format - len,
+                     "; FFN %d padded to %d to compute as runq.c does", ffn_from,
+                     m->config.hidden_dim);
+        }
     }
     if (st) goto fail;
     st = bind_weights(m, err);

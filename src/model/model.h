@@ -79,7 +79,7 @@ struct lc_model {
     void *owned; /* weights a loader converted (llama2.c version 2, Hugging Face q/k and
                     norms), freed after the tensors */
     model_tokens special;
-    char format[64];
+    char format[128];
     char *path;          /* as given to lc_model_load, for messages */
     char *chat_template; /* the file's Jinja chat template, NUL-terminated, or NULL */
 };
