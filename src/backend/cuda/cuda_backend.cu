@@ -387,6 +387,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     TRY(cublas_check(cublasSetStream(cb->blas, cb->stream), "cublasSetStream", err));
     TRY(matvec_setup(cb->device, &cb->mv_max_stage, err));
     TRY(attention_setup(cb->device, err));
+    TRY(sample_setup(cb->device, &cb->sample_max_smem, err));
     TRY(check_shape(c, wt, cb->mv_max_stage, err));
     cb->n_sm = prop.multiProcessorCount;
 

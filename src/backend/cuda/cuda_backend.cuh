@@ -72,6 +72,7 @@ typedef struct cuda_backend {
     int32_t *token_host, *token_dev; /* (sample_rows) the drawn tokens */
     int n_logits;                    /* rows the last forward produced */
     int64_t mv_max_stage;            /* bytes of shared memory a matvec may stage */
+    int64_t sample_max_smem;         /* bytes of shared memory a sampler block may use */
     int n_sm;                        /* multiprocessors: matrix-vector grids are one wave */
     int mv_blocks_per_sm; /* matrix-vector blocks per multiprocessor; 0: as many as fit */
     /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns

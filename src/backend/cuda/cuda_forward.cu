@@ -300,7 +300,7 @@ lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float
     CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
                            cudaMemcpyHostToDevice, cb->stream));
     TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
-                      cb->token_dev, cb->stream, err));
+                      cb->sample_max_smem, cb->token_dev, cb->stream, err));
     CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
                            cudaMemcpyDeviceToHost, cb->stream));
     CU_TRY(cudaStreamSynchronize(cb->stream));

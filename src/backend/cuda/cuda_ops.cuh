@@ -179,11 +179,17 @@ typedef struct sample_row {
     int top_k;
 } sample_row;
 
+/* Raises the sampler's shared-memory limit to what the device allows;
+ * returns the most bytes a launch may use (a row of probabilities that fits
+ * stays in shared memory). */
+lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err);
 /* Picks a token from each of n logits rows (vocab apart) as lc_sampler_sample
  * does, row i by rows[i]: argmax at temperature 0, else softmax(logits / T)
  * cut to the top-k, then to the top-p nucleus, drawn with the coin in [0, 1).
- * One block per row; `scratch` holds n * vocab floats. */
+ * One block per row; `scratch` holds n * vocab floats, for rows that do not
+ * fit in max_smem_bytes (from sample_setup). */
 lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
-                        float *scratch, int32_t *tokens, cudaStream_t s, lc_error *err);
+                        float *scratch, int64_t max_smem_bytes, int32_t *tokens, cudaStream_t s,
+                        lc_error *err);
 
 #endif
