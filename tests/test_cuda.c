@@ -146,6 +146,66 @@ static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, i
     free(q), free(k), free(v), free(out), free(ref), free(s);
 }
 
+static int cmp_double_desc(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+/* The device sampler on random rows: the shared-memory and global-memory
+ * paths draw the same tokens; greedy is the first argmax; every draw lies
+ * inside its row's top-k and top-p nucleus (recomputed here in double). */
+static void check_sample(test_ctx *t, int vocab, uint64_t *rng) {
+    enum { ROWS = 6 };
+    const float temperature[ROWS] = {0.0f, 1.0f, 0.8f, 1.0f, 0.7f, 1.3f};
+    const float top_p[ROWS] = {1.0f, 1.0f, 0.9f, 1.0f, 0.5f, 0.95f};
+    const int top_k[ROWS] = {0, 0, 0, 40, 5, 0};
+    float *logits = randn((size_t)ROWS * vocab, rng), *coin = randn(ROWS, rng);
+    double *p = malloc((size_t)vocab * sizeof *p), *sorted = malloc((size_t)vocab * sizeof *sorted);
+    for (size_t i = 0; i < (size_t)ROWS * vocab; i++) logits[i] *= 6.0f; /* peaked rows */
+    for (int i = 0; i < ROWS; i++) coin[i] = fabsf(coin[i]) - floorf(fabsf(coin[i]));
+    int32_t in_smem[ROWS], in_global[ROWS];
+    lc_error err;
+    CHECK(t,
+          cuda_test_sample(vocab, ROWS, logits, temperature, top_p, top_k, coin, true, in_smem,
+                           &err) == LC_OK,
+          "sample: %s", err.msg);
+    CHECK(t,
+          cuda_test_sample(vocab, ROWS, logits, temperature, top_p, top_k, coin, false, in_global,
+                           &err) == LC_OK,
+          "sample: %s", err.msg);
+    for (int r = 0; r < ROWS; r++) {
+        CHECK(t, in_smem[r] == in_global[r], "vocab %d row %d: shared %d, global %d", vocab, r,
+              in_smem[r], in_global[r]);
+        const float *l = logits + (size_t)r * vocab;
+        const int tok = in_global[r];
+        if (tok < 0 || tok >= vocab) {
+            CHECK(t, false, "vocab %d row %d: token %d", vocab, r, tok);
+            continue;
+        }
+        int best = 0, above = 0;
+        for (int i = 1; i < vocab; i++) best = l[i] > l[best] ? i : best;
+        if (temperature[r] == 0.0f) {
+            CHECK(t, tok == best, "vocab %d: greedy %d, argmax %d", vocab, tok, best);
+            continue;
+        }
+        for (int i = 0; i < vocab; i++) above += l[i] > l[tok];
+        CHECK(t, top_k[r] == 0 || above < top_k[r],
+              "vocab %d row %d: %d logits above the draw (top-k %d)", vocab, r, above, top_k[r]);
+        double sum = 0;
+        for (int i = 0; i < vocab; i++) sum += p[i] = exp((l[i] - l[best]) / temperature[r]);
+        memcpy(sorted, p, (size_t)vocab * sizeof *p);
+        qsort(sorted, (size_t)vocab, sizeof *sorted, cmp_double_desc);
+        const int k = top_k[r] > 0 ? top_k[r] : vocab;
+        double kept = 0, cum = 0, floor_p = 0;
+        for (int i = 0; i < k; i++) kept += sorted[i];
+        for (int i = 0; i < k && cum < top_p[r] * kept * (1 - 1e-6); i++)
+            cum += floor_p = sorted[i];
+        CHECK(t, p[tok] >= floor_p * (1 - 1e-4), "vocab %d row %d: p %g below the nucleus's %g",
+              vocab, r, p[tok] / sum, floor_p / sum);
+    }
+    free(logits), free(coin), free(p), free(sorted);
+}
+
 void test_cuda_ops(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     uint64_t rng = 42;
@@ -175,6 +235,9 @@ void test_cuda_ops(test_ctx *t) {
         check_attention(t, kv_t, 6, 6, 48, 600, &rng);  /* tiny-gutenberg-15M's: lanes idle */
         check_attention(t, kv_t, 4, 2, 24, 2000, &rng); /* hd / 8 not a power of two either */
     }
+    check_sample(t, 32000, &rng);  /* the Llama 2 vocabulary: fits in shared memory */
+    check_sample(t, 128256, &rng); /* Llama 3's: global memory only */
+    check_sample(t, 1000, &rng);   /* spans shorter than a warp's 128-entry loads */
     /* rmsnorm and RoPE through the prefill kernels */
     float *x = randn(3 * 288, &rng), *w = randn(288, &rng), *y = malloc(3 * 288 * sizeof *y),
           *ref = malloc(3 * 288 * sizeof *ref);

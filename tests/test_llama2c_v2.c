@@ -36,7 +36,8 @@ void test_v2_matches_fp32_checkpoint(test_ctx *t) {
         for (int l = 0; l < c->n_layers; l++) down |= wq[i] == &q->weights.layers[l].w_down;
         if (down) continue; /* below */
         const int64_t rows = wf[i]->rows, cols = wf[i]->cols, len = rows * cols;
-        CHECK(t, cols == wq[i]->cols && (rows == wq[i]->rows || (rows == 172 && wq[i]->rows == 192)),
+        CHECK(t,
+              cols == wq[i]->cols && (rows == wq[i]->rows || (rows == 172 && wq[i]->rows == 192)),
               "weight %d shape", i);
         const int64_t qlen = wq[i]->rows * wq[i]->cols;
         float *a = malloc((size_t)qlen * sizeof *a);
@@ -65,7 +66,8 @@ void test_v2_matches_fp32_checkpoint(test_ctx *t) {
      * then one zero block. */
     size_t flen;
     char src[1024];
-    uint8_t *file = (uint8_t *)read_file(shared_path(src, sizeof src, "models/stories260K_q80.bin"), &flen);
+    uint8_t *file =
+        (uint8_t *)read_file(shared_path(src, sizeof src, "models/stories260K_q80.bin"), &flen);
     CHECK(t, file != NULL, "cannot read the file");
     if (file) {
         /* Offsets as export.py writes them: header, 11 norms of 64 floats, then per tensor
@@ -80,8 +82,10 @@ void test_v2_matches_fp32_checkpoint(test_ctx *t) {
             const int8_t *values = (const int8_t *)file + off;
             const uint8_t *scales = file + off + dim * hidden;
             const block_q8_runq *blk = q->weights.layers[l].w_down.data;
-            CHECK(t, q->weights.layers[l].w_down.rows == dim &&
-                         q->weights.layers[l].w_down.cols == 192, "layer %d ffn_down shape", l);
+            CHECK(t,
+                  q->weights.layers[l].w_down.rows == dim &&
+                      q->weights.layers[l].w_down.cols == 192,
+                  "layer %d ffn_down shape", l);
             for (int64_t r = 0; r < dim; r++)
                 for (int64_t j = 0; j < 192; j += QK, blk++) {
                     float d = 0.0f;

@@ -157,13 +157,16 @@ static void chain(const bench *b, const variant *v, cudaStream_t s, int kind = A
     const bool all = kind == ALL_KINDS;
     for (size_t l = 0; l < n_layers; l++) {
         const matrix *m = &b->mats[4 * l];
-        if (all || kind == KIND_QKV) product(b, v, m[0], b->x, b->norm, MV_STORE, b->qkv, m[0].rows, s);
+        if (all || kind == KIND_QKV)
+            product(b, v, m[0], b->x, b->norm, MV_STORE, b->qkv, m[0].rows, s);
         if (all || kind == KIND_WO) product(b, v, m[1], b->qkv, NULL, MV_ADD, b->x, b->dim, s);
-        if (all || kind == KIND_W13) product(b, v, m[2], b->x, b->norm, MV_SWIGLU, b->h, b->hidden, s);
+        if (all || kind == KIND_W13)
+            product(b, v, m[2], b->x, b->norm, MV_SWIGLU, b->h, b->hidden, s);
         if (all || kind == KIND_W2) product(b, v, m[3], b->h, NULL, MV_ADD, b->x, b->dim, s);
     }
     const matrix &cls = b->mats.back();
-    if (all || kind == KIND_CLS) product(b, v, cls, b->x, b->norm, MV_STORE, b->logits, cls.rows, s);
+    if (all || kind == KIND_CLS)
+        product(b, v, cls, b->x, b->norm, MV_STORE, b->logits, cls.rows, s);
 }
 
 /* Median time of a captured chain over 20 replays (after 3 warm-ups), in ms;
@@ -339,7 +342,8 @@ int main(int argc, char **argv) {
         const float med = time_chain(&b, v, s, e0, e1, ALL_KINDS, &lo, &hi);
         printf("%-3zu %-42s %10.2e %12.1f %4.0f..%-5.0f %8.0f %7.1f%%%s\n", vi + 1, v->what, err,
                med * 1e3, lo * 1e3, hi * 1e3, bytes / (med * 1e6),
-               100 * bytes / (med * 1e6) / copy_gbs, err < (cuda_quantized(t) ? 1e-3 : 1e-5) ? "" : "  WRONG");
+               100 * bytes / (med * 1e6) / copy_gbs,
+               err < (cuda_quantized(t) ? 1e-3 : 1e-5) ? "" : "  WRONG");
     }
 
     /* Where the chain's time goes, per kind of product (PDL, as many blocks
@@ -371,7 +375,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < b.mats.size(); i++)
             tiny.mats.push_back(new_matrix(t, 64, b.mats[i].cols, 1000 + (unsigned)i, &tiny_bytes));
         for (int vi : {0, 1, 3}) {
-            const float ms_chain = time_chain(&tiny, &VARIANTS[vi], s, e0, e1, ALL_KINDS, NULL, NULL);
+            const float ms_chain =
+                time_chain(&tiny, &VARIANTS[vi], s, e0, e1, ALL_KINDS, NULL, NULL);
             printf("fixed cost (64-row matrices, %s): %.2f us per product\n", VARIANTS[vi].what,
                    ms_chain * 1e3 / tiny.mats.size());
         }

@@ -34,9 +34,9 @@
 
 /* How a tensor of the file becomes a tensor of the model. */
 typedef enum v2_layout {
-    V2_BLOCKS,     /* Q8_RUNQ blocks as stored, rows beyond the file's zero */
-    V2_F32,        /* dequantized exactly */
-    V2_RUNQ_ROWS,  /* ffn_down of a padded FFN: runq.c's whole groups per row */
+    V2_BLOCKS,    /* Q8_RUNQ blocks as stored, rows beyond the file's zero */
+    V2_F32,       /* dequantized exactly */
+    V2_RUNQ_ROWS, /* ffn_down of a padded FFN: runq.c's whole groups per row */
 } v2_layout;
 
 typedef struct qtensor {

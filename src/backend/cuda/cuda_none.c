@@ -36,3 +36,8 @@ lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int 
                               const float *k, const float *v, float *out, lc_error *err) {
     return no_cuda(err);
 }
+lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *temperature,
+                           const float *top_p, const int *top_k, const float *coin,
+                           bool shared_memory, int32_t *tokens, lc_error *err) {
+    return no_cuda(err);
+}

@@ -521,8 +521,8 @@ __device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld,
             const float4 x1 = *reinterpret_cast<const float4 *>(sm.xs + at + 16);
             const float4 g0 = *reinterpret_cast<const float4 *>(sm.gs + col);
             const float4 g1 = *reinterpret_cast<const float4 *>(sm.gs + col + 16);
-            const float sq = x0.x * x0.x + x0.y * x0.y + x0.z * x0.z + x0.w * x0.w +
-                             x1.x * x1.x + x1.y * x1.y + x1.z * x1.z + x1.w * x1.w;
+            const float sq = x0.x * x0.x + x0.y * x0.y + x0.z * x0.z + x0.w * x0.w + x1.x * x1.x +
+                             x1.y * x1.y + x1.z * x1.z + x1.w * x1.w;
 #pragma unroll
             for (int tt = 0; tt < NT; tt++) ss[tt] += tt == t ? sq : 0.0f;
             v[0] = x0.x * g0.x, v[1] = x0.y * g0.y, v[2] = x0.z * g0.z, v[3] = x0.w * g0.w;
@@ -640,8 +640,10 @@ static const void *matvec_for(lc_dtype wt, int n, bool norm) {
     case LC_DTYPE_F32: return matvec_fn<float>(n);
     case LC_DTYPE_F16: return matvec_fn<__half>(n);
     case LC_DTYPE_BF16: return matvec_fn<__nv_bfloat16>(n);
-    case LC_DTYPE_Q8_0: return norm ? matvec_quant_fn<q8_gpu, true>(n) : matvec_quant_fn<q8_gpu, false>(n);
-    case LC_DTYPE_Q4_0: return norm ? matvec_quant_fn<q4_gpu, true>(n) : matvec_quant_fn<q4_gpu, false>(n);
+    case LC_DTYPE_Q8_0:
+        return norm ? matvec_quant_fn<q8_gpu, true>(n) : matvec_quant_fn<q8_gpu, false>(n);
+    case LC_DTYPE_Q4_0:
+        return norm ? matvec_quant_fn<q4_gpu, true>(n) : matvec_quant_fn<q4_gpu, false>(n);
     default: return NULL;
     }
 }

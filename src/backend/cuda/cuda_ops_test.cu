@@ -202,3 +202,33 @@ done:
     scratch_free(&s);
     return st;
 }
+
+extern "C" lc_status cuda_test_sample(int vocab, int n, const float *logits,
+                                      const float *temperature, const float *top_p,
+                                      const int *top_k, const float *coin, bool shared_memory,
+                                      int32_t *tokens, lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    void *dl, *de, *dr, *dt;
+    sample_row *rows = (sample_row *)malloc((size_t)n * sizeof *rows);
+    int64_t max_smem = 0;
+    if (!rows) return lc_fail(err, LC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) rows[i] = (sample_row){temperature[i], top_p[i], coin[i], top_k[i]};
+    TRY(sample_setup(0, &max_smem, err));
+    TRY(put(&s, logits, (size_t)n * vocab, LC_DTYPE_F32, &dl, err));
+    TRY(put(&s, NULL, (size_t)n * vocab, LC_DTYPE_F32, &de, err));
+    TRY(put(&s, NULL, (size_t)n * sizeof *rows / 4, LC_DTYPE_F32, &dr, err));
+    TRY(put(&s, NULL, (size_t)n, LC_DTYPE_F32, &dt, err));
+    if (cudaMemcpy(dr, rows, (size_t)n * sizeof *rows, cudaMemcpyHostToDevice)) {
+        st = lc_fail(err, LC_ERR_DEVICE, "copying the rules");
+        goto done;
+    }
+    TRY(launch_sample((const float *)dl, vocab, (const sample_row *)dr, n, (float *)de,
+                      shared_memory ? max_smem : 0, (int32_t *)dt, 0, err));
+    if (cudaDeviceSynchronize() || cudaMemcpy(tokens, dt, (size_t)n * 4, cudaMemcpyDeviceToHost))
+        st = lc_fail(err, LC_ERR_DEVICE, "sampling: %s", cudaGetErrorString(cudaGetLastError()));
+done:
+    free(rows);
+    scratch_free(&s);
+    return st;
+}

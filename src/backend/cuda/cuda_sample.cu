@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     exp_of ex = {e, max, temperature};
     for_span(logits, sp, ex);
     const float sum = block_sum(ex.sum, red); /* its barriers also publish e */
-    if (!(sum > 0.0f) || !isfinite(sum)) {   /* no distribution to draw from */
+    if (!(sum > 0.0f) || !isfinite(sum)) {    /* no distribution to draw from */
         if (threadIdx.x == 0) *token = best;
         return;
     }
@@ -206,8 +206,8 @@ lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err) {
     int optin = 0;
     CU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     const int dynamic = optin - 1024; /* room for the static part */
-    CU_TRY(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                dynamic));
+    CU_TRY(
+        cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
     *max_smem_bytes = dynamic;
     return LC_OK;
 }

@@ -22,4 +22,12 @@ lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta, co
 lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, const float *q,
                               const float *k, const float *v, float *out, lc_error *err);
 
+/* One token from each of n logits rows (vocab apart), row i drawn with
+ * temperature[i], top_p[i], top_k[i] and coin[i] in [0, 1), as the decoding
+ * step draws; shared_memory false keeps the probabilities in global memory
+ * (the path of vocabularies too large for a block's shared memory). */
+lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *temperature,
+                           const float *top_p, const int *top_k, const float *coin,
+                           bool shared_memory, int32_t *tokens, lc_error *err);
+
 #endif
