@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "engine/engine.h"
 #include "llamac.h"
 
 typedef struct fixture {
@@ -259,4 +260,60 @@ void test_engine_long_prompt_batched_equals_stepwise(test_ctx *t) {
     free(batched);
     free(stepwise);
     lc_model_free(m);
+}
+
+/* The CPU backend's `sample` (rows drawn in parallel on the thread pool)
+ * against lc_sampler_sample on the same logits: four sequences, four rules,
+ * token for token over several steps; and a draw with no kept rows is an
+ * error, not a stale read. */
+void test_engine_cpu_sample_equals_host(test_ctx *t) {
+    fixture kept, host;
+    if (!setup(t, &kept, 64, 4, 16)) return;
+    if (!setup(t, &host, 64, 4, 16)) {
+        teardown(&kept);
+        return;
+    }
+    const lc_sampler_params rule[4] = {
+        {0.0f, 1.0f, 0, 1}, {1.0f, 1.0f, 0, 2}, {0.8f, 0.9f, 0, 3}, {1.2f, 0.95f, 20, 4}};
+    lc_sampler *sk[4] = {0}, *sh[4] = {0};
+    lc_error err;
+    bool ok = true;
+    for (int i = 0; i < 4 && ok; i++)
+        ok = lc_sampler_create(&rule[i], kept.vocab, &sk[i], &err) == LC_OK &&
+             lc_sampler_create(&rule[i], host.vocab, &sh[i], &err) == LC_OK;
+    CHECK(t, ok, "sampler: %s", err.msg);
+    lc_token out[4];
+    lc_sampler *spare[4] = {0}; /* a refused draw still advances its samplers' coins */
+    for (int i = 0; i < 4 && ok; i++)
+        ok = lc_sampler_create(&rule[i], kept.vocab, &spare[i], &err) == LC_OK;
+    CHECK(t, ok && engine_sample(kept.engine, spare, 4, out, &err) != LC_OK &&
+                 strstr(err.msg, "kept 0"),
+          "a draw before any forward: %s", err.msg);
+    for (int i = 0; i < 4; i++) lc_sampler_free(spare[i]);
+    float *logits = malloc(4 * (size_t)host.vocab * sizeof *logits);
+    lc_token tok[4] = {1, 1, 1, 1}, drawn[4];
+    int32_t pos[4], seq[4] = {0, 1, 2, 3};
+    int same = 0;
+    for (int step = 0; ok && step < 12; step++) {
+        for (int i = 0; i < 4; i++) pos[i] = step;
+        lc_batch b = {4, tok, pos, seq, NULL};
+        uint8_t want[4] = {1, 1, 1, 1};
+        b.logits = want;
+        ok = engine_forward(kept.engine, &b, NULL, &err) == LC_OK &&
+             engine_sample(kept.engine, sk, 4, drawn, &err) == LC_OK &&
+             lc_engine_forward(host.engine, &b, logits, &err) == LC_OK;
+        CHECK(t, ok, "step %d: %s", step, err.msg);
+        for (int i = 0; ok && i < 4; i++) {
+            const lc_token h = lc_sampler_sample(sh[i], logits + (size_t)i * host.vocab);
+            same += h == drawn[i];
+            tok[i] = h;
+        }
+    }
+    CHECK(t, same == 48, "%d of 48 draws equal the host sampler's", same);
+    CHECK(t, engine_sample(kept.engine, sk, 4, out, &err) != LC_OK,
+          "a second draw from rows the first one overwrote was accepted");
+    free(logits);
+    for (int i = 0; i < 4; i++) lc_sampler_free(sk[i]), lc_sampler_free(sh[i]);
+    teardown(&kept);
+    teardown(&host);
 }

@@ -80,6 +80,7 @@
     X(test_engine_rewind)                                                                          \
     X(test_engine_generation_limits)                                                               \
     X(test_engine_seed_reproducible)                                                               \
+    X(test_engine_cpu_sample_equals_host)                                                          \
     X(test_engine_bad_options)                                                                     \
     X(test_engine_long_prompt_batched_equals_stepwise)                                             \
     X(test_logits_stories260k)                                                                     \

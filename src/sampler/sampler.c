@@ -110,22 +110,28 @@ float sampler_next_coin(lc_sampler *s) {
     return s->p.temperature == 0.0f ? 0.0f : next_unit(&s->rng);
 }
 
+size_t sampler_scratch_bytes(int32_t vocab) { return (size_t)vocab * sizeof(candidate); }
+
 lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
-    const int32_t n = s->vocab;
+    return sampler_draw(&s->p, sampler_next_coin(s), logits, s->vocab, s->cand);
+}
+
+lc_token sampler_draw(const lc_sampler_params *p, float coin, float *logits, int32_t n,
+                      void *scratch) {
     const lc_token best = argmax(logits, n);
-    if (s->p.temperature == 0.0f) return best;
+    if (p->temperature == 0.0f) return best;
 
     const float max = logits[best];
     float sum = 0.0f;
     for (int32_t i = 0; i < n; i++) {
-        logits[i] = expf((logits[i] - max) / s->p.temperature);
+        logits[i] = expf((logits[i] - max) / p->temperature);
         sum += logits[i];
     }
     /* NaN or infinite logits leave no distribution to sample: fall back to argmax. */
     if (!(sum > 0.0f) || !isfinite(sum)) return best;
 
-    if (s->p.top_k == 0 && s->p.top_p >= 1.0f) { /* plain sampling: one pass, no sort */
-        float r = next_unit(&s->rng) * sum, cum = 0.0f;
+    if (p->top_k == 0 && p->top_p >= 1.0f) { /* plain sampling: one pass, no sort */
+        float r = coin * sum, cum = 0.0f;
         for (int32_t i = 0; i < n; i++) {
             cum += logits[i];
             if (r < cum) return i;
@@ -133,23 +139,23 @@ lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
         return best; /* rounding left r at the very top */
     }
 
-    candidate *c = s->cand;
+    candidate *c = scratch;
     int32_t m = 0;
     /* With top-p alone, tokens below (1 - p) / (n - 1) can never be in the
      * nucleus (llama2.c's observation); dropping them keeps the sort short.
      * The most likely token always stays, so the set is never empty. */
     const float floor =
-        s->p.top_k == 0 && n > 1 ? (1.0f - s->p.top_p) / (float)(n - 1) * sum : 0.0f;
+        p->top_k == 0 && n > 1 ? (1.0f - p->top_p) / (float)(n - 1) * sum : 0.0f;
     for (int32_t i = 0; i < n; i++)
         if (logits[i] >= floor || i == best) c[m++] = (candidate){logits[i], i};
-    if (s->p.top_k > 0) m = select_top_k(c, m, s->p.top_k);
+    if (p->top_k > 0) m = select_top_k(c, m, p->top_k);
     qsort(c, (size_t)m, sizeof *c, by_prob_desc);
 
     float mass = 0.0f;
     for (int32_t i = 0; i < m; i++) mass += c[i].prob;
-    if (s->p.top_p < 1.0f) {
+    if (p->top_p < 1.0f) {
         /* The nucleus of the whole distribution, or of the top k when k is set. */
-        float target = s->p.top_p * (s->p.top_k > 0 ? mass : sum), cum = 0.0f;
+        float target = p->top_p * (p->top_k > 0 ? mass : sum), cum = 0.0f;
         for (int32_t i = 0; i < m; i++) {
             cum += c[i].prob;
             if (cum >= target) {
@@ -159,7 +165,7 @@ lc_token lc_sampler_sample(lc_sampler *s, float *logits) {
             }
         }
     }
-    float r = next_unit(&s->rng) * mass, cum = 0.0f;
+    float r = coin * mass, cum = 0.0f;
     for (int32_t i = 0; i < m; i++) {
         cum += c[i].prob;
         if (r < cum) return c[i].id;

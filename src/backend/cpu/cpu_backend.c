@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "sampler/sampler.h"
 
 static void cpu_destroy(backend *b) {
     cpu_backend *cb = (cpu_backend *)b;
@@ -27,11 +28,44 @@ static void cpu_destroy(backend *b) {
     free(cb->attn_scratch);
     free(cb->attn_items);
     free(cb->logit_rows);
+    free(cb->kept_logits);
+    for (int t = 0; cb->sample_scratch && t < cb->n_threads; t++) free(cb->sample_scratch[t]);
+    free(cb->sample_scratch);
     free(cb);
 }
 
+typedef struct sample_call {
+    cpu_backend *cb;
+    const lc_sampler_params *p;
+    const float *coins;
+    lc_token *out;
+} sample_call;
+
+static void sample_task(void *ctx, int64_t row, int thread) {
+    const sample_call *c = ctx;
+    const int32_t vocab = c->cb->cfg->vocab_size;
+    c->out[row] = sampler_draw(&c->p[row], c->coins[row], c->cb->kept_logits + row * vocab, vocab,
+                               c->cb->sample_scratch[thread]);
+}
+
+/* The rows of a step drawn in parallel, one per work item, each exactly as
+ * lc_sampler_sample draws it: with many sequences the host's one-at-a-time
+ * loop was 30% of a CPU server step (docs/performance.md). */
+static lc_status cpu_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
+                            lc_token *out, lc_error *err) {
+    cpu_backend *cb = (cpu_backend *)b;
+    if (n < 1 || n != cb->n_kept)
+        return lc_fail(err, LC_ERR_ARG, "sample: %d rows asked; the last forward kept %d", n,
+                       cb->n_kept);
+    sample_call c = {cb, p, coins, out};
+    threadpool_run(cb->pool, n, sample_task, &c);
+    cb->n_kept = 0; /* drawing overwrote them */
+    return LC_OK;
+}
+
 static const backend_ops CPU_OPS = {.forward = cpu_forward,
-                                    .destroy = cpu_destroy}; /* host sampling, lc_membw */
+                                    .sample = cpu_sample,
+                                    .destroy = cpu_destroy}; /* lc_membw measures the host */
 
 /* A zeroed buffer of n floats, or NULL with a message. calloc maps large
  * buffers lazily, so an unused KV cache costs no memory. */
@@ -126,10 +160,19 @@ lc_status cpu_backend_create(const lc_model *model, const lc_engine_options *opt
     }
     cb->attn_items = calloc(nb * (uint64_t)c->n_heads, sizeof *cb->attn_items);
     cb->logit_rows = calloc(nb, sizeof *cb->logit_rows);
-    if (!cb->logit_rows || !cb->attn_items) {
+    cb->sample_scratch = calloc((size_t)opts->n_threads, sizeof *cb->sample_scratch);
+    if (!cb->logit_rows || !cb->attn_items || !cb->sample_scratch) {
         lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (!(cb->kept_logits = alloc_floats((uint64_t)opts->n_seq * (uint64_t)c->vocab_size,
+                                         "logits kept for sampling", err)))
+        goto fail;
+    for (int t = 0; t < opts->n_threads; t++)
+        if (!(cb->sample_scratch[t] = malloc(sampler_scratch_bytes(c->vocab_size)))) {
+            lc_fail(err, LC_ERR_NOMEM, "out of memory for the samplers");
+            goto fail;
+        }
     model_rope_table(c, opts->n_ctx, cb->rope);
     snprintf(cb->base.description, sizeof cb->base.description, "cpu (%s, %d thread%s, %s)",
              kern->name, opts->n_threads, opts->n_threads == 1 ? "" : "s",

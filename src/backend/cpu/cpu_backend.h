@@ -50,6 +50,12 @@ typedef struct cpu_backend {
     attention_item *attn_items;      /* (n_batch * n_heads) this batch's attention work */
     int32_t *logit_rows;             /* (n_batch) batch index of each entry that wants logits */
 
+    /* Logits the backend keeps for `sample` (a forward given no buffer):
+     * up to n_seq rows, one per sequence a step decodes. */
+    float *kept_logits; /* (n_seq, vocab) */
+    int n_kept;         /* rows the last forward kept */
+    void **sample_scratch; /* (n_threads) each sampler_scratch_bytes(vocab) */
+
     /* Head-major, so each head's keys and values are one contiguous stream:
      * the position-major layout made attention a strided, prefetch-poor read. */
     float *key_cache; /* (n_layers, n_seq, n_kv_heads, n_ctx, head_dim) */

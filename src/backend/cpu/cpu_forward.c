@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
 
 /* ---- per-entry operations ---------------------------------------------- */
 
@@ -151,12 +152,20 @@ lc_status cpu_forward(backend *b, const lc_batch *batch, float *logits, lc_error
     int64_t n_out = 0;
     for (int64_t t = 0; t < n; t++)
         if (batch->logits ? batch->logits[t] != 0 : t == n - 1) rows[n_out++] = (int32_t)t;
+    cb->n_kept = 0;
     if (n_out == 0) return LC_OK;
+    if (!logits) { /* kept for `sample` (cpu_backend.c) */
+        if (n_out > b->n_seq)
+            return lc_fail(err, LC_ERR_ARG,
+                           "%lld rows of logits to keep for sampling: at most %d (one per sequence)",
+                           (long long)n_out, b->n_seq);
+        logits = cb->kept_logits;
+        cb->n_kept = (int)n_out;
+    }
     s.rows = rows;
     s.norm_w = w->output_norm.data;
     for_each_entry(&s, n_out, gather_task);
     matmul_job classifier[] = {{&w->output, logits}};
     cpu_matmul(cb, cb->xb, n_out, classifier, 1);
-    (void)err;
     return LC_OK;
 }

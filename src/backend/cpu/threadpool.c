@@ -24,12 +24,17 @@
  * for a whole time slice per job: 2 llamac processes on 2 cores fell from
  * hundreds of tokens per second to 5. */
 #define YIELD_AFTER 1024
-/* A job whose workers kept the caller waiting this long after its own share
- * (a worker descheduled mid-task) makes the next BACKOFF_JOBS jobs run on
- * the caller alone: with every core busy elsewhere, one thread beats a
- * fork-join that loses a time slice per job (17 vs 586 tok/s on stories15M
- * with two other processes on 2 cores). Then it tries the workers again. */
+/* STALL_RUN jobs in a row whose workers kept the caller waiting this long
+ * after its own share (a worker descheduled mid-task) make the next
+ * BACKOFF_JOBS jobs run on the caller alone: with every core busy elsewhere,
+ * one thread beats a fork-join that loses a time slice per job (17 vs 586
+ * tok/s on stories15M with two other processes on 2 cores). Then it tries
+ * the workers again. In a row, because one stall is often only a short
+ * preemption (the server's HTTP threads), after which the workers are fine:
+ * backing off on single stalls cost the CPU server a quarter of its
+ * throughput (docs/performance.md). */
 #define STALL_SECONDS 0.002
+#define STALL_RUN     3
 #define BACKOFF_JOBS  512
 
 typedef struct worker {
@@ -54,7 +59,8 @@ struct threadpool {
     _Atomic unsigned generation; /* bumped once per job; workers wait for a change */
     _Atomic int n_sleeping;
     _Atomic bool stop;
-    int serial_jobs; /* jobs left to run on the caller alone after a stall (caller's only) */
+    int serial_jobs; /* jobs left to run on the caller alone after stalls (caller's only) */
+    int stalls;      /* jobs in a row that stalled (caller's only) */
     pthread_mutex_t lock;
     pthread_cond_t wake;
 };
@@ -126,8 +132,12 @@ void threadpool_run(threadpool *p, int64_t n_tasks, task_fn fn, void *ctx) {
         if (yield_start < 0.0) yield_start = lc_time_seconds();
         sched_yield(); /* a worker is not running: let it have this core */
     }
-    if (yield_start >= 0.0 && lc_time_seconds() - yield_start > STALL_SECONDS)
+    const bool stalled = yield_start >= 0.0 && lc_time_seconds() - yield_start > STALL_SECONDS;
+    p->stalls = stalled ? p->stalls + 1 : 0;
+    if (p->stalls >= STALL_RUN) {
         p->serial_jobs = BACKOFF_JOBS;
+        p->stalls = 0;
+    }
 }
 
 lc_status threadpool_create(int n_threads, threadpool **out, lc_error *err) {
