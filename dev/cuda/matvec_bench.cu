@@ -16,23 +16,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_ops.cuh"
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-#define CHECK_LC(call)                                                                             \
-    do {                                                                                           \
-        lc_error err_;                                                                             \
-        if ((call) != LC_OK) {                                                                     \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, err_.msg);                          \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "dev_common.cuh"
 
 typedef struct shape {
     const char *name;
@@ -44,18 +28,6 @@ static const shape SHAPES[] = {
     {"110m", 768, 2048, 12, 32000},
     {"42m", 512, 1376, 8, 32000},
 };
-
-/* Weights in [-1, 1) from a hash of the index: reproducible, no host copy. */
-template <typename W> __global__ void fill_kernel(W *w, size_t n, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        h ^= h >> 13;
-        w[i] = from_f32<W>((h & 0xffff) / 32768.0f - 1.0f);
-    }
-}
 
 /* Reference: one warp per row, plain loads, the norm applied per element. */
 template <typename W>
@@ -232,11 +204,6 @@ static double check(const bench *b, const variant *v, float *y, float *y_ref, co
         worst = std::max(worst, num / den);
     }
     return worst;
-}
-
-static float median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
 }
 
 int main(int argc, char **argv) {

@@ -14,6 +14,7 @@
  * in a persistent kernel), so both versions compute the same numbers: the
  * program checks them against each other, then times both. */
 #include "../../src/backend/cuda/cuda_ops.cu"
+#include "dev_common.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,6 @@
 
 #include <algorithm>
 #include <vector>
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* One product of the chain. */
 struct pproduct {
@@ -115,22 +107,6 @@ struct shape {
 };
 static const shape SHAPES[] = {{"7b", 4096, 11008, 32, 32000}, {"110m", 768, 2048, 12, 32000}};
 
-template <typename W> __global__ void fill(W *w, size_t n, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        h ^= h >> 13;
-        w[i] = from_f32<W>((h & 0xffff) / 32768.0f - 1.0f);
-    }
-}
-
-static float median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 template <typename Q> static int run(lc_dtype t, const shape *sh) {
     int n_sm;
     CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
@@ -147,8 +123,8 @@ template <typename Q> static int run(lc_dtype t, const shape *sh) {
     CHECK(cudaMalloc(&x2, sh->dim * 4));
     CHECK(cudaMalloc(&logits, sh->vocab * 4));
     CHECK(cudaMalloc(&norm, sh->hidden * 4));
-    fill<<<64, 256>>>(x0, sh->dim, 7);
-    fill<<<64, 256>>>(norm, sh->hidden, 8);
+    fill_kernel<<<64, 256>>>(x0, sh->dim, 7);
+    fill_kernel<<<64, 256>>>(norm, sh->hidden, 8);
 
     std::vector<pproduct> prods;
     size_t bytes = 0;
@@ -160,7 +136,7 @@ template <typename Q> static int run(lc_dtype t, const shape *sh) {
         __half *tmp;
         CHECK(cudaMalloc(&w, cuda_matrix_bytes(t, rows, cols)));
         CHECK(cudaMalloc(&tmp, n * sizeof(__half)));
-        fill<<<1024, 256>>>(tmp, n, seed);
+        fill_kernel<<<1024, 256>>>(tmp, n, seed);
         lc_error e;
         if (launch_quantize(LC_DTYPE_F16, tmp, cols, rows, cols, t, w, rows, cols, 0, 1, 0, &e))
             fprintf(stderr, "quantize: %s\n", e.msg), exit(1);
@@ -168,7 +144,12 @@ template <typename Q> static int run(lc_dtype t, const shape *sh) {
         CHECK(cudaFree(tmp));
         bytes += cuda_matrix_bytes(t, rows, cols);
         smem = std::max(smem, (int64_t)mv_stage_bytes(1, cols, nw != NULL, true));
-        pproduct p = {w, cuda_matrix_scales(t, w, rows, cols), rows, cols, x, nw,
+        pproduct p = {w,
+                      cuda_matrix_scales(t, w, rows, cols),
+                      rows,
+                      cols,
+                      x,
+                      nw,
                       {kind, out, kind == MV_SWIGLU ? rows / 2 : rows, {}}};
         prods.push_back(p);
     };
@@ -224,8 +205,10 @@ template <typename Q> static int run(lc_dtype t, const shape *sh) {
     CHECK(cudaStreamSynchronize(s));
     CHECK(cudaMemcpy(b.data(), logits, sh->vocab * 4, cudaMemcpyDeviceToHost));
     double num = 0, den = 1e-30;
-    for (int i = 0; i < sh->vocab; i++) num += (double)(a[i] - b[i]) * (a[i] - b[i]), den += (double)a[i] * a[i];
-    printf("logits, persistent vs kernels: NMSE %.2e%s\n", num / den, num / den < 1e-10 ? "" : "  WRONG");
+    for (int i = 0; i < sh->vocab; i++)
+        num += (double)(a[i] - b[i]) * (a[i] - b[i]), den += (double)a[i] * a[i];
+    printf("logits, persistent vs kernels: NMSE %.2e%s\n", num / den,
+           num / den < 1e-10 ? "" : "  WRONG");
 
     /* Copy bandwidth for the ratio. */
     const size_t copy_bytes = (size_t)2 << 30;
@@ -248,9 +231,8 @@ template <typename Q> static int run(lc_dtype t, const shape *sh) {
         }
         return median(ms);
     };
-    const float copy_ms = time([&]() {
-        CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, s));
-    }, 10);
+    const float copy_ms = time(
+        [&]() { CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, s)); }, 10);
     const double copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e6);
     /* The kernels' chain as the backend replays it: a graph. */
     cudaGraph_t g;
