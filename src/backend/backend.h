@@ -11,14 +11,14 @@ typedef struct backend backend;
 
 typedef struct backend_ops {
     /* Runs one batch; writes a logits row per requested entry, in order.
-     * logits NULL (only for backends with `sample`): the rows stay in the
-     * backend for `sample`, and the call may return before the work is done. */
+     * logits NULL: the rows stay in the backend for `sample`, and the call
+     * may return before the work is done. */
     lc_status (*forward)(backend *b, const lc_batch *batch, float *logits, lc_error *err);
-    /* Optional: draws one token from each of the n logits rows the previous
-     * forward kept (n must be that count), row i by the rule of
-     * lc_sampler_sample with params p[i] and coins[i] as its draw. A backend
-     * whose logits live elsewhere (a GPU) saves copying them out, and the
-     * rows of a batch are drawn at once. */
+    /* Draws one token from each of the n logits rows the previous forward
+     * kept (n must be that count), row i by the rule of lc_sampler_sample
+     * with params p[i] and coins[i] as its draw. A backend whose logits live
+     * elsewhere (a GPU) saves copying them out, and the rows of a batch are
+     * drawn at once (on a GPU in one launch, on the CPU over its threads). */
     lc_status (*sample)(backend *b, int n, const lc_sampler_params *p, const float *coins,
                         lc_token *out, lc_error *err);
     /* Optional: the memory bandwidth this backend's device reaches (GB/s,

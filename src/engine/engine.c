@@ -96,10 +96,9 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->seq = calloc((size_t)e->n_batch, sizeof *e->seq);
     e->no_logits = calloc((size_t)e->n_batch, 1);
     e->logits = calloc((size_t)c->vocab_size, sizeof *e->logits);
-    e->sample_scratch = calloc((size_t)c->vocab_size, sizeof *e->sample_scratch);
     e->row_params = calloc((size_t)e->n_seq, sizeof *e->row_params);
     e->row_coins = calloc((size_t)e->n_seq, sizeof *e->row_coins);
-    if (!e->sample_scratch || !e->row_params || !e->row_coins || !e->seq_len || !e->batch_next ||
+    if (!e->row_params || !e->row_coins || !e->seq_len || !e->batch_next ||
         !e->tokens || !e->pos || !e->seq || !e->no_logits || !e->logits) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
@@ -122,7 +121,6 @@ void lc_engine_free(lc_engine *e) {
     free(e->seq);
     free(e->no_logits);
     free(e->logits);
-    free(e->sample_scratch);
     free(e->row_params);
     free(e->row_coins);
     free(e);
@@ -207,12 +205,12 @@ static bool wants_logits(const lc_batch *b) {
 }
 
 /* One validation pass for both entry points: callers of the public one must
- * take the logits; the engine itself may leave them with a sampling backend. */
+ * take the logits; the engine itself may leave them in the backend. */
 static lc_status forward(lc_engine *e, const lc_batch *b, float *logits, bool may_keep,
                          lc_error *err) {
     lc_status st = check_shape(e, b, err);
     if (st) return st;
-    if (wants_logits(b) && !logits && !(may_keep && e->backend->ops->sample))
+    if (wants_logits(b) && !logits && !may_keep)
         return lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
     st = check_batch(e, b, err);
     if (st == LC_OK) st = e->backend->ops->forward(e->backend, b, logits, err);
@@ -230,8 +228,6 @@ lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_erro
 
 lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_token *out,
                         lc_error *err) {
-    if (!e->backend->ops->sample)
-        return lc_fail(err, LC_ERR_ARG, "this backend does not sample: take the logits instead");
     if (n < 1 || n > e->n_seq)
         return lc_fail(err, LC_ERR_ARG, "sampling %d rows: must be 1 to %d", n, e->n_seq);
     for (int i = 0; i < n; i++) {

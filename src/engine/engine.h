@@ -17,13 +17,12 @@ struct lc_engine {
     int32_t *pos, *seq;            /* (n_batch) */
     uint8_t *no_logits;            /* (n_batch) all zero: a batch that wants no logits */
     float *logits;                 /* (vocab_size) the last row lc_engine_prefill produced */
-    float *sample_scratch;         /* (vocab_size) what the sampler may overwrite */
     lc_sampler_params *row_params; /* (n_seq) engine_sample's per-row rules */
     float *row_coins;              /* (n_seq) and draws */
 };
 
-/* lc_engine_forward, where logits may be NULL for a backend that samples
- * itself: the rows then stay in the backend for engine_sample. */
+/* lc_engine_forward, where logits may be NULL: the rows then stay in the
+ * backend for engine_sample. */
 lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_error *err);
 /* lc_engine_prefill writing the last row to `logits` (NULL: kept as above). */
 lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n, float *logits,

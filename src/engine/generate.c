@@ -21,17 +21,15 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     if (lc_sampler_vocab_size(sampler) != vocab)
         return lc_fail(err, LC_ERR_ARG, "the sampler was made for %d tokens, the model has %d",
                        lc_sampler_vocab_size(sampler), vocab);
-    /* A backend that samples on its own keeps the logits where they are:
-     * each step then returns one token id instead of a row of logits. */
-    const bool on_backend = e->backend->ops->sample != NULL && params->max_new_tokens != 0;
-    float *logits = on_backend ? NULL : e->logits;
+    /* The backend keeps the logits where they are and draws the token:
+     * each step returns one token id instead of a row of logits (a prompt
+     * with nothing to generate still leaves its row in the engine's). */
+    float *logits = params->max_new_tokens != 0 ? NULL : e->logits;
     double t0 = lc_time_seconds();
     lc_status st = engine_append(e, seq, prompt, n_prompt, logits, err);
     if (st) return st;
     stats->n_prompt = (int)n_prompt;
 
-    /* The sampler scribbles on its input; the engine's row must stay intact. */
-    float *scratch = e->sample_scratch;
     if (params->max_new_tokens == 0) {
         stats->prompt_seconds = lc_time_seconds() - t0;
         stats->stop = LC_STOP_LENGTH;
@@ -40,13 +38,8 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     double step_start = -1.0; /* a decoding step ends when its token is known */
     for (;;) {
         lc_token next;
-        if (on_backend) {
-            st = engine_sample(e, &sampler, 1, &next, err);
-            if (st) return st;
-        } else {
-            memcpy(scratch, logits, (size_t)vocab * sizeof *scratch);
-            next = lc_sampler_sample(sampler, scratch);
-        }
+        st = engine_sample(e, &sampler, 1, &next, err);
+        if (st) return st;
         /* A backend may run asynchronously: the prompt is done once its token is. */
         if (step_start < 0.0)
             stats->prompt_seconds = lc_time_seconds() - t0;

@@ -18,7 +18,7 @@ typedef struct slot {
 
 struct scheduler {
     lc_engine *engine;
-    int n_seq, n_ctx, n_batch, vocab;
+    int n_seq, n_ctx, n_batch;
     pthread_mutex_t mu;
     pthread_cond_t wake; /* a request arrived, was cancelled, or shutdown began */
     sched_request *head, *tail;
@@ -36,9 +36,7 @@ struct scheduler {
     uint8_t *want;            /* (n_batch) produce logits */
     int *row_slot;            /* (n_seq) the slot of each logits row */
     lc_token *picks;          /* (n_seq) the token sampled from each row */
-    lc_sampler **row_sampler; /* (n_seq) the sampler of each row */
-    bool on_backend;          /* the backend draws the tokens (a GPU: no logits come back) */
-    float *logits;            /* (n_seq, vocab) for a backend that does not */
+    lc_sampler **row_sampler; /* (n_seq) the sampler of each row; the backend draws */
 };
 
 void sched_request_init(sched_request *r) {
@@ -199,13 +197,11 @@ static void *sched_main(void *arg) {
         const lc_batch b = {n, s->tok, s->pos, s->seq, s->want};
         lc_error err;
         const double t0 = lc_time_seconds();
-        lc_status st = engine_forward(s->engine, &b, s->on_backend ? NULL : s->logits, &err);
+        lc_status st = engine_forward(s->engine, &b, NULL, &err);
         const double t1 = lc_time_seconds();
         for (int r = 0; r < n_rows; r++) s->row_sampler[r] = s->slots[s->row_slot[r]].req->sampler;
-        if (st == LC_OK && n_rows > 0 && s->on_backend)
+        if (st == LC_OK && n_rows > 0)
             st = engine_sample(s->engine, s->row_sampler, n_rows, s->picks, &err);
-        for (int r = 0; st == LC_OK && !s->on_backend && r < n_rows; r++)
-            s->picks[r] = lc_sampler_sample(s->row_sampler[r], s->logits + (size_t)r * s->vocab);
         pthread_mutex_lock(&s->mu);
         s->n_steps++;
         s->n_tokens += st == LC_OK ? n_rows : 0;
@@ -260,7 +256,6 @@ void sched_free(scheduler *s) {
     free(s->row_slot);
     free(s->picks);
     free(s->row_sampler);
-    free(s->logits);
     free(s);
 }
 
@@ -283,7 +278,6 @@ lc_status sched_create(lc_engine *engine, scheduler **out, lc_error *err) {
     s->n_ctx = engine->n_ctx;
     s->n_batch = engine->n_batch;
     s->n_seq = engine->n_seq;
-    s->vocab = lc_model_config(engine->model)->vocab_size;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
     s->slots = calloc((size_t)s->n_seq, sizeof *s->slots);
@@ -294,10 +288,8 @@ lc_status sched_create(lc_engine *engine, scheduler **out, lc_error *err) {
     s->row_slot = calloc((size_t)s->n_seq, sizeof *s->row_slot);
     s->picks = calloc((size_t)s->n_seq, sizeof *s->picks);
     s->row_sampler = calloc((size_t)s->n_seq, sizeof *s->row_sampler);
-    s->on_backend = engine->backend->ops->sample != NULL;
-    if (!s->on_backend) s->logits = malloc((size_t)s->n_seq * (size_t)s->vocab * sizeof *s->logits);
     if (!s->slots || !s->tok || !s->pos || !s->seq || !s->want || !s->row_slot || !s->picks ||
-        !s->row_sampler || (!s->on_backend && !s->logits))
+        !s->row_sampler)
         goto oom;
     for (int i = 0; i < s->n_seq; i++) s->slots[i].next = -1;
     if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
