@@ -98,8 +98,8 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->logits = calloc((size_t)c->vocab_size, sizeof *e->logits);
     e->row_params = calloc((size_t)e->n_seq, sizeof *e->row_params);
     e->row_coins = calloc((size_t)e->n_seq, sizeof *e->row_coins);
-    if (!e->row_params || !e->row_coins || !e->seq_len || !e->batch_next ||
-        !e->tokens || !e->pos || !e->seq || !e->no_logits || !e->logits) {
+    if (!e->row_params || !e->row_coins || !e->seq_len || !e->batch_next || !e->tokens || !e->pos ||
+        !e->seq || !e->no_logits || !e->logits) {
         st = lc_fail(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
