@@ -46,6 +46,15 @@ typedef struct qtensor {
     v2_layout layout;
 } qtensor;
 
+/* A tensor stored (rows, cols), seen by the model as (out_rows, out_cols). */
+static qtensor describe(const char *name, int64_t rows, int64_t cols, int64_t out_rows,
+                        int64_t out_cols, bool runq_rows, int32_t group) {
+    qtensor q = {{0}, rows, cols, out_rows, out_cols, V2_F32};
+    snprintf(q.name, sizeof q.name, "%s", name);
+    q.layout = runq_rows ? V2_RUNQ_ROWS : group % QK == 0 && cols % QK == 0 ? V2_BLOCKS : V2_F32;
+    return q;
+}
+
 /* The quantized tensors in file order, their layout for `group` and the FFN
  * width the model gets (`hidden_out`: padded, or the file's); returns how many
  * (at most cap). */
@@ -54,43 +63,38 @@ static int quantized_tensors(const lc_config *c, int32_t group, qtensor *out, in
     const int64_t dim = c->dim, hidden = c->hidden_dim, vocab = c->vocab_size;
     const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
     const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
-    const struct {
-        const char *suffix;
-        int64_t rows, cols;
-    } per_layer[] = {
-        {"attn_q.weight", q_dim, dim},    {"attn_k.weight", kv_dim, dim},
-        {"attn_v.weight", kv_dim, dim},   {"attn_output.weight", dim, q_dim},
-        {"ffn_gate.weight", hidden, dim}, /* w1 */
-        {"ffn_down.weight", dim, hidden}, /* w2 */
-        {"ffn_up.weight", hidden, dim},   /* w3 */
-    };
-    int n = 0;
-    if (n < cap) out[n] = (qtensor){"token_embd.weight", vocab, dim};
-    n++;
-    for (size_t k = 0; k < sizeof per_layer / sizeof per_layer[0]; k++)
-        for (int l = 0; l < c->n_layers; l++, n++)
-            if (n < cap) {
-                snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", l, per_layer[k].suffix);
-                out[n].rows = per_layer[k].rows;
-                out[n].cols = per_layer[k].cols;
-            }
-    if (!c->shared_classifier) {
-        if (n < cap) out[n] = (qtensor){"output.weight", vocab, dim};
-        n++;
-    }
     /* runq.c's FFN (see the top of the file): only with groups of 32 and
      * every other row length whole blocks. */
     const bool pad = group == QK && hidden % QK && dim % QK == 0 && q_dim % QK == 0;
-    *hidden_out = pad ? (hidden + QK - 1) / QK * QK : hidden;
-    for (int i = 0; i < n && i < cap; i++) {
-        qtensor *q = &out[i];
-        const bool down = strstr(q->name, "ffn_down") != NULL;
-        const bool ffn = down || strstr(q->name, "ffn_gate") || strstr(q->name, "ffn_up");
-        q->out_rows = pad && ffn && !down ? *hidden_out : q->rows;
-        q->out_cols = pad && down ? *hidden_out : q->cols;
-        q->layout = pad && down                            ? V2_RUNQ_ROWS
-                    : group % QK == 0 && q->cols % QK == 0 ? V2_BLOCKS
-                                                           : V2_F32;
+    const int64_t h_out = pad ? (hidden + QK - 1) / QK * QK : hidden;
+    *hidden_out = h_out;
+    const struct {
+        const char *suffix;
+        int64_t rows, cols, out_rows, out_cols;
+        bool runq_rows;
+    } per_layer[] = {
+        {"attn_q.weight", q_dim, dim, q_dim, dim, false},
+        {"attn_k.weight", kv_dim, dim, kv_dim, dim, false},
+        {"attn_v.weight", kv_dim, dim, kv_dim, dim, false},
+        {"attn_output.weight", dim, q_dim, dim, q_dim, false},
+        {"ffn_gate.weight", hidden, dim, h_out, dim, false}, /* w1 */
+        {"ffn_down.weight", dim, hidden, dim, h_out, pad},   /* w2 */
+        {"ffn_up.weight", hidden, dim, h_out, dim, false},   /* w3 */
+    };
+    int n = 0;
+    if (n < cap) out[n] = describe("token_embd.weight", vocab, dim, vocab, dim, false, group);
+    n++;
+    char name[TENSOR_NAME_MAX];
+    for (size_t k = 0; k < sizeof per_layer / sizeof per_layer[0]; k++)
+        for (int l = 0; l < c->n_layers; l++, n++)
+            if (n < cap) {
+                snprintf(name, sizeof name, "blk.%d.%s", l, per_layer[k].suffix);
+                out[n] = describe(name, per_layer[k].rows, per_layer[k].cols, per_layer[k].out_rows,
+                                  per_layer[k].out_cols, per_layer[k].runq_rows, group);
+            }
+    if (!c->shared_classifier) {
+        if (n < cap) out[n] = describe("output.weight", vocab, dim, vocab, dim, false, group);
+        n++;
     }
     return n;
 }
