@@ -171,33 +171,36 @@ mv_step(mv_batch &cur, mv_batch &next, mv_walk &at, const W *__restrict__ w, int
     return at.pair < n_pairs;
 }
 
+/* Whether the input rows and the norm weights can come into shared memory
+ * with 16-byte asynchronous copies: all in flight at once, where a
+ * load-then-store loop would pay the L2 latency once per element. */
+__device__ __forceinline__ bool stage_vec_ok(const mv_input &in, int cols) {
+    return cols % 4 == 0 && in.x_ld % 4 == 0 && (uintptr_t)in.x % 16 == 0 &&
+           (uintptr_t)in.norm % 16 == 0;
+}
+
+/* Issues the block's copy of n floats from src to shared memory at dst:
+ * asynchronous when vec (copy_async_wait_all completes them), else a loop. */
+__device__ __forceinline__ void stage_copy(float *dst, const float *src, int n, bool vec) {
+    if (vec)
+        for (int i = threadIdx.x * 4; i < n; i += blockDim.x * 4) copy16_async(dst + i, src + i);
+    else
+        for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
 /* The block's copy of the NT input vectors, zero-padded to ld, RMS-normalised
- * when in.norm is set: the rows (and the norm weights, after them in shared
- * memory) come in with asynchronous 16-byte copies, all in flight at once,
- * since a load-then-store loop would pay the L2 latency once per element. */
+ * when in.norm is set (the norm weights after them in shared memory). */
 template <int NT>
 __device__ __forceinline__ void stage_inputs(const mv_input &in, int cols, int ld, float *xs,
                                              float *red) {
     float *gs = xs + NT * ld; /* the norm weights */
-    const bool vec = cols % 4 == 0 && in.x_ld % 4 == 0 && (uintptr_t)in.x % 16 == 0 &&
-                     (uintptr_t)in.norm % 16 == 0;
+    const bool vec = stage_vec_ok(in, cols);
     for (int t = 0; t < NT; t++) {
-        const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
         float *dst = xs + t * ld;
-        if (vec)
-            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
-                copy16_async(dst + i, src + i);
-        else
-            for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = src[i];
+        stage_copy(dst, in.x + (in.rows ? in.rows[t] : t) * in.x_ld, cols, vec);
         for (int i = cols + threadIdx.x; i < ld; i += blockDim.x) dst[i] = 0.0f;
     }
-    if (in.norm) {
-        if (vec)
-            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
-                copy16_async(gs + i, in.norm + i);
-        else
-            for (int i = threadIdx.x; i < cols; i += blockDim.x) gs[i] = in.norm[i];
-    }
+    if (in.norm) stage_copy(gs, in.norm, cols, vec);
     copy_async_wait_all();
     __syncthreads();
     if (!in.norm) return;
@@ -416,37 +419,19 @@ struct mv_qsmem {
 
 /* The quantized kernel's staging, in two halves around the wait for the
  * previous kernel: the norm weights do not depend on it, so their copies are
- * issued before; after it, the NT input rows. Asynchronous 16-byte copies
- * when the rows are aligned, a plain loop otherwise. */
-__device__ __forceinline__ bool stage_vec_ok(const mv_input &in, int cols) {
-    return cols % 4 == 0 && in.x_ld % 4 == 0 && (uintptr_t)in.x % 16 == 0 &&
-           (uintptr_t)in.norm % 16 == 0;
-}
-
+ * issued before; after it, the NT input rows (no padding: ld == cols).
+ * stage_quant_wait completes both. */
 __device__ __forceinline__ void stage_quant_before(const mv_input &in, int cols,
                                                    const mv_qsmem &sm) {
-    if (!in.norm) return;
-    if (stage_vec_ok(in, cols))
-        for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
-            copy16_async(sm.gs + i, in.norm + i);
-    else
-        for (int i = threadIdx.x; i < cols; i += blockDim.x) sm.gs[i] = in.norm[i];
+    if (in.norm) stage_copy(sm.gs, in.norm, cols, stage_vec_ok(in, cols));
 }
 
-/* Issues the copies of the input rows; stage_quant_wait completes them. */
 template <int NT>
 __device__ __forceinline__ void stage_quant_after(const mv_input &in, int cols, int ld,
                                                   const mv_qsmem &sm) {
     const bool vec = stage_vec_ok(in, cols);
-    for (int t = 0; t < NT; t++) {
-        const float *src = in.x + (in.rows ? in.rows[t] : t) * in.x_ld;
-        float *dst = sm.xs + t * ld;
-        if (vec)
-            for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
-                copy16_async(dst + i, src + i);
-        else
-            for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = src[i];
-    }
+    for (int t = 0; t < NT; t++)
+        stage_copy(sm.xs + t * ld, in.x + (in.rows ? in.rows[t] : t) * in.x_ld, cols, vec);
 }
 
 __device__ __forceinline__ void stage_quant_wait() {
