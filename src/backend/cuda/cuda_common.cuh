@@ -121,25 +121,41 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every
- * thread gets the result. `scratch` holds 32 floats. Fixed order, so the
+/* Who takes part in a block-wide reduction and how they meet: the whole
+ * block (__syncthreads), or the first THREADS threads at named barrier ID
+ * (a warp-specialized kernel whose other warps do something else). */
+struct sync_block {
+    __device__ static void sync() { __syncthreads(); }
+    __device__ static int warps() { return blockDim.x >> 5; }
+};
+template <int ID, int THREADS> struct sync_named {
+    __device__ static void sync() {
+        asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+    }
+    __device__ static int warps() { return THREADS / 32; }
+};
+
+/* Sum over the threads of S (a multiple of 32, at most 1024); every one of
+ * them gets the result. `scratch` holds 32 floats. Fixed order, so the
  * result is the same on every run. */
+template <typename S = sync_block>
 __device__ __forceinline__ float block_sum(float v, float *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = S::warps();
     v = warp_sum(v);
-    __syncthreads(); /* scratch may still be read by a previous call */
+    S::sync(); /* scratch may still be read by a previous call */
     if (lane == 0) scratch[warp] = v;
-    __syncthreads();
+    S::sync();
     v = lane < n_warps ? scratch[lane] : 0.0f;
     return warp_sum(v);
 }
 
+template <typename S = sync_block>
 __device__ __forceinline__ float block_max(float v, float *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = S::warps();
     v = warp_max(v);
-    __syncthreads();
+    S::sync();
     if (lane == 0) scratch[warp] = v;
-    __syncthreads();
+    S::sync();
     v = lane < n_warps ? scratch[lane] : -INFINITY;
     return warp_max(v);
 }

@@ -3,7 +3,7 @@
  * that sets the speed: 16-byte streaming loads, several in flight per thread,
  * and the small operations around it (RMSNorm before, RoPE / SwiGLU /
  * residual after) fused in so that no extra pass touches device memory. */
-#include "backend/cuda/cuda_ops.cuh"
+#include "backend/cuda/cuda_matvec.cuh"
 
 /* ---- matrix-vector product ------------------------------------------------- */
 
@@ -11,76 +11,6 @@
 #define MV_WARPS 8 /* warps per block */
 #endif
 #define MV_UNROLL 4 /* 16-byte loads in flight per row and thread */
-
-/* Rotates (a, b) by the angle whose (cos, sin) is cs. */
-__device__ __forceinline__ void rotate(float2 cs, float &a, float &b) {
-    const float x = a, y = b;
-    a = x * cs.x - y * cs.y;
-    b = x * cs.y + y * cs.x;
-}
-
-/* Rotates the pair (a, b) of position `pos`, pair index i within its head. */
-__device__ __forceinline__ void rope_pair(const float2 *rope, int half, int pos, int i, float &a,
-                                          float &b) {
-    rotate(rope[(int64_t)pos * half + i], a, b);
-}
-
-__device__ __forceinline__ void store_kv(void *cache, lc_dtype t, int64_t idx, float a, float b) {
-    if (t == LC_DTYPE_F16)
-        *reinterpret_cast<__half2 *>(static_cast<__half *>(cache) + idx) = __floats2half2_rn(a, b);
-    else
-        *reinterpret_cast<float2 *>(static_cast<float *>(cache) + idx) = make_float2(a, b);
-}
-
-/* What the epilogue of rows (r, r + 1) of token t reads from memory: the
- * residual for MV_ADD, RoPE's (cos, sin) for q and k rows. Loaded when the
- * warp starts the pair, so the latency hides behind the pair's weights
- * instead of adding to the kernel's tail. pos is the token's position. */
-__device__ __forceinline__ float2 mv_prepare(const mv_epilogue &e, int t, int r, int pos) {
-    switch (e.kind) {
-    case MV_ADD: return make_float2(e.out[t * e.out_ld + r], e.out[t * e.out_ld + r + 1]);
-    case MV_QKV: {
-        const kv_target &kv = e.kv;
-        if (r >= kv.q_rows + kv.kv_rows) return make_float2(1.0f, 0.0f); /* v: no rotation */
-        const int rr = r < kv.q_rows ? r : r - kv.q_rows;
-        return kv.rope[(int64_t)pos * (kv.head_dim / 2) + (rr % kv.head_dim) / 2];
-    }
-    default: return make_float2(0.0f, 0.0f);
-    }
-}
-
-/* Rows r and r + 1 of token t (at pos in sequence seq) are done: apply the
- * epilogue, with `pre` from mv_prepare. */
-__device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, float a, float b,
-                                          float2 pre, int pos, int seq) {
-    switch (e.kind) {
-    case MV_STORE:
-        e.out[t * e.out_ld + r] = a;
-        e.out[t * e.out_ld + r + 1] = b;
-        break;
-    case MV_ADD:
-        e.out[t * e.out_ld + r] = pre.x + a;
-        e.out[t * e.out_ld + r + 1] = pre.y + b;
-        break;
-    case MV_SWIGLU: e.out[t * e.out_ld + r / 2] = a / (1.0f + __expf(-a)) * b; break;
-    case MV_QKV: {
-        const kv_target &kv = e.kv;
-        const int hd = kv.head_dim;
-        rotate(pre, a, b); /* RoPE; pre is (1, 0) for v rows */
-        if (r < kv.q_rows) {
-            e.out[t * e.out_ld + r] = a;
-            e.out[t * e.out_ld + r + 1] = b;
-            break;
-        }
-        const bool is_k = r < kv.q_rows + kv.kv_rows;
-        const int rr = r - kv.q_rows - (is_k ? 0 : kv.kv_rows);
-        const int64_t idx =
-            seq * kv.seq_stride + (rr / hd) * kv.head_stride + (int64_t)pos * hd + rr % hd;
-        store_kv(is_k ? kv.k_cache : kv.v_cache, kv.kv_dtype, idx, a, b);
-        break;
-    }
-    }
-}
 
 /* A warp's share of one step: MV_UNROLL 16-byte loads from each row of a
  * pair, vectors batch * 32 * MV_UNROLL + u * 32 + lane. */
@@ -265,72 +195,6 @@ struct mv_qbatch {
     __half s0[MV_UNROLL], s1[MV_UNROLL];
 };
 
-/* What the block staged: the inputs as floats (normalised when asked) and,
- * for the quantized weight types, as int8 blocks of 32 with a scale and the
- * sum of the block's int8 values (Q4_0's offset of 8 needs it). */
-struct mv_stage {
-    const float *xs;  /* (NT, ld) */
-    const int8_t *xq; /* (NT, ld) */
-    const float *xd;  /* (NT, nb) */
-    const int *xsum;  /* (NT, nb) */
-    int ld, nb;
-};
-
-/* The per-type loader of the quantized kernel: V weights per 16-byte vector
- * and how a vector meets the staged int8 inputs (__dp4a). */
-template <typename Q> struct mv_quant;
-
-/* Q8_0: 16 int8 weights per vector, half a block. */
-template <> struct mv_quant<q8_gpu> {
-    static constexpr int V = 16;
-    template <int NT>
-    __device__ static void dot(const mv_qbatch &b, int u, int v, const mv_stage &st,
-                               float (&acc0)[NT], float (&acc1)[NT]) {
-        const uint4 w0 = b.r0[u], w1 = b.r1[u];
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const int4 x = *reinterpret_cast<const int4 *>(st.xq + t * st.ld + v * V);
-            int d0 = __dp4a((int)w0.x, x.x, 0), d1 = __dp4a((int)w1.x, x.x, 0);
-            d0 = __dp4a((int)w0.y, x.y, d0), d1 = __dp4a((int)w1.y, x.y, d1);
-            d0 = __dp4a((int)w0.z, x.z, d0), d1 = __dp4a((int)w1.z, x.z, d1);
-            d0 = __dp4a((int)w0.w, x.w, d0), d1 = __dp4a((int)w1.w, x.w, d1);
-            const float dx = st.xd[t * st.nb + v / 2];
-            acc0[t] += (float)d0 * __half2float(b.s0[u]) * dx;
-            acc1[t] += (float)d1 * __half2float(b.s1[u]) * dx;
-        }
-    }
-};
-
-/* Q4_0: a vector is one block of 32 nibbles, element j in the low nibble of
- * byte j and element j + 16 in the high one; w = d (q - 8). */
-template <> struct mv_quant<q4_gpu> {
-    static constexpr int V = 32;
-    __device__ static int dot_nibbles(uint4 w, int4 lo_x, int4 hi_x) {
-        const unsigned m = 0x0f0f0f0fu;
-        int d = __dp4a((int)(w.x & m), lo_x.x, 0);
-        d = __dp4a((int)(w.y & m), lo_x.y, d);
-        d = __dp4a((int)(w.z & m), lo_x.z, d);
-        d = __dp4a((int)(w.w & m), lo_x.w, d);
-        d = __dp4a((int)((w.x >> 4) & m), hi_x.x, d);
-        d = __dp4a((int)((w.y >> 4) & m), hi_x.y, d);
-        d = __dp4a((int)((w.z >> 4) & m), hi_x.z, d);
-        return __dp4a((int)((w.w >> 4) & m), hi_x.w, d);
-    }
-    template <int NT>
-    __device__ static void dot(const mv_qbatch &b, int u, int v, const mv_stage &st,
-                               float (&acc0)[NT], float (&acc1)[NT]) {
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const int4 *x = reinterpret_cast<const int4 *>(st.xq + t * st.ld + v * V);
-            const int4 lo = x[0], hi = x[1];
-            const int offset = 8 * st.xsum[t * st.nb + v];
-            const float dx = st.xd[t * st.nb + v];
-            acc0[t] += (float)(dot_nibbles(b.r0[u], lo, hi) - offset) * __half2float(b.s0[u]) * dx;
-            acc1[t] += (float)(dot_nibbles(b.r1[u], lo, hi) - offset) * __half2float(b.s1[u]) * dx;
-        }
-    }
-};
-
 /* Loads the batch and its scales: rows 2 pair and 2 pair + 1, n_vec 16-byte vectors apart. */
 template <typename Q>
 __device__ __forceinline__ void mv_qload(mv_qbatch &b, const uint4 *__restrict__ w,
@@ -360,7 +224,9 @@ __device__ __forceinline__ void mv_qdot(const mv_qbatch &b, const mv_stage &st, 
     for (int u = 0; u < MV_UNROLL; u++) {
         const int v = (batch * MV_UNROLL + u) * 32 + lane;
         if (v >= n_vec) break;
-        mv_quant<Q>::template dot<NT>(b, u, v, st, acc0, acc1);
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            mv_quant<Q>::dot_vec(b.r0[u], b.r1[u], b.s0[u], b.s1[u], v, t, st, acc0[t], acc1[t]);
     }
 }
 
