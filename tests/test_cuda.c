@@ -363,6 +363,69 @@ typedef struct text_sink {
     size_t len;
 } text_sink;
 
+/* A decoding step as one kernel (Q8_0 / Q4_0 on Hopper, cuda_step.cu,
+ * LLAMAC_CUDA_STEP=1) computes what the separate kernels compute: the same int8 inputs and
+ * every sum in the same order, so the logits of a whole sequence, one token
+ * per forward, agree to rounding (measured: equal). */
+void test_cuda_step_kernel(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    /* A trained grouped-query model (head_dim 8), and stories42M's shape with
+     * random weights at 600 positions: several tiles per block, and
+     * attention over three chunks of keys merged inside the kernel. */
+    char big[64];
+    snprintf(big, sizeof big, "/tmp/llamac-step-%d.bin", (int)getpid());
+    lc_error err;
+    if (lc_mkmodel("stories42M", big, 7, NULL, NULL, &err)) {
+        CHECK(t, false, "mkmodel: %s", err.msg);
+        return;
+    }
+    for (int mi = 0; mi < 2; mi++) {
+        lc_model *m = mi == 0 ? load_shared_model(t, "models/llama2xs-tinystories.bin") : NULL;
+        if (mi == 1 && lc_model_load(big, &m, &err)) CHECK(t, false, "%s: %s", big, err.msg);
+        if (!m) continue;
+        const int32_t vocab = lc_model_config(m)->vocab_size;
+        const int n = mi == 0 ? 200 : 600;
+        lc_token *ids = malloc((size_t)n * sizeof *ids);
+        for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
+        for (int d = 0; d < 2; d++) {
+            static const char *const dtypes[] = {"q8_0", "q4_0"};
+            const lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
+            lc_engine *e;
+            setenv("LLAMAC_CUDA_STEP", "1", 1);
+            if (lc_engine_create(m, &o, &e, &err)) {
+                CHECK(t, false, "model %d %s: %s", mi, dtypes[d], err.msg);
+                unsetenv("LLAMAC_CUDA_STEP");
+                continue;
+            }
+            const bool fused = strstr(lc_engine_describe(e), "one kernel per token") != NULL;
+            lc_engine_free(e);
+            lc_error why;
+            if (!fused && cuda_test_step_supported(&why) != LC_OK) {
+                printf("     (model %d %s: %s)\n", mi, dtypes[d], why.msg);
+                unsetenv("LLAMAC_CUDA_STEP");
+                continue;
+            }
+            CHECK(t, fused, "model %d %s: the step kernel runs here but was not used", mi,
+                  dtypes[d]);
+            float *one = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
+            unsetenv("LLAMAC_CUDA_STEP");
+            float *sep = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
+            if (one && sep) {
+                const double e2 = nmse(one, sep, (size_t)n * vocab);
+                CHECK(t, e2 <= 1e-10, "model %d %s: step kernel vs separate kernels NMSE %g", mi,
+                      dtypes[d], e2);
+                printf("     (model %d %s: step kernel vs separate kernels NMSE %.3g)\n", mi,
+                       dtypes[d], e2);
+            }
+            free(one);
+            free(sep);
+        }
+        free(ids);
+        lc_model_free(m);
+    }
+    unlink(big);
+}
+
 static bool collect(void *user, lc_token id) {
     text_sink *s = user;
     char piece[LC_DETOKENIZE_BUF];

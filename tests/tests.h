@@ -105,7 +105,8 @@
     X(test_cuda_device_sampling)                                                                   \
     X(test_cuda_sample_rows)                                                                       \
     X(test_cuda_sequences_isolated)                                                                \
-    X(test_cuda_gguf_quantized)
+    X(test_cuda_gguf_quantized)                                                                    \
+    X(test_cuda_step_kernel)
 
 /* What make test-arm64 runs under qemu: kernels and quantization only, linked
  * without PCRE2 and cJSON (Debian ships no static arm64 builds of them). */

@@ -47,12 +47,13 @@ static void cuda_destroy(backend *b) {
     for (int i = 0; i <= MV_MAX_TOKENS; i++)
         for (int j = 0; j <= MV_MAX_TOKENS; j++)
             if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
-    void *dev[] = {cb->weights,   cb->k_cache, cb->v_cache,   cb->rope,
-                   cb->x,         cb->q,       cb->att,       cb->hb,
-                   cb->qkv,       cb->g13,     cb->xa,        cb->q_kv,
-                   cb->scores,    cb->probs,   cb->logits,    cb->sample_scratch,
-                   cb->o_part,    cb->ml_part, cb->attn_done, cb->in_dev,
-                   cb->token_dev, cb->w_f16,   cb->rows_dev};
+    void *dev[] = {cb->weights,     cb->k_cache, cb->v_cache,   cb->rope,
+                   cb->x,           cb->q,       cb->att,       cb->hb,
+                   cb->qkv,         cb->g13,     cb->xa,        cb->q_kv,
+                   cb->scores,      cb->probs,   cb->logits,    cb->sample_scratch,
+                   cb->o_part,      cb->ml_part, cb->attn_done, cb->in_dev,
+                   cb->token_dev,   cb->w_f16,   cb->rows_dev,  cb->step.phases,
+                   cb->step.barrier};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->in_host) cudaFreeHost(cb->in_host);
@@ -401,7 +402,9 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     cb->base.kv_bytes_per_position =
         (uint64_t)c->n_layers * 2 * cb->kv_dim * dtype_info(cb->kv_t)->block_bytes;
     {
-        cudaError_t e = cudaMalloc((void **)&a.base, a.used);
+        /* 256 bytes of slack: the step kernel's bulk copies of the last
+         * matrix's scales may reach up to 15 bytes past it. */
+        cudaError_t e = cudaMalloc((void **)&a.base, a.used + 256);
         if (e != cudaSuccess) {
             cudaGetLastError();
             st = lc_fail(err, LC_ERR_NOMEM,
@@ -413,17 +416,19 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     cb->weights = a.base;
     cb->pdl = true; /* measured: +25% on stories110M, +3% on 7B (docs/cuda-notes.md, run 6) */
     tuning_from_env(cb);
-    TRY_CU(cudaMemset(a.base, 0, a.used));
+    TRY_CU(cudaMemset(a.base, 0, a.used + 256));
     a.used = 0;
     TRY_CU(cudaMalloc(&stage, STAGE_BYTES));
     TRY(place_weights(cb, &a, stage, err));
     TRY_CU(cudaFree(stage));
     stage = NULL;
     TRY(allocate(cb, err));
+    TRY(cuda_step_setup(cb, err));
     TRY_CU(cudaStreamSynchronize(cb->stream));
     snprintf(cb->base.description, sizeof cb->base.description,
-             "cuda (%s, %s weights %.2f GB, %s KV cache)", prop.name, lc_dtype_name(wt),
-             cb->weight_bytes / 1e9, lc_dtype_name(cb->kv_t));
+             "cuda (%s, %s weights %.2f GB, %s KV cache%s)", prop.name, lc_dtype_name(wt),
+             cb->weight_bytes / 1e9, lc_dtype_name(cb->kv_t),
+             cb->step.phases ? ", one kernel per token" : "");
     *out = &cb->base;
     return LC_OK;
 fail:

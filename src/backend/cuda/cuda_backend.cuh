@@ -6,6 +6,7 @@
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_ops.cuh"
+#include "backend/cuda/cuda_step.cuh"
 extern "C" {
 #include "backend/backend.h"
 }
@@ -79,6 +80,12 @@ typedef struct cuda_backend {
      * it off): on an H200 +25% on stories110M, +3% on 7B (docs/cuda-notes.md). */
     bool pdl;
 
+    /* A decoding step of one entry as one kernel (cuda_step.cuh) for Q8_0 /
+     * Q4_0 weights on Hopper when LLAMAC_CUDA_STEP=1 (an experiment, slower
+     * so far); step.phases NULL: the separate kernels. The last phase is the
+     * classifier. */
+    step_plan step;
+
     /* Decoding steps replay a captured graph, one per (entries, logits rows). */
     cudaGraphExec_t graphs[MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];
 } cuda_backend;
@@ -92,6 +99,9 @@ static inline int32_t *in_rows(cuda_backend *cb) { return cb->in_dev + 3 * cb->b
 lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
 lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
                       lc_token *out, lc_error *err);
+/* Plans cb->step for this model when the step kernel can run it (else
+ * leaves it unset; only a device failure is an error). */
+lc_status cuda_step_setup(cuda_backend *cb, lc_error *err);
 lc_status cublas_check(cublasStatus_t s, const char *what, lc_error *err);
 
 #endif

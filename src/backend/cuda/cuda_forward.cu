@@ -6,6 +6,8 @@
  * five per layer, captured once in a CUDA graph and replayed; a longer batch
  * runs each product as one cuBLAS matrix product on the tensor cores. The
  * host waits only when it reads a result. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cuda/cuda_backend.cuh"
@@ -28,7 +30,7 @@ static kv_target kv_for(cuda_backend *cb, int layer) {
     return kv;
 }
 
-static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
+static attn_args attention_args(cuda_backend *cb, int layer, int n) {
     const lc_config *c = cb->cfg;
     const kv_target kv = kv_for(cb, layer);
     attn_args a;
@@ -51,6 +53,11 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
     a.ml_part = cb->ml_part;
     a.done = cb->attn_done;
     a.pdl = cb->pdl;
+    return a;
+}
+
+static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
+    const attn_args a = attention_args(cb, layer, n);
     return launch_attention(&a, cb->stream, err);
 }
 
@@ -85,10 +92,86 @@ static lc_status embed(cuda_backend *cb, int n, lc_error *err) {
                         cb->stream, err);
 }
 
-/* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L launches. */
+/* One product of the step kernel's plan: epi(W x), x normalised by norm when set. */
+static step_phase step_product(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
+                               const float *norm, mv_epilogue epi) {
+    step_phase p;
+    memset(&p, 0, sizeof p);
+    p.kind = STEP_PRODUCT;
+    p.w = w;
+    p.scales = cuda_matrix_scales(cb->wt, w, rows, mv_ld(cols));
+    p.rows = rows;
+    p.cols = cols;
+    p.x = x;
+    p.norm = norm;
+    p.epi = epi;
+    return p;
+}
+
+lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    /* Opt-in: slower than the separate kernels so far (docs/cuda-notes.md,
+     * runs 33-37), kept as the base of that work. */
+    const char *env = getenv("LLAMAC_CUDA_STEP");
+    lc_error why;
+    if (!cuda_quantized(cb->wt) || !env || strcmp(env, "1") != 0) return LC_OK;
+    if (step_supported(cb->device, &why) != LC_OK) {
+        fprintf(stderr, "llamac: LLAMAC_CUDA_STEP=1: %s\n", why.msg);
+        return LC_OK;
+    }
+    const int n_ph = 5 * c->n_layers + 1;
+    step_phase *ph = (step_phase *)calloc((size_t)n_ph, sizeof *ph);
+    if (!ph) return lc_fail(err, LC_ERR_NOMEM, "step plan of %d phases", n_ph);
+    int k = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *L = &cb->layers[l];
+        ph[k++] = step_product(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, L->attn_norm,
+                               (mv_epilogue){MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)});
+        ph[k].kind = STEP_ATTENTION;
+        ph[k++].attn = attention_args(cb, l, 1);
+        ph[k++] = step_product(cb, L->wo, c->dim, cb->q_dim, cb->att, NULL,
+                               (mv_epilogue){MV_ADD, cb->x, c->dim});
+        ph[k++] = step_product(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, L->ffn_norm,
+                               (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim});
+        ph[k++] = step_product(cb, L->w2, c->dim, c->hidden_dim, cb->hb, NULL,
+                               (mv_epilogue){MV_ADD, cb->x, c->dim});
+    }
+    ph[k++] = step_product(cb, cb->output, c->vocab_size, c->dim, cb->x, cb->output_norm,
+                           (mv_epilogue){MV_STORE, cb->logits, c->vocab_size});
+    step_plan plan;
+    memset(&plan, 0, sizeof plan);
+    lc_status st = LC_OK;
+    if (step_plan_init(&plan, ph, n_ph, cb->wt, c->norm_eps, cb->n_sm, cb->device, &why) != LC_OK) {
+        fprintf(stderr, "llamac: LLAMAC_CUDA_STEP=1: %s\n", why.msg);
+    } else {
+        cudaError_t e = cudaMalloc((void **)&plan.phases, (size_t)n_ph * sizeof *ph);
+        if (e == cudaSuccess) e = cudaMalloc((void **)&plan.barrier, sizeof(unsigned));
+        if (e == cudaSuccess)
+            e = cudaMemcpy(plan.phases, ph, (size_t)n_ph * sizeof *ph, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaMemset(plan.barrier, 0, sizeof(unsigned));
+        if (e == cudaSuccess)
+            cb->step = plan;
+        else
+            st = cuda_fail(err, e, "step plan", __FILE__, __LINE__);
+        if (st) {
+            cudaFree(plan.phases);
+            cudaFree(plan.barrier);
+        }
+    }
+    free(ph);
+    return st;
+}
+
+/* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L
+ * launches, or the embedding and the step kernel for one entry. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
     const lc_config *c = cb->cfg;
     TRY(embed(cb, n, err));
+    if (n == 1 && cb->step.phases) {
+        step_plan p = cb->step;
+        if (n_logits == 0) p.n_phases--; /* no classifier */
+        return launch_step(&p, cb->stream, err);
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *L = &cb->layers[l];
         mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};

@@ -41,3 +41,4 @@ lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *t
                            bool shared_memory, int32_t *tokens, lc_error *err) {
     return no_cuda(err);
 }
+lc_status cuda_test_step_supported(lc_error *err) { return no_cuda(err); }

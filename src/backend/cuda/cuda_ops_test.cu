@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "backend/cuda/cuda_ops.cuh"
+#include "backend/cuda/cuda_step.cuh"
 extern "C" {
 #include "backend/cuda/cuda_test.h"
 }
@@ -232,3 +233,5 @@ done:
     scratch_free(&s);
     return st;
 }
+
+extern "C" lc_status cuda_test_step_supported(lc_error *err) { return step_supported(0, err); }

@@ -30,4 +30,7 @@ lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *t
                            const float *top_p, const int *top_k, const float *coin,
                            bool shared_memory, int32_t *tokens, lc_error *err);
 
+/* Whether device 0 runs the decoding step kernel (cuda_step.cuh); err says why not. */
+lc_status cuda_test_step_supported(lc_error *err);
+
 #endif
