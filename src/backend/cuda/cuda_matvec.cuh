@@ -136,4 +136,33 @@ template <> struct mv_quant<q4_gpu> {
     }
 };
 
+/* Eight inputs v of a block of 32 shared by four consecutive lanes (part
+ * 0..3 holds words part and part + 4 of the block) as int8, the
+ * llama.cpp-style activations: the block's scale d = max|x| / 127 found by
+ * shuffles, q = v / d rounded half away from zero, stored into the block at
+ * q8 with d and the block's sum (part 0). Every lane of the warp calls it;
+ * lanes with `on` false (v zero) only take part in the shuffles. */
+__device__ __forceinline__ void quantize_quad(const float (&v)[8], bool on, int part, int8_t *q8,
+                                              float *d_out, int *sum_out) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+    int q[8], sum = 0;
+#pragma unroll
+    for (int j = 0; j < 8; j++) sum += q[j] = (int)roundf(v[j] * inv);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (!on) return;
+    int *q4 = reinterpret_cast<int *>(q8 + part * 4);
+    q4[0] = (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
+    q4[4] = (q[4] & 0xff) | (q[5] & 0xff) << 8 | (q[6] & 0xff) << 16 | (q[7] & 0xff) << 24;
+    if (part == 0) {
+        *d_out = d;
+        *sum_out = sum;
+    }
+}
+
 #endif

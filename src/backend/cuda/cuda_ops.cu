@@ -366,7 +366,7 @@ __device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld,
         const int c = base + lane, b = c >> 2, part = c & 3;
         const bool on = c < quads; /* whole quads are on or off; every lane shuffles */
         const int t = on ? b / nb : 0, col = (b % nb) * 32 + part * 4, at = t * ld + col;
-        float v[8], amax = 0.0f;
+        float v[8];
         if (on) {
             const float4 x0 = *reinterpret_cast<const float4 *>(sm.xs + at);
             const float4 x1 = *reinterpret_cast<const float4 *>(sm.xs + at + 16);
@@ -378,29 +378,11 @@ __device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld,
             for (int tt = 0; tt < NT; tt++) ss[tt] += tt == t ? sq : 0.0f;
             v[0] = x0.x * g0.x, v[1] = x0.y * g0.y, v[2] = x0.z * g0.z, v[3] = x0.w * g0.w;
             v[4] = x1.x * g1.x, v[5] = x1.y * g1.y, v[6] = x1.z * g1.z, v[7] = x1.w * g1.w;
-#pragma unroll
-            for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
         } else {
 #pragma unroll
             for (int j = 0; j < 8; j++) v[j] = 0.0f;
         }
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
-        int q[8], sum = 0;
-#pragma unroll
-        for (int j = 0; j < 8; j++) sum += q[j] = (int)roundf(v[j] * inv);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        if (on) {
-            int *q4 = reinterpret_cast<int *>(sm.xq + at);
-            q4[0] = (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
-            q4[4] = (q[4] & 0xff) | (q[5] & 0xff) << 8 | (q[6] & 0xff) << 16 | (q[7] & 0xff) << 24;
-            if (part == 0) {
-                sm.xd[b] = d;
-                sm.xsum[b] = sum;
-            }
-        }
+        quantize_quad(v, on, part, sm.xq + at - part * 4, sm.xd + b, sm.xsum + b);
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) /* its barriers also publish the int8 blocks */

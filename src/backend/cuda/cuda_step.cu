@@ -168,7 +168,7 @@ __host__ __device__ static inline size_t step_norm_offset(int cols) {
 template <bool NORM>
 __device__ float step_stage_x(const float *x, const float *gs, int cols, float eps,
                               const mv_stage &st, float *red) {
-    const int tid = threadIdx.x, quads = cols / 8, nb = cols / 32;
+    const int tid = threadIdx.x, quads = cols / 8;
     int8_t *xq = const_cast<int8_t *>(st.xq);
     float *xd = const_cast<float *>(st.xd);
     int *xsum = const_cast<int *>(st.xsum);
@@ -200,7 +200,7 @@ __device__ float step_stage_x(const float *x, const float *gs, int cols, float e
             if (base + u * STEP_WARPS * 32 >= quads) break; /* the same for the whole block */
             const int c = base + u * STEP_WARPS * 32 + tid, b = c >> 2, part = c & 3;
             const bool on = c < quads; /* whole quads are on or off; every lane shuffles */
-            float v[8], amax = 0.0f;
+            float v[8];
             if (on) {
                 const float4 x0 = xv[u][0], x1 = xv[u][1];
                 if (NORM) {
@@ -213,34 +213,13 @@ __device__ float step_stage_x(const float *x, const float *gs, int cols, float e
                     v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w;
                     v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
                 }
-#pragma unroll
-                for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
             } else {
 #pragma unroll
                 for (int j = 0; j < 8; j++) v[j] = 0.0f;
             }
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-            const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
-            int q[8], sum = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) sum += q[j] = (int)roundf(v[j] * inv);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            if (on) {
-                int *q4 = reinterpret_cast<int *>(xq + b * 32 + part * 4);
-                q4[0] =
-                    (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
-                q4[4] =
-                    (q[4] & 0xff) | (q[5] & 0xff) << 8 | (q[6] & 0xff) << 16 | (q[7] & 0xff) << 24;
-                if (part == 0) {
-                    xd[b] = d;
-                    xsum[b] = sum;
-                }
-            }
+            quantize_quad(v, on, part, xq + b * 32, xd + b, xsum + b);
         }
     }
-    (void)nb;
     if (NORM) return rsqrtf(block_sum<step_sync>(ss, red) / cols + eps); /* publishes xq too */
     step_sync::sync();
     return 1.0f;
