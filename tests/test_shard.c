@@ -477,24 +477,24 @@ static void check_model(test_ctx *t, const char *name, const lc_model *m, const 
           accepted, fits);
 }
 
-void test_shard_forward_stories260k(test_ctx *t) {
-    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+/* A shared model whose head counts the test relies on, through check_model. */
+static void check_shared_model(test_ctx *t, const char *path, const char *name, int heads,
+                               int kv_heads, const char *fits) {
+    lc_model *m = load_shared_model(t, path);
     if (!m) return;
     const lc_config *c = lc_model_config(m);
-    CHECK(t, c->n_heads == 8 && c->n_kv_heads == 4, "stories260K: %d heads, %d kv heads",
+    CHECK(t, c->n_heads == heads && c->n_kv_heads == kv_heads, "%s: %d heads, %d kv heads", name,
           c->n_heads, c->n_kv_heads);
-    check_model(t, "stories260K", m, "1 2 4");
+    check_model(t, name, m, fits);
     lc_model_free(m);
 }
 
-void test_shard_forward_llama3_hf(test_ctx *t) {
-    lc_model *m = load_shared_model(t, "models/tiny-gutenberg-llama3.hf");
-    if (!m) return;
-    const lc_config *c = lc_model_config(m);
-    CHECK(t, c->n_heads == 6 && c->n_kv_heads == 2, "tiny-gutenberg-llama3: %d heads, %d kv heads",
-          c->n_heads, c->n_kv_heads);
-    check_model(t, "tiny-gutenberg-llama3", m, "1 2"); /* 2 kv heads: 4 ranks do not fit */
-    lc_model_free(m);
+void test_shard_forward_stories260k(test_ctx *t) {
+    check_shared_model(t, "models/stories260K.bin", "stories260K", 8, 4, "1 2 4");
+}
+
+void test_shard_forward_llama3_hf(test_ctx *t) { /* 2 kv heads: 4 ranks do not fit */
+    check_shared_model(t, "models/tiny-gutenberg-llama3.hf", "tiny-gutenberg-llama3", 6, 2, "1 2");
 }
 
 void test_shard_forward_mkmodel(test_ctx *t) {
