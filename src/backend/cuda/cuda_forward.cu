@@ -92,20 +92,53 @@ static lc_status embed(cuda_backend *cb, int n, lc_error *err) {
                         cb->stream, err);
 }
 
-/* One product of the step kernel's plan: epi(W x), x normalised by norm when set. */
+/* One product of a decoding step: epi(W x), x normalised by norm when set. */
 static step_phase step_product(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                                const float *norm, mv_epilogue epi) {
     step_phase p;
     memset(&p, 0, sizeof p);
     p.kind = STEP_PRODUCT;
     p.w = w;
-    p.scales = cuda_matrix_scales(cb->wt, w, rows, mv_ld(cols));
+    p.scales = cuda_quantized(cb->wt) ? cuda_matrix_scales(cb->wt, w, rows, mv_ld(cols)) : NULL;
     p.rows = rows;
     p.cols = cols;
     p.x = x;
     p.norm = norm;
     p.epi = epi;
     return p;
+}
+
+/* Layer l of a decoding step of n entries as its five phases, in order: what
+ * the separate kernels launch one by one and the step kernel runs in one. */
+#define LAYER_PHASES 5
+static void layer_phases(cuda_backend *cb, int l, int n, step_phase *ph /* LAYER_PHASES */) {
+    const lc_config *c = cb->cfg;
+    const cuda_layer *L = &cb->layers[l];
+    ph[0] = step_product(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, L->attn_norm,
+                         (mv_epilogue){MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)});
+    memset(&ph[1], 0, sizeof ph[1]);
+    ph[1].kind = STEP_ATTENTION;
+    ph[1].attn = attention_args(cb, l, n);
+    ph[2] = step_product(cb, L->wo, c->dim, cb->q_dim, cb->att, NULL,
+                         (mv_epilogue){MV_ADD, cb->x, c->dim});
+    ph[3] = step_product(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, L->ffn_norm,
+                         (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim});
+    ph[4] = step_product(cb, L->w2, c->dim, c->hidden_dim, cb->hb, NULL,
+                         (mv_epilogue){MV_ADD, cb->x, c->dim});
+}
+
+/* The classifier's phase: logits = Wcls norm(x). */
+static step_phase classifier_phase(cuda_backend *cb) {
+    const lc_config *c = cb->cfg;
+    return step_product(cb, cb->output, c->vocab_size, c->dim, cb->x, cb->output_norm,
+                        (mv_epilogue){MV_STORE, cb->logits, c->vocab_size});
+}
+
+/* A phase as its own kernel, for n entries (inputs x[x_rows[i]] when set). */
+static lc_status launch_phase(cuda_backend *cb, const step_phase *p, int n, const int32_t *x_rows,
+                              lc_error *err) {
+    if (p->kind == STEP_ATTENTION) return launch_attention(&p->attn, cb->stream, err);
+    return matvec(cb, p->w, p->rows, p->cols, p->x, p->cols, x_rows, p->norm, n, p->epi, err);
 }
 
 lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
@@ -119,25 +152,11 @@ lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
         fprintf(stderr, "llamac: LLAMAC_CUDA_STEP=1: %s\n", why.msg);
         return LC_OK;
     }
-    const int n_ph = 5 * c->n_layers + 1;
+    const int n_ph = LAYER_PHASES * c->n_layers + 1;
     step_phase *ph = (step_phase *)calloc((size_t)n_ph, sizeof *ph);
     if (!ph) return lc_fail(err, LC_ERR_NOMEM, "step plan of %d phases", n_ph);
-    int k = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const cuda_layer *L = &cb->layers[l];
-        ph[k++] = step_product(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, L->attn_norm,
-                               (mv_epilogue){MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)});
-        ph[k].kind = STEP_ATTENTION;
-        ph[k++].attn = attention_args(cb, l, 1);
-        ph[k++] = step_product(cb, L->wo, c->dim, cb->q_dim, cb->att, NULL,
-                               (mv_epilogue){MV_ADD, cb->x, c->dim});
-        ph[k++] = step_product(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, L->ffn_norm,
-                               (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim});
-        ph[k++] = step_product(cb, L->w2, c->dim, c->hidden_dim, cb->hb, NULL,
-                               (mv_epilogue){MV_ADD, cb->x, c->dim});
-    }
-    ph[k++] = step_product(cb, cb->output, c->vocab_size, c->dim, cb->x, cb->output_norm,
-                           (mv_epilogue){MV_STORE, cb->logits, c->vocab_size});
+    for (int l = 0; l < c->n_layers; l++) layer_phases(cb, l, 1, ph + LAYER_PHASES * l);
+    ph[n_ph - 1] = classifier_phase(cb);
     step_plan plan;
     memset(&plan, 0, sizeof plan);
     lc_status st = LC_OK;
@@ -165,31 +184,20 @@ lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L
  * launches, or the embedding and the step kernel for one entry. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
-    const lc_config *c = cb->cfg;
     TRY(embed(cb, n, err));
     if (n == 1 && cb->step.phases) {
         step_plan p = cb->step;
         if (n_logits == 0) p.n_phases--; /* no classifier */
         return launch_step(&p, cb->stream, err);
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        const cuda_layer *L = &cb->layers[l];
-        mv_epilogue e = {MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)};
-        TRY(matvec(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, c->dim, NULL, L->attn_norm, n, e,
-                   err));
-        TRY(attention(cb, l, n, err));
-        e = (mv_epilogue){MV_ADD, cb->x, c->dim};
-        TRY(matvec(cb, L->wo, c->dim, cb->q_dim, cb->att, cb->q_dim, NULL, NULL, n, e, err));
-        e = (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim};
-        TRY(matvec(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, c->dim, NULL, L->ffn_norm, n, e,
-                   err));
-        e = (mv_epilogue){MV_ADD, cb->x, c->dim};
-        TRY(matvec(cb, L->w2, c->dim, c->hidden_dim, cb->hb, c->hidden_dim, NULL, NULL, n, e, err));
+    for (int l = 0; l < cb->cfg->n_layers; l++) {
+        step_phase ph[LAYER_PHASES];
+        layer_phases(cb, l, n, ph);
+        for (int k = 0; k < LAYER_PHASES; k++) TRY(launch_phase(cb, &ph[k], n, NULL, err));
     }
     if (n_logits == 0) return LC_OK;
-    mv_epilogue e = {MV_STORE, cb->logits, c->vocab_size};
-    return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb),
-                  cb->output_norm, n_logits, e, err);
+    const step_phase cls = classifier_phase(cb);
+    return launch_phase(cb, &cls, n_logits, in_rows(cb), err);
 }
 
 static cudaDataType blas_type(lc_dtype t) {
