@@ -93,9 +93,13 @@ struct mv_stage {
  * and how a vector of two rows meets the staged int8 inputs (__dp4a). */
 template <typename Q> struct mv_quant;
 
-/* Q8_0: 16 int8 weights per vector, half a block. */
+/* Q8_0: 16 int8 weights per vector, half a block. EARLY: batches a warp of
+ * the separate kernel loads before it waits for the previous kernel: two
+ * (a whole pair of 4096-input rows) measured +0.9 to +1.2% on 7B Q8_0 and
+ * -0.8 to -1.6% on Q4_0, whose inputs' copies then queue behind them
+ * (docs/cuda-notes.md, runs 23, 40, 41). */
 template <> struct mv_quant<q8_gpu> {
-    static constexpr int V = 16;
+    static constexpr int V = 16, EARLY = 2;
     /* Vector v of rows r0 and r1 (weights w, block scales s) times token t's inputs. */
     __device__ static void dot_vec(uint4 w0, uint4 w1, __half s0, __half s1, int v, int t,
                                    const mv_stage &st, float &acc0, float &acc1) {
@@ -113,7 +117,7 @@ template <> struct mv_quant<q8_gpu> {
 /* Q4_0: a vector is one block of 32 nibbles, element j in the low nibble of
  * byte j and element j + 16 in the high one; w = d (q - 8). */
 template <> struct mv_quant<q4_gpu> {
-    static constexpr int V = 32;
+    static constexpr int V = 32, EARLY = 1;
     __device__ static int dot_nibbles(uint4 w, int4 lo_x, int4 hi_x) {
         const unsigned m = 0x0f0f0f0fu;
         int d = __dp4a((int)(w.x & m), lo_x.x, 0);

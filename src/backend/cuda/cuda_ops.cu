@@ -426,14 +426,16 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
         tok.pos[t] = kv ? epi.kv.pos[t] : 0;
         tok.seq[t] = kv ? epi.kv.seq[t] : 0;
     }
+    /* The second batch before the wait or after the staging, as measured
+     * best per type (mv_quant::EARLY). */
+    const mv_walk at1 = mv_after(at, m);
+    if (mv_quant<Q>::EARLY > 1 && at1.pair < m.n_pairs)
+        mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     pdl_wait_for_previous();
     stage_quant_after<NT>(in, cols, ld, sm);
     stage_quant_wait();
     stage_int8<NT, NORM>(sm, cols, ld, m.nb, in.eps, red, scale);
-    /* The second batch only now: issued before the wait it measured 1-2%
-     * slower (run 23), as the inputs' copies queue behind it. */
-    const mv_walk at1 = mv_after(at, m);
-    if (at1.pair < m.n_pairs)
+    if (mv_quant<Q>::EARLY == 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, m.nb};
     if (at.pair >= m.n_pairs) return;
