@@ -28,8 +28,8 @@ lc_status engine_forward(lc_engine *e, const lc_batch *b, float *logits, lc_erro
 lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n, float *logits,
                         lc_error *err);
 
-/* After an engine_forward that kept n logits rows in a backend with `sample`
- * (n <= n_seq): draws row i's token with samplers[i], as lc_sampler_sample
+/* After an engine_forward that kept n logits rows in the backend (n <=
+ * n_seq): draws row i's token with samplers[i], as lc_sampler_sample
  * would from that row. */
 lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_token *out,
                         lc_error *err);

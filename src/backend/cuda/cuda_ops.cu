@@ -246,9 +246,10 @@ __device__ __forceinline__ mv_walk mv_after(mv_walk at, const mv_matrix &m) {
 /* mv_step for the quantized kernel, two steps deep: the warp enters with the
  * batches of `at` (in cur) and the step after in flight, uses cur, then
  * reloads cur with the step after next. The kernel issues its first batch
- * before it waits for the previous kernel, so it overlaps the staging
- * (runs 16 and 23 of docs/cuda-notes.md). (The plain kernel keeps its own
- * walk: the shared version measured 3% slower on 7B f16, run 11.) */
+ * (two at Q8_0, mv_quant::EARLY) before it waits for the previous kernel,
+ * so it overlaps the staging (runs 16, 23 and 42 of docs/cuda-notes.md).
+ * (The plain kernel keeps its own walk: the shared version measured 3%
+ * slower on 7B f16, run 11.) */
 template <typename Q, int NT>
 __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_matrix &m,
                                          const mv_stage &st, int lane, float (&acc0)[NT],
