@@ -99,6 +99,8 @@
     X(test_perplexity_kl_divergence)                                                               \
     X(test_cuda_absent_is_an_error)                                                                \
     X(test_cuda_ops)                                                                               \
+    X(test_cuda_handoff)                                                                           \
+    X(test_cuda_handoff_forward)                                                                   \
     X(test_cuda_logits_golden)                                                                     \
     X(test_cuda_forward_matches_cpu)                                                               \
     X(test_cuda_golden_text)                                                                       \

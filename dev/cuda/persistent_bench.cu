@@ -57,6 +57,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2)
         m.n_batches = (m.n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
         m.n_pairs = P.rows / 2;
         m.pair_stride = gridDim.x * MV_WARPS;
+        m.paired_rounds = false;
         mv_walk at = {(int)blockIdx.x * MV_WARPS + (int)(threadIdx.x >> 5), 0};
         mv_qbatch a, b;
         mv_tokens<1> tok;
@@ -68,7 +69,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2)
         sm.gs = xs + ld;
         sm.xq = reinterpret_cast<int8_t *>(xs + mv_stage_floats(1, ld, P.norm != NULL));
         sm.xd = reinterpret_cast<float *>(sm.xq + ld);
-        sm.xsum = reinterpret_cast<int *>(sm.xd + m.nb);
+        sm.xsum = reinterpret_cast<int *>(sm.xd + ld / MV_QGROUP);
         stage_quant_before(in, P.cols, sm);
         if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
         if (p > 0) { /* the grid barrier: product p - 1 done everywhere */
@@ -80,17 +81,17 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2)
         stage_quant_after<1>(in, P.cols, ld, sm);
         stage_quant_wait();
         if (P.norm)
-            stage_int8<1, true>(sm, P.cols, ld, m.nb, eps, red, scale);
+            stage_int8<1, true>(sm, P.cols, ld, ld / MV_QGROUP, eps, red, scale);
         else
-            stage_int8<1, false>(sm, P.cols, ld, m.nb, eps, red, scale);
+            stage_int8<1, false>(sm, P.cols, ld, ld / MV_QGROUP, eps, red, scale);
         const mv_walk at1 = mv_after(at, m);
         if (at1.pair < m.n_pairs)
             mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
-        const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, m.nb};
+        const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
         if (at.pair < m.n_pairs) {
             float acc0[1] = {0.0f}, acc1[1] = {0.0f};
-            while (mv_qstep<Q, 1>(a, at, m, st, lane, acc0, acc1, P.epi, tok, scale) &&
-                   mv_qstep<Q, 1>(b, at, m, st, lane, acc0, acc1, P.epi, tok, scale)) {
+            while (mv_qstep<Q, 1>(a, at, m, st, lane, acc0, acc1, P.epi, tok, scale, NULL) &&
+                   mv_qstep<Q, 1>(b, at, m, st, lane, acc0, acc1, P.epi, tok, scale, NULL)) {
             }
         }
         __syncthreads(); /* the block's outputs are written; shared memory is free again */

@@ -3,7 +3,7 @@
 #ifndef LLAMAC_BACKEND_CUDA_ATTENTION_CUH
 #define LLAMAC_BACKEND_CUDA_ATTENTION_CUH
 
-#include "backend/cuda/cuda_ops.cuh"
+#include "backend/cuda/cuda_matvec.cuh"
 
 #define ATTN_THREADS 256
 #define ATTN_UNROLL  8 /* keys whose loads are in flight at once per thread */
@@ -163,6 +163,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
                 float o = 0.0f;
                 for (int k = 0; k < n_slots; k++) o += obuf[k * hd + d];
                 out[d] = o / l;
+                if (a.qout.q) act_group_store(a.qout, t, (g * rep + r) * hd + d, o / l, 1.0f);
             }
             S::sync();
             continue;
@@ -208,6 +209,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
             for (int s = 0; s < n_active; s++)
                 o += __ldcg(op + (int64_t)s * hd + d) * __expf(__ldcg(ml + 2 * s) - stats[0]);
             out[d] = o * stats[1];
+            if (a.qout.q) act_group_store(a.qout, t, (g * rep + r) * hd + d, o * stats[1], 1.0f);
         }
         S::sync();
     }

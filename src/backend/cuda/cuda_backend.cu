@@ -13,7 +13,8 @@ extern "C" {
 
 /* Knobs for measuring (docs/cuda-notes.md), like llama.cpp's GGML_CUDA_*:
  * LLAMAC_CUDA_PDL=0|1 forces programmatic dependent launch off or on,
- * LLAMAC_CUDA_MV_BLOCKS=N caps matrix-vector blocks per multiprocessor. */
+ * LLAMAC_CUDA_MV_BLOCKS=N caps matrix-vector blocks per multiprocessor
+ * (and LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
 static void tuning_from_env(cuda_backend *cb) {
     const char *pdl = getenv("LLAMAC_CUDA_PDL"), *blocks = getenv("LLAMAC_CUDA_MV_BLOCKS");
     if (pdl && (pdl[0] == '0' || pdl[0] == '1') && !pdl[1]) cb->pdl = pdl[0] == '1';
@@ -47,13 +48,34 @@ static void cuda_destroy(backend *b) {
     for (int i = 0; i <= MV_MAX_TOKENS; i++)
         for (int j = 0; j <= MV_MAX_TOKENS; j++)
             if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
-    void *dev[] = {cb->weights,     cb->k_cache, cb->v_cache,   cb->rope,
-                   cb->x,           cb->q,       cb->att,       cb->hb,
-                   cb->qkv,         cb->g13,     cb->xa,        cb->q_kv,
-                   cb->scores,      cb->probs,   cb->logits,    cb->sample_scratch,
-                   cb->o_part,      cb->ml_part, cb->attn_done, cb->in_dev,
-                   cb->token_dev,   cb->w_f16,   cb->rows_dev,  cb->step.phases,
-                   cb->step.barrier};
+    void *dev[] = {cb->weights,
+                   cb->k_cache,
+                   cb->v_cache,
+                   cb->rope,
+                   cb->x,
+                   cb->q,
+                   cb->att,
+                   cb->hb,
+                   cb->qkv,
+                   cb->g13,
+                   cb->xa,
+                   cb->q_kv,
+                   cb->scores,
+                   cb->probs,
+                   cb->logits,
+                   cb->sample_scratch,
+                   cb->o_part,
+                   cb->ml_part,
+                   cb->attn_done,
+                   cb->in_dev,
+                   cb->token_dev,
+                   cb->w_f16,
+                   cb->rows_dev,
+                   cb->step.phases,
+                   cb->step.barrier,
+                   cb->qx.q,
+                   cb->qh.q,
+                   cb->qa.q};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->in_host) cudaFreeHost(cb->in_host);
@@ -214,7 +236,34 @@ static lc_status place_weights(cuda_backend *cb, arena *a, void *stage, lc_error
     return st;
 }
 
-static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, lc_error *err) {
+/* Whether the products that hand their outputs on quantized (wo: MV_ADD
+ * from q_dim floats; w2: MV_ADD from the hand-off of hidden; w13:
+ * MV_SWIGLU from the normed hand-off of dim) fit their group slots in shared
+ * memory next to MV_MAX_TOKENS staged inputs. A grid has at least n_sm
+ * blocks or one group per block, so this bounds the slots.
+ * LLAMAC_CUDA_HANDOFF=0 turns the hand-off off (a knob for measuring). */
+static bool handoff_wanted(const cuda_backend *cb) {
+    const lc_config *c = cb->cfg;
+    const char *env = getenv("LLAMAC_CUDA_HANDOFF");
+    if (!cuda_quantized(cb->wt) || (env && !strcmp(env, "0"))) return false;
+    const struct {
+        int rows, cols;
+        bool norm, pre;
+        mv_epilogue_kind kind;
+    } producers[] = {{c->dim, cb->q_dim, false, false, MV_ADD}, /* floats: the larger stage */
+                     {c->dim, c->hidden_dim, false, true, MV_ADD},
+                     {2 * c->hidden_dim, c->dim, true, true, MV_SWIGLU}};
+    for (int i = 0; i < 3; i++) {
+        const auto &p = producers[i];
+        const size_t need = mv_qslot_offset(MV_MAX_TOKENS, p.cols, p.norm, p.pre) +
+                            (size_t)mv_qslots(p.rows, p.kind, cb->n_sm) * sizeof(mv_qslot);
+        if ((int64_t)need > cb->mv_max_stage) return false;
+    }
+    return true;
+}
+
+static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, bool handoff,
+                             lc_error *err) {
     if (c->head_dim % 8 || c->vocab_size % 2 || c->dim % 2 || c->hidden_dim % 2)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
                        "the CUDA backend needs head_dim a multiple of 8 and an even dim, "
@@ -226,19 +275,25 @@ static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, lc
                        "%s weights on the GPU need dim, hidden_dim and heads x head_dim multiples "
                        "of 32 (this model: %d, %d, %d)",
                        lc_dtype_name(wt), c->dim, c->hidden_dim, q_dim);
-    /* every product's staged inputs, up to MV_MAX_TOKENS, must fit in shared memory */
+    /* every product's staged inputs, up to MV_MAX_TOKENS, must fit in shared
+     * memory: as floats, except w2's from a hand-off */
     const struct {
         int cols;
-        bool norm;
-    } products[] = {{c->dim, true}, {q_dim, false}, {c->hidden_dim, false}};
+        bool norm, pre;
+    } products[] = {{c->dim, true, false}, {q_dim, false, false}, {c->hidden_dim, false, handoff}};
     for (int i = 0; i < 3; i++) {
-        const size_t need = mv_stage_bytes(MV_MAX_TOKENS, mv_ld(products[i].cols), products[i].norm,
-                                           cuda_quantized(wt));
+        const int ld = mv_ld(products[i].cols);
+        const size_t need =
+            products[i].pre
+                ? mv_pre_stage_bytes(MV_MAX_TOKENS, ld, products[i].norm)
+                : mv_stage_bytes(MV_MAX_TOKENS, ld, products[i].norm, cuda_quantized(wt));
         if ((int64_t)need > mv_max)
             return lc_fail(err, LC_ERR_UNSUPPORTED,
                            "the CUDA backend's matrix-vector kernel stages %lld bytes; rows of %d "
-                           "need %zu",
-                           (long long)mv_max, products[i].cols, need);
+                           "need %zu%s",
+                           (long long)mv_max, products[i].cols, need,
+                           !handoff && getenv("LLAMAC_CUDA_HANDOFF") ? " (LLAMAC_CUDA_HANDOFF=0)"
+                                                                     : "");
     }
     return LC_OK;
 }
@@ -294,6 +349,18 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     DEV_ALLOC(cb->q, nb * cb->q_dim * 4);
     DEV_ALLOC(cb->att, nb * cb->q_dim * 4);
     DEV_ALLOC(cb->hb, nb * c->hidden_dim * 4);
+    if (cb->handoff) {
+        void *qx, *qh;
+        DEV_ALLOC(qx, mv_qact_bytes(MV_MAX_TOKENS, c->dim));
+        cb->qx = mv_qact_at(qx, MV_MAX_TOKENS, c->dim);
+        DEV_ALLOC(qh, mv_qact_bytes(MV_MAX_TOKENS, c->hidden_dim));
+        cb->qh = mv_qact_at(qh, MV_MAX_TOKENS, c->hidden_dim);
+    }
+    if (cb->handoff && c->head_dim % MV_QGROUP == 0) { /* attention hands on whole groups */
+        void *qa;
+        DEV_ALLOC(qa, mv_qact_bytes(MV_MAX_TOKENS, cb->q_dim));
+        cb->qa = mv_qact_at(qa, MV_MAX_TOKENS, cb->q_dim);
+    }
     DEV_ALLOC(cb->qkv, nb * cb->qkv_rows * 4);
     DEV_ALLOC(cb->g13, nb * 2 * c->hidden_dim * 4);
     DEV_ALLOC(cb->xa, nb * cb->xa_ld * ws);
@@ -389,8 +456,9 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     TRY(matvec_setup(cb->device, &cb->mv_max_stage, err));
     TRY(attention_setup(cb->device, err));
     TRY(sample_setup(cb->device, &cb->sample_max_smem, err));
-    TRY(check_shape(c, wt, cb->mv_max_stage, err));
     cb->n_sm = prop.multiProcessorCount;
+    cb->handoff = handoff_wanted(cb);
+    TRY(check_shape(c, wt, cb->mv_max_stage, cb->handoff, err));
 
     place_weights(cb, &a, NULL, err); /* sizes only */
     cb->weight_bytes = a.used;

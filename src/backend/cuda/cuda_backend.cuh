@@ -49,6 +49,12 @@ typedef struct cuda_backend {
     float *q;   /* (n_batch, q_dim) rotated queries, f32 */
     float *att; /* (n_batch, q_dim) attention output */
     float *hb;  /* (n_batch, hidden) SwiGLU output of a decoding step */
+    /* With `handoff` (Q8_0 / Q4_0 decoding), the products also leave their
+     * outputs as the next product's int8 input: qx = x * the next norm's
+     * weights (from wo and w2), qh = the SwiGLU output (from w13), each
+     * (MV_MAX_TOKENS, dim / hidden). LLAMAC_CUDA_HANDOFF=0 turns it off. */
+    mv_qact qx, qh, qa; /* qa: the attention output, wo's input (head_dim % MV_QGROUP == 0) */
+    bool handoff;
     float *qkv; /* (n_batch, qkv_rows) prefill projections */
     float *g13; /* (n_batch, 2 hidden) prefill W1/W3 products, interleaved */
     void *xa;   /* (n_batch, xa_ld) of act_t: normalised input of a prefill product */

@@ -53,6 +53,7 @@ static attn_args attention_args(cuda_backend *cb, int layer, int n) {
     a.ml_part = cb->ml_part;
     a.done = cb->attn_done;
     a.pdl = cb->pdl;
+    memset(&a.qout, 0, sizeof a.qout);
     return a;
 }
 
@@ -68,7 +69,7 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
     } while (0)
 
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
-                        int64_t x_ld, const int32_t *x_rows, const float *norm, int n,
+                        int64_t x_ld, const int32_t *x_rows, const float *norm, mv_qact pre, int n,
                         mv_epilogue e, lc_error *err) {
     mv_input in = {x,
                    x_ld,
@@ -79,7 +80,8 @@ static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, con
                    cb->n_sm,
                    cb->mv_blocks_per_sm,
                    cb->mv_max_stage,
-                   cb->pdl};
+                   cb->pdl,
+                   pre};
     return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
 }
 
@@ -125,20 +127,38 @@ static void layer_phases(cuda_backend *cb, int l, int n, step_phase *ph /* LAYER
                          (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim});
     ph[4] = step_product(cb, L->w2, c->dim, c->hidden_dim, cb->hb, NULL,
                          (mv_epilogue){MV_ADD, cb->x, c->dim});
+    if (cb->handoff) { /* outputs leave as the next product's int8 input (run 44) */
+        const bool last = l + 1 == c->n_layers;
+        if (l > 0) ph[0].pre = cb->qx; /* layer 0's input is the embedding's floats */
+        if (cb->qa.q) {                /* head_dim a multiple of MV_QGROUP */
+            ph[1].attn.qout = cb->qa;
+            ph[2].pre = cb->qa;
+        }
+        ph[2].epi.qout = cb->qx;
+        ph[2].epi.qnorm = L->ffn_norm;
+        ph[3].pre = cb->qx;
+        ph[3].epi.qout = cb->qh;
+        ph[4].pre = cb->qh;
+        ph[4].epi.qout = cb->qx;
+        ph[4].epi.qnorm = last ? cb->output_norm : cb->layers[l + 1].attn_norm;
+    }
 }
 
 /* The classifier's phase: logits = Wcls norm(x). */
 static step_phase classifier_phase(cuda_backend *cb) {
     const lc_config *c = cb->cfg;
-    return step_product(cb, cb->output, c->vocab_size, c->dim, cb->x, cb->output_norm,
-                        (mv_epilogue){MV_STORE, cb->logits, c->vocab_size});
+    step_phase p = step_product(cb, cb->output, c->vocab_size, c->dim, cb->x, cb->output_norm,
+                                (mv_epilogue){MV_STORE, cb->logits, c->vocab_size});
+    if (cb->handoff) p.pre = cb->qx; /* from the last layer's w2 */
+    return p;
 }
 
 /* A phase as its own kernel, for n entries (inputs x[x_rows[i]] when set). */
 static lc_status launch_phase(cuda_backend *cb, const step_phase *p, int n, const int32_t *x_rows,
                               lc_error *err) {
     if (p->kind == STEP_ATTENTION) return launch_attention(&p->attn, cb->stream, err);
-    return matvec(cb, p->w, p->rows, p->cols, p->x, p->cols, x_rows, p->norm, n, p->epi, err);
+    return matvec(cb, p->w, p->rows, p->cols, p->x, p->cols, x_rows, p->norm, p->pre, n, p->epi,
+                  err);
 }
 
 lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
@@ -307,8 +327,9 @@ static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_
     if (n_logits == 0) return LC_OK;
     if (n_logits <= MV_MAX_TOKENS) {
         mv_epilogue e = {MV_STORE, cb->logits, c->vocab_size};
+        const mv_qact floats = {}; /* after a prefill x holds floats only */
         return matvec(cb, cb->output, c->vocab_size, c->dim, cb->x, c->dim, in_rows(cb),
-                      cb->output_norm, n_logits, e, err);
+                      cb->output_norm, floats, n_logits, e, err);
     }
     TRY(launch_rmsnorm(cb->x, c->dim, in_rows(cb), n_logits, c->dim, cb->output_norm, eps, wt,
                        cb->xa, cb->xa_ld, s, err));

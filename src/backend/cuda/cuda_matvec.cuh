@@ -46,19 +46,25 @@ __device__ __forceinline__ float2 mv_prepare(const mv_epilogue &e, int t, int r,
 }
 
 /* Rows r and r + 1 of token t (at pos in sequence seq) are done: apply the
- * epilogue, with `pre` from mv_prepare. */
-__device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, float a, float b,
-                                          float2 pre, int pos, int seq) {
+ * epilogue, with `pre` from mv_prepare. Returns what MV_ADD stored (two
+ * values) or MV_SWIGLU (one, in .x). */
+__device__ __forceinline__ float2 mv_finish(const mv_epilogue &e, int t, int r, float a, float b,
+                                            float2 pre, int pos, int seq) {
     switch (e.kind) {
     case MV_STORE:
         e.out[t * e.out_ld + r] = a;
         e.out[t * e.out_ld + r + 1] = b;
         break;
     case MV_ADD:
-        e.out[t * e.out_ld + r] = pre.x + a;
-        e.out[t * e.out_ld + r + 1] = pre.y + b;
-        break;
-    case MV_SWIGLU: e.out[t * e.out_ld + r / 2] = a / (1.0f + __expf(-a)) * b; break;
+        a += pre.x, b += pre.y;
+        e.out[t * e.out_ld + r] = a;
+        e.out[t * e.out_ld + r + 1] = b;
+        return make_float2(a, b);
+    case MV_SWIGLU: {
+        const float h = a / (1.0f + __expf(-a)) * b;
+        e.out[t * e.out_ld + r / 2] = h;
+        return make_float2(h, 0.0f);
+    }
     case MV_QKV: {
         const kv_target &kv = e.kv;
         const int hd = kv.head_dim;
@@ -76,30 +82,34 @@ __device__ __forceinline__ void mv_finish(const mv_epilogue &e, int t, int r, fl
         break;
     }
     }
+    return make_float2(0.0f, 0.0f);
 }
 
 /* What the block staged: the inputs as floats (normalised when asked) and,
- * for the quantized weight types, as int8 blocks of 32 with a scale and the
- * sum of the block's int8 values (Q4_0's offset of 8 needs it). */
+ * for the quantized weight types, as int8 groups of MV_QGROUP with a scale
+ * and the sum of the group's int8 values (Q4_0's offset of 8 needs it). */
 struct mv_stage {
     const float *xs;  /* (NT, ld) */
     const int8_t *xq; /* (NT, ld) */
-    const float *xd;  /* (NT, nb) */
-    const int *xsum;  /* (NT, nb) */
-    int ld, nb;
+    const float *xd;  /* (NT, ng) */
+    const int *xsum;  /* (NT, ng) */
+    int ld, ng;
 };
+static_assert(MV_QGROUP == 16, "the loaders below take a 16-byte vector as one or two groups");
 
 /* The per-type loader of the quantized kernels: V weights per 16-byte vector
  * and how a vector of two rows meets the staged int8 inputs (__dp4a). */
 template <typename Q> struct mv_quant;
 
-/* Q8_0: 16 int8 weights per vector, half a block. EARLY: batches a warp of
- * the separate kernel loads before it waits for the previous kernel: two
- * (a whole pair of 4096-input rows) measured +0.9 to +1.2% on 7B Q8_0 and
- * -0.8 to -1.6% on Q4_0, whose inputs' copies then queue behind them
- * (docs/cuda-notes.md, runs 23, 40, 41). */
+/* Q8_0: 16 int8 weights per vector, half a block, one group of inputs.
+ * EARLY: batches a warp of the separate kernel loads before it waits for the
+ * previous kernel. Two (a whole pair of 4096-input rows) measured +0.9 to
+ * +1.2% on 7B Q8_0; on Q4_0 they lost 0.8-1.6% while every product staged
+ * 16 KB of floats (the copies queued behind them), and won 1.2% once the
+ * inputs came handed on as int8 (docs/cuda-notes.md, runs 23, 40, 42, 54). */
 template <> struct mv_quant<q8_gpu> {
     static constexpr int V = 16, EARLY = 2;
+    static constexpr bool SUMS = false; /* reads the inputs' group sums */
     /* Vector v of rows r0 and r1 (weights w, block scales s) times token t's inputs. */
     __device__ static void dot_vec(uint4 w0, uint4 w1, __half s0, __half s1, int v, int t,
                                    const mv_stage &st, float &acc0, float &acc1) {
@@ -108,65 +118,118 @@ template <> struct mv_quant<q8_gpu> {
         d0 = __dp4a((int)w0.y, x.y, d0), d1 = __dp4a((int)w1.y, x.y, d1);
         d0 = __dp4a((int)w0.z, x.z, d0), d1 = __dp4a((int)w1.z, x.z, d1);
         d0 = __dp4a((int)w0.w, x.w, d0), d1 = __dp4a((int)w1.w, x.w, d1);
-        const float dx = st.xd[t * st.nb + v / 2];
+        const float dx = st.xd[t * st.ng + v];
         acc0 += (float)d0 * __half2float(s0) * dx;
         acc1 += (float)d1 * __half2float(s1) * dx;
     }
 };
 
 /* Q4_0: a vector is one block of 32 nibbles, element j in the low nibble of
- * byte j and element j + 16 in the high one; w = d (q - 8). */
+ * byte j and element j + 16 in the high one (w = d (q - 8)): the low
+ * nibbles meet input group 2v, the high ones group 2v + 1. */
 template <> struct mv_quant<q4_gpu> {
-    static constexpr int V = 32, EARLY = 1;
-    __device__ static int dot_nibbles(uint4 w, int4 lo_x, int4 hi_x) {
+    static constexpr int V = 32, EARLY = 2;
+    static constexpr bool SUMS = true; /* the offset of 8 times the group's sum */
+    /* The dot product of 16 nibbles (shift 0: low, 4: high) with 16 int8 inputs. */
+    __device__ static int dot_nibbles(uint4 w, int shift, int4 x) {
         const unsigned m = 0x0f0f0f0fu;
-        int d = __dp4a((int)(w.x & m), lo_x.x, 0);
-        d = __dp4a((int)(w.y & m), lo_x.y, d);
-        d = __dp4a((int)(w.z & m), lo_x.z, d);
-        d = __dp4a((int)(w.w & m), lo_x.w, d);
-        d = __dp4a((int)((w.x >> 4) & m), hi_x.x, d);
-        d = __dp4a((int)((w.y >> 4) & m), hi_x.y, d);
-        d = __dp4a((int)((w.z >> 4) & m), hi_x.z, d);
-        return __dp4a((int)((w.w >> 4) & m), hi_x.w, d);
+        int d = __dp4a((int)((w.x >> shift) & m), x.x, 0);
+        d = __dp4a((int)((w.y >> shift) & m), x.y, d);
+        d = __dp4a((int)((w.z >> shift) & m), x.z, d);
+        return __dp4a((int)((w.w >> shift) & m), x.w, d);
     }
     __device__ static void dot_vec(uint4 w0, uint4 w1, __half s0, __half s1, int v, int t,
                                    const mv_stage &st, float &acc0, float &acc1) {
         const int4 *x = reinterpret_cast<const int4 *>(st.xq + t * st.ld + v * V);
         const int4 lo = x[0], hi = x[1];
-        const int offset = 8 * st.xsum[t * st.nb + v];
-        const float dx = st.xd[t * st.nb + v];
-        acc0 += (float)(dot_nibbles(w0, lo, hi) - offset) * __half2float(s0) * dx;
-        acc1 += (float)(dot_nibbles(w1, lo, hi) - offset) * __half2float(s1) * dx;
+        const int2 sum = *reinterpret_cast<const int2 *>(st.xsum + t * st.ng + 2 * v);
+        const float2 dx = *reinterpret_cast<const float2 *>(st.xd + t * st.ng + 2 * v);
+        const float lo0 = (float)(dot_nibbles(w0, 0, lo) - 8 * sum.x);
+        const float hi0 = (float)(dot_nibbles(w0, 4, hi) - 8 * sum.y);
+        const float lo1 = (float)(dot_nibbles(w1, 0, lo) - 8 * sum.x);
+        const float hi1 = (float)(dot_nibbles(w1, 4, hi) - 8 * sum.y);
+        acc0 += (lo0 * dx.x + hi0 * dx.y) * __half2float(s0);
+        acc1 += (lo1 * dx.x + hi1 * dx.y) * __half2float(s1);
     }
 };
 
+/* The int8 step of a group whose largest magnitude is amax: d = amax / 127
+ * and its inverse (0 for an all-zero group), q = v * inv rounded half away
+ * from zero, as the CPU's llama.cpp-style activations. Every GPU path that
+ * quantizes activations goes through it, so they agree bit for bit. */
+struct act_step {
+    float d, inv;
+};
+__device__ __forceinline__ act_step act_step_of(float amax) {
+    const float d = amax / 127.0f;
+    return {d, d != 0.0f ? 1.0f / d : 0.0f};
+}
+__device__ __forceinline__ int act_quantize(float v, act_step s) { return (int)roundf(v * s.inv); }
+/* Column col of row t of an activation hand-off (mv_qact): x times the next
+ * norm's weight g goes in as int8, held by lane col % MV_QGROUP of
+ * MV_QGROUP consecutive lanes of one half-warp, all of which call; the
+ * group's step, sum of int8 values and sum of squares of x (before g) are
+ * found by shuffles within the half-warp and stored by its first lane. */
+__device__ __forceinline__ void act_group_store(const mv_qact &q, int t, int col, float x,
+                                                float g) {
+    static_assert(MV_QGROUP == 16, "a group is one half-warp");
+    const unsigned half = 0xffffu << (threadIdx.x & 16);
+    const float v = x * g;
+    float amax = fabsf(v), ss = x * x;
+#pragma unroll
+    for (int m = 1; m < MV_QGROUP; m *= 2) {
+        amax = fmaxf(amax, __shfl_xor_sync(half, amax, m));
+        ss += __shfl_xor_sync(half, ss, m);
+    }
+    const act_step st = act_step_of(amax);
+    const int qv = act_quantize(v, st);
+    int sum = qv;
+#pragma unroll
+    for (int m = 1; m < MV_QGROUP; m *= 2) sum += __shfl_xor_sync(half, sum, m);
+    const int ng = q.ld / MV_QGROUP, group = col / MV_QGROUP;
+    q.q[(int64_t)t * q.ld + col] = (int8_t)qv;
+    if (col % MV_QGROUP == 0) {
+        q.d[t * ng + group] = st.d;
+        q.sum[t * ng + group] = sum;
+        q.ss[t * ng + group] = ss;
+    }
+}
+
+__device__ __forceinline__ int pack4(const int *q) {
+    return (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
+}
+
 /* Eight inputs v of a block of 32 shared by four consecutive lanes (part
- * 0..3 holds words part and part + 4 of the block) as int8, the
- * llama.cpp-style activations: the block's scale d = max|x| / 127 found by
- * shuffles, q = v / d rounded half away from zero, stored into the block at
- * q8 with d and the block's sum (part 0). Every lane of the warp calls it;
- * lanes with `on` false (v zero) only take part in the shuffles. */
+ * 0..3 holds words part and part + 4 of the block, so v[0..3] lie in the
+ * block's first group of 16 and v[4..7] in its second) as int8: each
+ * group's step found by shuffles, stored into the block at q8 with the two
+ * groups' d and sums at d_out[0..1], sum_out[0..1] (part 0). Every lane of
+ * the warp calls it; lanes with `on` false (v zero) only take part in the
+ * shuffles. */
 __device__ __forceinline__ void quantize_quad(const float (&v)[8], bool on, int part, int8_t *q8,
                                               float *d_out, int *sum_out) {
-    float amax = 0.0f;
+    float amax[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-    const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
-    int q[8], sum = 0;
+    for (int j = 0; j < 8; j++) amax[j / 4] = fmaxf(amax[j / 4], fabsf(v[j]));
+    int q[8], sum[2] = {0, 0};
 #pragma unroll
-    for (int j = 0; j < 8; j++) sum += q[j] = (int)roundf(v[j] * inv);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    for (int g = 0; g < 2; g++) {
+        amax[g] = fmaxf(amax[g], __shfl_xor_sync(0xffffffffu, amax[g], 1));
+        amax[g] = fmaxf(amax[g], __shfl_xor_sync(0xffffffffu, amax[g], 2));
+        const act_step s = act_step_of(amax[g]);
+#pragma unroll
+        for (int j = 4 * g; j < 4 * g + 4; j++) sum[g] += q[j] = act_quantize(v[j], s);
+        sum[g] += __shfl_xor_sync(0xffffffffu, sum[g], 1);
+        sum[g] += __shfl_xor_sync(0xffffffffu, sum[g], 2);
+        if (on && part == 0) {
+            d_out[g] = s.d;
+            sum_out[g] = sum[g];
+        }
+    }
     if (!on) return;
     int *q4 = reinterpret_cast<int *>(q8 + part * 4);
-    q4[0] = (q[0] & 0xff) | (q[1] & 0xff) << 8 | (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
-    q4[4] = (q[4] & 0xff) | (q[5] & 0xff) << 8 | (q[6] & 0xff) << 16 | (q[7] & 0xff) << 24;
-    if (part == 0) {
-        *d_out = d;
-        *sum_out = sum;
-    }
+    q4[0] = pack4(q);
+    q4[4] = pack4(q + 4);
 }
 
 #endif

@@ -75,6 +75,7 @@ struct mv_walk {
 template <int NT> struct mv_tokens {
     int pos[NT], seq[NT];
     float2 pre[NT];
+    int round; /* pairs the warp has finished (the quantized kernel's hand-off) */
 };
 
 template <typename W, int NT>
@@ -235,12 +236,53 @@ struct mv_matrix {
     const uint4 *__restrict__ w;
     const __half *__restrict__ scales;
     int nb, n_vec, n_batches, n_pairs, pair_stride;
+    bool paired_rounds; /* a block's rounds go two by two over 2 MV_WARPS adjacent pairs */
 };
 
-/* The step after `at` in a warp's walk. */
+/* The step after `at` in a warp's walk: the next batch of the pair, else the
+ * warp's pair of the next round. Normally a round of a block covers
+ * MV_WARPS adjacent pairs; with paired_rounds (MV_SWIGLU with a quantized
+ * output: one value per pair, MV_QGROUP values to a group) two consecutive
+ * rounds cover 2 MV_WARPS adjacent pairs, so a group's pairs stay in one block. */
 __device__ __forceinline__ mv_walk mv_after(mv_walk at, const mv_matrix &m) {
-    return at.batch + 1 < m.n_batches ? (mv_walk){at.pair, at.batch + 1}
-                                      : (mv_walk){at.pair + m.pair_stride, 0};
+    if (at.batch + 1 < m.n_batches) return (mv_walk){at.pair, at.batch + 1};
+    if (m.paired_rounds && (at.pair / MV_WARPS) % 2 == 0) return (mv_walk){at.pair + MV_WARPS, 0};
+    return (mv_walk){at.pair + m.pair_stride - (m.paired_rounds ? MV_WARPS : 0), 0};
+}
+
+/* A quantized output (mv_epilogue.qout) is gathered in the block's shared
+ * memory and quantized once the block's walk is over: each finished pair's
+ * values go into the slot of their group (lane 0, plain stores), and after
+ * one barrier at the kernel's end each warp quantizes whole groups. Counting
+ * arrivals per pair and quantizing mid-walk (the warp that completed a
+ * group) cost more than the consumers saved (docs/cuda-notes.md, runs
+ * 46-51): every pair waited for a shared atomic and the completing warp's
+ * shuffles stalled its stream. A group's pairs all belong to one block
+ * (mv_after's walk keeps them together). */
+template <int NT>
+__device__ __forceinline__ void mv_group_leave(const mv_epilogue &e, int round,
+                                               const float2 (&out)[NT], int lane, mv_qslot *slots) {
+    /* The warp's pair of round r: MV_ADD's belongs to the block's group of
+     * that round, as its (warp)th pair; MV_SWIGLU's paired rounds 2m and
+     * 2m + 1 make up group m, the second one's pairs after the first's.
+     * Derived from the round, not from the pair's index: dividing by the
+     * grid's size per pair cost ~3% of a 7B Q8_0 step (run 56). Needs
+     * MV_WARPS * 2 == MV_QGROUP (launch_matvec checks). */
+    if (lane != 0) return;
+    const int warp = threadIdx.x >> 5;
+    if (e.kind == MV_SWIGLU) {
+        mv_qslot &s = slots[round >> 1];
+        const int k = warp + MV_WARPS * (round & 1);
+#pragma unroll
+        for (int t = 0; t < NT; t++) s.v[t][k] = out[t].x;
+    } else {
+        mv_qslot &s = slots[round];
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            s.v[t][2 * warp] = out[t].x;
+            s.v[t][2 * warp + 1] = out[t].y;
+        }
+    }
 }
 
 /* mv_step for the quantized kernel, two steps deep: the warp enters with the
@@ -251,10 +293,10 @@ __device__ __forceinline__ mv_walk mv_after(mv_walk at, const mv_matrix &m) {
  * (The plain kernel keeps its own walk: the shared version measured 3%
  * slower on 7B f16, run 11.) */
 template <typename Q, int NT>
-__device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_matrix &m,
-                                         const mv_stage &st, int lane, float (&acc0)[NT],
-                                         float (&acc1)[NT], const mv_epilogue &epi,
-                                         mv_tokens<NT> &tok, const float (&scale)[NT]) {
+__device__ __forceinline__ bool
+mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_matrix &m, const mv_stage &st, int lane,
+         float (&acc0)[NT], float (&acc1)[NT], const mv_epilogue &epi, mv_tokens<NT> &tok,
+         const float (&scale)[NT], mv_qslot *slots) {
     const mv_walk nx = mv_after(at, m), nx2 = mv_after(nx, m);
     if (at.batch == 0 && lane == 0)
 #pragma unroll
@@ -263,12 +305,16 @@ __device__ __forceinline__ bool mv_qstep(mv_qbatch &cur, mv_walk &at, const mv_m
     if (nx2.pair < m.n_pairs)
         mv_qload<Q>(cur, m.w, m.scales, m.nb, m.n_vec, nx2.pair, nx2.batch, lane);
     if (nx.batch == 0) { /* the pair is done */
+        float2 out[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             const float a = warp_sum(acc0[t]) * scale[t], b = warp_sum(acc1[t]) * scale[t];
-            if (lane == 0) mv_finish(epi, t, 2 * at.pair, a, b, tok.pre[t], tok.pos[t], tok.seq[t]);
+            if (lane == 0)
+                out[t] = mv_finish(epi, t, 2 * at.pair, a, b, tok.pre[t], tok.pos[t], tok.seq[t]);
             acc0[t] = acc1[t] = 0.0f;
         }
+        if (epi.qout.q) mv_group_leave<NT>(epi, tok.round, out, lane, slots);
+        tok.round++;
     }
     at = nx;
     return at.pair < m.n_pairs;
@@ -306,60 +352,56 @@ __device__ __forceinline__ void stage_quant_wait() {
     __syncthreads();
 }
 
-/* The staged rows again as int8 blocks of 32: scale d = max|x| / 127, q =
- * x * (1 / d) rounded half away from zero, as the CPU's llama.cpp-style
- * activations. Two ways, each the faster one measured for its case (runs
- * 23-26 of docs/cuda-notes.md):
+/* The staged rows again as int8 groups of MV_QGROUP (act_step_of). Two
+ * ways, each the faster one measured for its case (runs 23-26 of
+ * docs/cuda-notes.md):
  *
- * Without a norm, one thread per block of 32, two passes over shared memory
- * so the values stay out of registers (which hold the weights already in
- * flight); a thread walks its 32 values from a different 16-byte word than
- * its neighbours (j + b) so a quarter-warp's reads fall in distinct banks.
- * Four threads per block measured slower here (w2's 344 blocks a row: five
- * rounds of shuffle chains).
+ * Without a norm, one thread per group, two passes over shared memory so
+ * the values stay out of registers (which hold the weights already in
+ * flight); a thread walks its values from a different 16-byte word than its
+ * neighbours (j + g) so a quarter-warp's reads fall in distinct banks.
  *
  * With the RMS norm, one pass: a block quantizes x * g (g the norm weights),
  * whose scale does not depend on the norm's 1 / rms, so the sum of squares is
  * reduced alongside and 1 / rms multiplies each finished dot product instead
- * (scale[t]). Four threads per block, eight values each (words j and
+ * (scale[t]). Four threads per block of 32, eight values each (words j and
  * j + 4 of the 32, so a quarter-warp reads 128 contiguous bytes), max and sum
  * by shuffles. It saves the norm's own pass, a barrier and half-idle threads:
  * 0.6 (Q8_0) to 1.1 us (Q4_0) a normed product. */
 template <int NT, bool NORM>
-__device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld, int nb, float eps,
+__device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld, int ng, float eps,
                                            float *red, float (&scale)[NT]) {
     if (!NORM) {
-        for (int b = threadIdx.x; b < NT * nb; b += blockDim.x) {
-            const int at = b / nb * ld + (b % nb) * 32;
+        for (int g = threadIdx.x; g < NT * ng; g += blockDim.x) {
+            const int at = g / ng * ld + (g % ng) * MV_QGROUP;
             const float4 *x4 = reinterpret_cast<const float4 *>(sm.xs + at);
             float amax = 0.0f;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const float4 x = x4[(j + b) & 7];
+            for (int j = 0; j < MV_QGROUP / 4; j++) {
+                const float4 x = x4[(j + g) % (MV_QGROUP / 4)];
                 amax = fmaxf(amax,
                              fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w))));
             }
-            const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+            const act_step s = act_step_of(amax);
             int sum = 0;
             int *q4 = reinterpret_cast<int *>(sm.xq + at);
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const float4 x = x4[(j + b) & 7];
-                const int q0 = (int)roundf(x.x * inv), q1 = (int)roundf(x.y * inv);
-                const int q2 = (int)roundf(x.z * inv), q3 = (int)roundf(x.w * inv);
-                sum += q0 + q1 + q2 + q3;
-                q4[(j + b) & 7] =
-                    (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (q3 & 0xff) << 24;
+            for (int j = 0; j < MV_QGROUP / 4; j++) {
+                const float4 x = x4[(j + g) % (MV_QGROUP / 4)];
+                const int q[4] = {act_quantize(x.x, s), act_quantize(x.y, s), act_quantize(x.z, s),
+                                  act_quantize(x.w, s)};
+                sum += q[0] + q[1] + q[2] + q[3];
+                q4[(j + g) % (MV_QGROUP / 4)] = pack4(q);
             }
-            sm.xd[b] = d;
-            sm.xsum[b] = sum;
+            sm.xd[g] = s.d;
+            sm.xsum[g] = sum;
         }
 #pragma unroll
         for (int t = 0; t < NT; t++) scale[t] = 1.0f; /* a constant: the products skip it */
         __syncthreads();
         return;
     }
-    const int lane = threadIdx.x & 31, quads = NT * nb * 4;
+    const int lane = threadIdx.x & 31, nb = ng / 2, quads = NT * nb * 4;
     float ss[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) ss[t] = 0.0f;
@@ -383,23 +425,91 @@ __device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld,
 #pragma unroll
             for (int j = 0; j < 8; j++) v[j] = 0.0f;
         }
-        quantize_quad(v, on, part, sm.xq + at - part * 4, sm.xd + b, sm.xsum + b);
+        quantize_quad(v, on, part, sm.xq + at - part * 4, sm.xd + 2 * b, sm.xsum + 2 * b);
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) /* its barriers also publish the int8 blocks */
         scale[t] = rsqrtf(block_sum(ss[t], red) / cols + eps);
 }
 
+/* The staging of inputs that came quantized (mv_input.pre, written by the
+ * previous product's epilogue): the int8 rows, their groups' scales and
+ * sums, and with the norm the groups' sums of squares (at sm.xs), whose
+ * total (summed in a fixed order) gives 1 / rms. No pass over the values:
+ * run 44 measured the f32 staging and its pass at 1.0-2.2 us a product. */
+template <typename Q, int NT, bool NORM>
+__device__ __forceinline__ void stage_pre(const mv_input &in, int cols, int ld, const mv_qsmem &sm,
+                                          float *red, float (&scale)[NT]) {
+    const int ng = ld / MV_QGROUP;
+    const bool vec = ng % 4 == 0; /* the group arrays' rows start 16-byte aligned */
+    for (int t = 0; t < NT; t++) {
+        const int64_t r = in.rows ? in.rows[t] : t;
+        stage_copy(reinterpret_cast<float *>(sm.xq + t * ld),
+                   reinterpret_cast<const float *>(in.pre.q + r * ld), ld / 4, true);
+        stage_copy(sm.xd + t * ng, in.pre.d + r * ng, ng, vec);
+        if (mv_quant<Q>::SUMS)
+            stage_copy(reinterpret_cast<float *>(sm.xsum + t * ng),
+                       reinterpret_cast<const float *>(in.pre.sum + r * ng), ng, vec);
+        if (NORM) stage_copy(sm.xs + t * ng, in.pre.ss + r * ng, ng, vec);
+    }
+    stage_quant_wait();
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float ss = 0.0f;
+        /* each warp sums all the groups itself, in the same order: no block barrier */
+        if (NORM)
+            for (int i = threadIdx.x & 31; i < ng; i += 32) ss += sm.xs[t * ng + i];
+        scale[t] = NORM ? rsqrtf(warp_sum(ss) / cols + in.eps) : 1.0f;
+    }
+}
+
+/* Copies the next norm's weights of the block's groups into their slots
+ * (asynchronous: issued before the wait for the previous kernel, completed
+ * by the staging's wait), or ones without a norm. */
+__device__ __forceinline__ void mv_groups_prepare(const mv_epilogue &e, int out_len,
+                                                  mv_qslot *slots) {
+    const int n_groups = out_len / MV_QGROUP;
+    constexpr int Q4 = MV_QGROUP / 4; /* 16-byte copies per group */
+    for (int i = threadIdx.x; i < mv_qslots_of(n_groups, gridDim.x) * Q4; i += blockDim.x) {
+        const int j = i / Q4, c = i % Q4 * 4, group = j * gridDim.x + blockIdx.x;
+        if (group >= n_groups) break;
+        if (e.qnorm)
+            copy16_async(&slots[j].g[c], e.qnorm + group * MV_QGROUP + c);
+        else
+            *reinterpret_cast<float4 *>(&slots[j].g[c]) = make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    }
+}
+
+/* The block's groups as int8 with their scales, sums and sums of squares
+ * (of x before the norm weights), after every warp has left its values. */
+template <int NT>
+__device__ __forceinline__ void mv_groups_finish(const mv_epilogue &e, int out_len,
+                                                 const mv_qslot *slots) {
+    const int n_groups = out_len / MV_QGROUP, i = threadIdx.x % MV_QGROUP;
+    __syncthreads();
+    /* each half-warp a group */
+    for (int j = threadIdx.x / MV_QGROUP; j < mv_qslots_of(n_groups, gridDim.x);
+         j += MV_WARPS * 2) {
+        const int group = j * gridDim.x + blockIdx.x;
+        if (group >= n_groups) break;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            act_group_store(e.qout, t, group * MV_QGROUP + i, slots[j].v[t][i], slots[j].g[i]);
+    }
+}
+
 /* The matrix-vector kernel for Q8_0 / Q4_0 weights: the same walk as
- * matvec_kernel, the inputs staged a second time as int8 blocks, each vector
- * met with __dp4a and its block scale. */
+ * matvec_kernel, the inputs staged as int8 groups (from floats, or as the
+ * previous product left them), each vector met with __dp4a and its block
+ * scale. */
 template <typename Q, int NT, bool NORM>
 __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at most 128 registers */
     matvec_quant_kernel(const void *__restrict__ w, const __half *__restrict__ scales, int rows,
                         int cols, int ld, mv_input in, mv_epilogue epi) {
-    extern __shared__ float xs[]; /* mv_stage_bytes */
+    extern __shared__ float xs[]; /* mv_stage_bytes, then mv_qslot for a quantized output */
     __shared__ float red[32];
     const int lane = threadIdx.x & 31;
+    const bool qout = epi.qout.q != NULL;
     mv_matrix m;
     m.w = static_cast<const uint4 *>(w);
     m.scales = scales;
@@ -407,19 +517,25 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     m.n_vec = ld / mv_quant<Q>::V;
     m.n_batches = (m.n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
     m.n_pairs = rows / 2;
-    m.pair_stride = gridDim.x * MV_WARPS;
-    mv_walk at = {(int)blockIdx.x * MV_WARPS + (int)(threadIdx.x >> 5), 0};
+    m.paired_rounds = qout && epi.kind == MV_SWIGLU;
+    m.pair_stride = gridDim.x * MV_WARPS * (m.paired_rounds ? 2 : 1);
+    mv_walk at = {(int)blockIdx.x * MV_WARPS * (m.paired_rounds ? 2 : 1) + (int)(threadIdx.x >> 5),
+                  0};
     mv_qbatch a, b;
     mv_tokens<NT> tok;
+    tok.round = 0;
     float scale[NT]; /* the norm's 1 / rms per token (stage_int8) */
-    mv_qsmem sm;
-    sm.xs = xs;
+    const bool pre = in.pre.q != NULL;
+    mv_qsmem sm; /* floats first (mv_stage_bytes), or only the int8 side (mv_pre_stage_bytes) */
     sm.gs = xs + NT * ld;
-    sm.xq = reinterpret_cast<int8_t *>(xs + mv_stage_floats(NT, ld, in.norm != NULL));
+    sm.xq = reinterpret_cast<int8_t *>(pre ? xs : xs + mv_stage_floats(NT, ld, in.norm != NULL));
     sm.xd = reinterpret_cast<float *>(sm.xq + NT * ld);
-    sm.xsum = reinterpret_cast<int *>(sm.xd + NT * m.nb);
+    sm.xsum = reinterpret_cast<int *>(sm.xd + NT * (ld / MV_QGROUP));
+    sm.xs = pre ? reinterpret_cast<float *>(sm.xsum + NT * (ld / MV_QGROUP)) : xs;
+    mv_qslot *slots = reinterpret_cast<mv_qslot *>(reinterpret_cast<char *>(xs) +
+                                                   mv_qslot_offset(NT, ld, in.norm != NULL, pre));
     pdl_let_next_start();
-    stage_quant_before(in, cols, sm);
+    if (!pre) stage_quant_before(in, cols, sm);
     if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
 #pragma unroll
     for (int t = 0; t < NT; t++) { /* inputs from the host, copied before the step */
@@ -427,26 +543,33 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
         tok.pos[t] = kv ? epi.kv.pos[t] : 0;
         tok.seq[t] = kv ? epi.kv.seq[t] : 0;
     }
+    const int out_len = epi.kind == MV_SWIGLU ? rows / 2 : rows;
+    if (qout) mv_groups_prepare(epi, out_len, slots);
     /* The second batch before the wait or after the staging, as measured
      * best per type (mv_quant::EARLY). */
     const mv_walk at1 = mv_after(at, m);
     if (mv_quant<Q>::EARLY > 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     pdl_wait_for_previous();
-    stage_quant_after<NT>(in, cols, ld, sm);
-    stage_quant_wait();
-    stage_int8<NT, NORM>(sm, cols, ld, m.nb, in.eps, red, scale);
+    if (pre) {
+        stage_pre<Q, NT, NORM>(in, cols, ld, sm, red, scale);
+    } else {
+        stage_quant_after<NT>(in, cols, ld, sm);
+        stage_quant_wait();
+        stage_int8<NT, NORM>(sm, cols, ld, ld / MV_QGROUP, in.eps, red, scale);
+    }
     if (mv_quant<Q>::EARLY == 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
-    const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, m.nb};
-    if (at.pair >= m.n_pairs) return;
-
-    float acc0[NT], acc1[NT];
+    const mv_stage st = {NULL, sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
+    if (at.pair < m.n_pairs) {
+        float acc0[NT], acc1[NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
-    while (mv_qstep<Q, NT>(a, at, m, st, lane, acc0, acc1, epi, tok, scale) &&
-           mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok, scale)) {
+        for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = 0.0f;
+        while (mv_qstep<Q, NT>(a, at, m, st, lane, acc0, acc1, epi, tok, scale, slots) &&
+               mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok, scale, slots)) {
+        }
     }
+    if (qout) mv_groups_finish<NT>(epi, out_len, slots);
 }
 
 /* One instantiation per token count and per norm-or-not: without a norm the
@@ -506,23 +629,42 @@ lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, 
     if (!fn || rows % 2 || ld % 8 || ld < cols || (quant && (ld != cols || cols % 32)))
         return lc_fail(err, LC_ERR_UNSUPPORTED, "matvec: %s (%d, %d) ld %d for %d tokens",
                        lc_dtype_name(wt), rows, cols, ld, in->n);
+    const bool pre = in->pre.q != NULL, qout = epi->qout.q != NULL;
+    const int out_len = epi->kind == MV_SWIGLU ? rows / 2 : rows;
+    if ((pre && (!quant || in->pre.ld != ld)) ||
+        (qout &&
+         (!quant || MV_WARPS * 2 != MV_QGROUP || (epi->kind != MV_ADD && epi->kind != MV_SWIGLU) ||
+          epi->qout.ld != out_len || out_len % MV_QGROUP)))
+        return lc_fail(err, LC_ERR_UNSUPPORTED,
+                       "matvec: quantized input or output of %s (%d, %d) for %d tokens",
+                       lc_dtype_name(wt), rows, cols, in->n);
     const __half *scales = quant ? cuda_matrix_scales(wt, w, rows, ld) : NULL;
     void *plain_args[] = {(void *)&w,  (void *)&rows, (void *)&cols,
                           (void *)&ld, (void *)in,    (void *)epi};
     void *quant_args[] = {(void *)&w,  (void *)&scales, (void *)&rows, (void *)&cols,
                           (void *)&ld, (void *)in,      (void *)epi};
     void **args = quant ? quant_args : plain_args;
-    const size_t smem = mv_stage_bytes(in->n, ld, in->norm != NULL, quant);
+    size_t smem = pre ? mv_pre_stage_bytes(in->n, ld, in->norm != NULL)
+                      : mv_stage_bytes(in->n, ld, in->norm != NULL, quant);
+    /* Blocks for a grid of one wave; a quantized output's group slots come
+     * on top, and may lower how many blocks fit, so twice. */
+    unsigned blocks = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int per_sm = 0;
+        CU_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, MV_WARPS * 32, smem));
+        unsigned want = ceil_div(rows, 2 * MV_WARPS * (qout && epi->kind == MV_SWIGLU ? 2 : 1));
+        if (in->blocks_per_sm > 0 && in->blocks_per_sm < per_sm) per_sm = in->blocks_per_sm;
+        if (in->n_sm > 0 && per_sm > 0 && want > (unsigned)(in->n_sm * per_sm))
+            want = (unsigned)(in->n_sm * per_sm);
+        if (blocks == 0 || want < blocks) blocks = want;
+        if (qout)
+            smem = mv_qslot_offset(in->n, ld, in->norm != NULL, pre) +
+                   (size_t)mv_qslots(rows, epi->kind, (int)blocks) * sizeof(mv_qslot);
+    }
     if ((int64_t)smem > in->max_stage_bytes)
         return lc_fail(err, LC_ERR_UNSUPPORTED,
                        "matvec: %d inputs of %d need %zu bytes of shared memory", in->n, cols,
                        smem);
-    int per_sm = 0;
-    CU_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, MV_WARPS * 32, smem));
-    unsigned blocks = ceil_div(rows, 2 * MV_WARPS);
-    if (in->blocks_per_sm > 0 && in->blocks_per_sm < per_sm) per_sm = in->blocks_per_sm;
-    if (in->n_sm > 0 && per_sm > 0 && blocks > (unsigned)(in->n_sm * per_sm))
-        blocks = (unsigned)(in->n_sm * per_sm);
     pdl_config pc;
     pdl_config_init(&pc, dim3(blocks), dim3(MV_WARPS * 32), smem, s);
     pc.config.numAttrs = in->pdl ? 1 : 0;

@@ -22,6 +22,20 @@ typedef struct kv_target {
     int64_t seq_stride, head_stride; /* elements */
 } kv_target;
 
+/* Activations as the quantized products read them: int8 in groups of
+ * MV_QGROUP, each group's scale d = max|v| / 127 and the sum of its int8
+ * values (Q4_0's offset of 8 needs it), and for a residual stream the
+ * group's sum of squares of x before the norm weights (the next product's
+ * RMS norm). Row r of q at q + r * ld, its groups at d / sum / ss + r * ld / MV_QGROUP. */
+#define MV_QGROUP 16
+typedef struct mv_qact {
+    int8_t *q;
+    float *d;
+    int *sum;
+    float *ss;
+    int ld;
+} mv_qact;
+
 /* What a matrix-vector product does with each pair of output rows (2i, 2i+1). */
 typedef enum mv_epilogue_kind {
     MV_STORE,  /* out[t, r] = y */
@@ -35,6 +49,12 @@ typedef struct mv_epilogue {
     float *out;
     int64_t out_ld;
     kv_target kv; /* MV_QKV only */
+    /* MV_ADD and MV_SWIGLU of Q8_0 / Q4_0 weights: when qout.q is set, the
+     * output rows also leave as the next product's int8 input, x * qnorm
+     * (qnorm NULL: x), so that product stages no floats (docs/cuda-notes.md,
+     * run 44). Needs out_ld a multiple of MV_QGROUP. */
+    mv_qact qout;
+    const float *qnorm;
 } mv_epilogue;
 
 /* The input vectors: n (1 to MV_MAX_TOKENS) rows of x, row i being
@@ -51,6 +71,7 @@ typedef struct mv_input {
     int blocks_per_sm; /* at most this many blocks per multiprocessor; 0: as many as fit */
     int64_t max_stage_bytes; /* from matvec_setup */
     bool pdl;                /* launch with programmatic dependent launch (see cuda_common.cuh) */
+    mv_qact pre; /* Q8_0 / Q4_0 weights: x already quantized (x * norm) when pre.q is set */
 } mv_input;
 
 #define MV_MAX_TOKENS 4
@@ -91,10 +112,60 @@ __host__ __device__ static inline int64_t mv_stage_floats(int n, int ld, bool no
 
 /* Shared memory a launch stages: the n inputs and the norm weights as
  * floats, then for quantized weights the int8 inputs, their scales and sums. */
-static inline size_t mv_stage_bytes(int n, int ld, bool norm, bool quant) {
+__host__ __device__ static inline size_t mv_stage_bytes(int n, int ld, bool norm, bool quant) {
     size_t bytes = (size_t)mv_stage_floats(n, ld, norm) * sizeof(float);
-    if (quant) bytes += (size_t)n * ld + (size_t)n * (ld / 32) * (sizeof(float) + sizeof(int));
+    if (quant)
+        bytes += (size_t)n * ld + (size_t)n * (ld / MV_QGROUP) * (sizeof(float) + sizeof(int));
     return bytes;
+}
+
+/* A block's slot for one group of a quantized output (mv_epilogue.qout):
+ * the group's values as its pairs finish, and how many have. */
+typedef struct mv_qslot {
+    float v[MV_MAX_TOKENS][MV_QGROUP];
+    float g[MV_QGROUP]; /* the next norm's weights for the group (1 without) */
+} mv_qslot;
+/* Pairs of output rows per group of a quantized output: MV_ADD's pair gives
+ * two values, MV_SWIGLU's one. */
+__host__ __device__ static inline int mv_qout_pairs(mv_epilogue_kind k) {
+    return k == MV_SWIGLU ? MV_QGROUP : MV_QGROUP / 2;
+}
+/* Slots a block of a grid of `blocks` needs for a product of `rows` rows:
+ * group i goes to block i % blocks. */
+__host__ __device__ static inline int mv_qslots_of(int groups, int blocks) {
+    return (groups + blocks - 1) / blocks;
+}
+__host__ __device__ static inline int mv_qslots(int rows, mv_epilogue_kind k, int blocks) {
+    return mv_qslots_of(rows / 2 / mv_qout_pairs(k), blocks);
+}
+/* Shared memory a quantized launch stages from a hand-off (mv_input.pre):
+ * the int8 inputs, their groups' scales and sums, with the norm the groups'
+ * sums of squares; no floats. */
+__host__ __device__ static inline size_t mv_pre_stage_bytes(int n, int ld, bool norm) {
+    return (size_t)n * ld + (size_t)n * (ld / MV_QGROUP) * (norm ? 12 : 8);
+}
+/* Where the slots start in a quantized launch's shared memory: after the staging. */
+__host__ __device__ static inline size_t mv_qslot_offset(int n, int ld, bool norm, bool pre) {
+    return ((pre ? mv_pre_stage_bytes(n, ld, norm) : mv_stage_bytes(n, ld, norm, true)) + 15) &
+           ~(size_t)15;
+}
+
+/* Bytes of an mv_qact of `rows` rows of ld inputs (q, d, sum, ss, each 256-byte aligned). */
+static inline size_t mv_qact_bytes(int64_t rows, int ld) {
+    const size_t groups = (size_t)rows * (ld / MV_QGROUP);
+    return cuda_align256((size_t)rows * ld) + 3 * cuda_align256(groups * 4);
+}
+/* The mv_qact laid out in `bytes` of device memory from mv_qact_bytes. */
+static inline mv_qact mv_qact_at(void *base, int64_t rows, int ld) {
+    const size_t groups = (size_t)rows * (ld / MV_QGROUP);
+    char *p = (char *)base;
+    mv_qact a;
+    a.q = (int8_t *)p;
+    a.d = (float *)(p += cuda_align256((size_t)rows * ld));
+    a.sum = (int *)(p += cuda_align256(groups * 4));
+    a.ss = (float *)(p + cuda_align256(groups * 4));
+    a.ld = ld;
+    return a;
 }
 
 /* Raises the shared-memory limit of every matvec instantiation to what the
@@ -158,6 +229,9 @@ typedef struct attn_args {
     float *ml_part;        /* (n, n_heads, max_splits, 2) running max and sum */
     unsigned *done;        /* (n, n_kv_heads) zero between launches */
     bool pdl;              /* as mv_input.pdl */
+    /* when qout.q is set, the output also leaves as wo's int8 input
+     * (mv_input.pre); needs head_dim a multiple of MV_QGROUP */
+    mv_qact qout;
 } attn_args;
 
 /* Raises the attention kernels' shared-memory limit (once, before any capture). */

@@ -10,7 +10,7 @@ extern "C" {
 }
 
 typedef struct scratch {
-    void *p[16];
+    void *p[32];
     int n;
 } scratch;
 
@@ -81,6 +81,166 @@ extern "C" lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, co
     }
     TRY(get(y, dy, (size_t)n * out_cols, err));
 done:
+    scratch_free(&s);
+    return st;
+}
+
+/* Uniform floats in [-1, 1) from a 64-bit LCG (the test's own data). */
+static void fill_random(float *x, size_t n, uint64_t *state) {
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(*state >> 11) / 4503599627370496.0 - 1.0);
+    }
+}
+
+/* A random (rows, cols) matrix stored as the backend stores wt. */
+static lc_status put_matrix(scratch *s, lc_dtype wt, int rows, int cols, uint64_t *rng, void **out,
+                            lc_error *err) {
+    float *w = (float *)malloc((size_t)rows * cols * sizeof *w);
+    if (!w) return lc_fail(err, LC_ERR_NOMEM, "test matrix");
+    fill_random(w, (size_t)rows * cols, rng);
+    void *dense;
+    lc_status st = put(s, w, (size_t)rows * cols, LC_DTYPE_F32, &dense, err);
+    free(w);
+    if (st) return st;
+    CU_TRY(cudaMalloc(out, cuda_matrix_bytes(wt, rows, cols)));
+    s->p[s->n++] = *out;
+    return launch_quantize(LC_DTYPE_F32, dense, cols, rows, cols, wt, *out, rows, cols, 0, 1, 0,
+                           err);
+}
+
+#define CU_TRY_GOTO(call)                                                                          \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            st = cuda_fail(err, e_, #call, __FILE__, __LINE__);                                    \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+extern "C" lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int blocks, int *q_bad,
+                                       double *ss_err, double *out_diff, double *consumer_nmse,
+                                       lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    uint64_t rng = 42 + (uint64_t)n;
+    const int cols = 512, rows = swiglu ? 768 : 256, out_len = swiglu ? rows / 2 : rows;
+    const int rows2 = 128, ng = out_len / MV_QGROUP;
+    const size_t n_out = (size_t)n * out_len;
+    float *host = (float *)malloc((n_out + cols + (size_t)n * cols) * sizeof(float));
+    float *h_out = host, *h_g = host + n_out, *h_x = h_g + cols;
+    float *h_q = (float *)malloc((n_out + 3 * (size_t)n * ng) * sizeof(float));
+    float *y_pre = (float *)malloc(2 * (size_t)n * rows2 * sizeof(float)), *y_f32;
+    void *w1, *w2, *dx, *dg, *dres, *dout0, *dout1, *dq, *dy0, *dy1;
+    int64_t max_in;
+    int n_sm = 0;
+    if (!host || !h_q || !y_pre) {
+        st = lc_fail(err, LC_ERR_NOMEM, "hand-off test");
+        goto done;
+    }
+    y_f32 = y_pre + (size_t)n * rows2;
+    TRY(matvec_setup(0, &max_in, err));
+    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0);
+    TRY(put_matrix(&s, wt, rows, cols, &rng, &w1, err));
+    TRY(put_matrix(&s, wt, rows2, out_len, &rng, &w2, err));
+    fill_random(h_x, (size_t)n * cols, &rng);
+    fill_random(h_g, (size_t)out_len, &rng); /* the consumer's norm weights (MV_ADD) */
+    fill_random(h_out, n_out, &rng);         /* the residual (MV_ADD) */
+    TRY(put(&s, h_x, (size_t)n * cols, LC_DTYPE_F32, &dx, err));
+    TRY(put(&s, h_g, (size_t)out_len, LC_DTYPE_F32, &dg, err));
+    TRY(put(&s, h_out, n_out, LC_DTYPE_F32, &dres, err));
+    TRY(put(&s, NULL, n_out, LC_DTYPE_F32, &dout0, err));
+    TRY(put(&s, NULL, n_out, LC_DTYPE_F32, &dout1, err));
+    TRY(put(&s, NULL, (size_t)n * rows2, LC_DTYPE_F32, &dy0, err));
+    TRY(put(&s, NULL, (size_t)n * rows2, LC_DTYPE_F32, &dy1, err));
+    CU_TRY_GOTO(cudaMalloc(&dq, mv_qact_bytes(n, out_len)));
+    s.p[s.n++] = dq;
+    {
+        const mv_qact qa = mv_qact_at(dq, n, out_len);
+        /* the producer without and with the hand-off, from the same residual */
+        mv_input in = {(const float *)dx, cols, NULL, NULL, 1e-5f, n, n_sm, 0, max_in, true};
+        if (blocks) in.n_sm = blocks, in.blocks_per_sm = 1; /* a grid of `blocks` */
+        for (int k = 0; k < 2; k++) {
+            float *out = (float *)(k ? dout1 : dout0);
+            CU_TRY_GOTO(cudaMemcpy(out, dres, n_out * 4, cudaMemcpyDeviceToDevice));
+            mv_epilogue e = {swiglu ? MV_SWIGLU : MV_ADD, out, out_len};
+            if (k) {
+                e.qout = qa;
+                e.qnorm = swiglu ? NULL : (const float *)dg;
+            }
+            TRY(launch_matvec(wt, w1, rows, cols, cols, &in, &e, 0, err));
+        }
+        /* the consumer from the hand-off and from the floats */
+        for (int k = 0; k < 2; k++) {
+            mv_input c = {(const float *)dout1,
+                          out_len,
+                          NULL,
+                          swiglu ? NULL : (const float *)dg,
+                          1e-5f,
+                          n,
+                          n_sm,
+                          0,
+                          max_in,
+                          true};
+            if (k == 0) c.pre = qa;
+            mv_epilogue e = {MV_STORE, (float *)(k ? dy1 : dy0), rows2};
+            TRY(launch_matvec(wt, w2, rows2, out_len, out_len, &c, &e, 0, err));
+        }
+        float *h_out1 = h_q; /* reused below for the hand-off's arrays */
+        TRY(get(h_out, dout0, n_out, err));
+        TRY(get(h_out1, dout1, n_out, err));
+        *out_diff = 0;
+        for (size_t i = 0; i < n_out; i++)
+            *out_diff = fmax(*out_diff, fabs((double)h_out[i] - h_out1[i]));
+        /* the hand-off against the floats quantized here */
+        int8_t *q8 = (int8_t *)malloc(n_out);
+        float *d = (float *)malloc((size_t)n * ng * 3 * sizeof(float));
+        if (!q8 || !d) {
+            free(q8), free(d);
+            st = lc_fail(err, LC_ERR_NOMEM, "hand-off test");
+            goto done;
+        }
+        int *sum = (int *)(d + (size_t)n * ng);
+        float *ss = d + 2 * (size_t)n * ng;
+        cudaMemcpy(q8, qa.q, n_out, cudaMemcpyDeviceToHost);
+        cudaMemcpy(d, qa.d, (size_t)n * ng * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(sum, qa.sum, (size_t)n * ng * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(ss, qa.ss, (size_t)n * ng * 4, cudaMemcpyDeviceToHost);
+        *q_bad = 0;
+        *ss_err = 0;
+        for (int t = 0; t < n; t++)
+            for (int g = 0; g < ng; g++) {
+                const float *x = h_out1 + (size_t)t * out_len + g * MV_QGROUP;
+                float v[MV_QGROUP], amax = 0.0f;
+                double sq = 0;
+                for (int i = 0; i < MV_QGROUP; i++) {
+                    v[i] = swiglu ? x[i] : x[i] * h_g[g * MV_QGROUP + i];
+                    amax = fmaxf(amax, fabsf(v[i]));
+                    sq += (double)x[i] * x[i];
+                }
+                const float dd = amax / 127.0f, inv = dd != 0.0f ? 1.0f / dd : 0.0f;
+                int qs = 0;
+                for (int i = 0; i < MV_QGROUP; i++) {
+                    const int q = (int)roundf(v[i] * inv);
+                    qs += q;
+                    *q_bad += q != q8[(size_t)t * out_len + g * MV_QGROUP + i];
+                }
+                const size_t gi = (size_t)t * ng + g;
+                *q_bad += (d[gi] != dd) + (sum[gi] != qs);
+                *ss_err = fmax(*ss_err, fabs(ss[gi] - sq) / sq);
+            }
+        free(q8), free(d);
+        TRY(get(y_pre, dy0, (size_t)n * rows2, err));
+        TRY(get(y_f32, dy1, (size_t)n * rows2, err));
+        double num = 0, den = 0;
+        for (size_t i = 0; i < (size_t)n * rows2; i++) {
+            num += ((double)y_pre[i] - y_f32[i]) * ((double)y_pre[i] - y_f32[i]);
+            den += (double)y_f32[i] * y_f32[i];
+        }
+        *consumer_nmse = den > 0 ? num / den : num;
+    }
+done:
+    free(host), free(h_q), free(y_pre);
     scratch_free(&s);
     return st;
 }

@@ -156,10 +156,10 @@ __device__ void step_produce(const step_phase *ph, int n_ph, char *ring, uint64_
 /* The work area's layout for a product of `cols` inputs: the int8 inputs,
  * their scales and sums (mv_stage), then the norm weights. */
 __host__ __device__ static inline size_t step_norm_offset(int cols) {
-    return ((size_t)cols + (size_t)cols / 32 * 8 + 15) & ~(size_t)15;
+    return ((size_t)cols + (size_t)cols / MV_QGROUP * 8 + 15) & ~(size_t)15;
 }
 
-/* x (cols) as int8 blocks of 32 in shared memory, exactly as stage_int8 of
+/* x (cols) as int8 groups (MV_QGROUP) in shared memory, exactly as stage_int8 of
  * cuda_ops.cu makes them (same values, same order of the sum of squares),
  * read from L2 since other blocks wrote it: four threads per block, each
  * taking eight values, the loads of STEP_X_UNROLL groups in flight at once.
@@ -218,7 +218,7 @@ __device__ float step_stage_x(const float *x, const float *gs, int cols, float e
 #pragma unroll
                 for (int j = 0; j < 8; j++) v[j] = 0.0f;
             }
-            quantize_quad(v, on, part, xq + b * 32, xd + b, xsum + b);
+            quantize_quad(v, on, part, xq + b * 32, xd + 2 * b, xsum + 2 * b);
         }
     }
     if (NORM) return rsqrtf(block_sum<step_sync>(ss, red) / cols + eps); /* publishes xq too */
@@ -299,14 +299,14 @@ __global__ void __launch_bounds__(STEP_THREADS, 1)
                 copy16_async(gs + c, P.norm + c);
         if (i > 0) grid_wait(bar, (unsigned)i * gridDim.x);
         if (P.kind == STEP_PRODUCT) {
-            const int nb = P.cols / 32;
+            const int ng = P.cols / MV_QGROUP;
             mv_stage st;
             st.xs = NULL;
             st.xq = reinterpret_cast<const int8_t *>(work);
             st.xd = reinterpret_cast<const float *>(work + P.cols);
-            st.xsum = reinterpret_cast<const int *>(st.xd + nb);
+            st.xsum = reinterpret_cast<const int *>(st.xd + ng);
             st.ld = P.cols;
-            st.nb = nb;
+            st.ng = ng;
             const float scale = STEP_DEV_SKIP & 4 ? 1.0f
                                 : P.norm ? step_stage_x<true>(P.x, gs, P.cols, eps, st, red)
                                          : step_stage_x<false>(P.x, NULL, P.cols, eps, st, red);

@@ -24,6 +24,7 @@ typedef struct step_phase {
     const __half *scales;
     int rows, cols;
     const float *x, *norm;
+    mv_qact pre; /* the separate kernels only: x as the previous product left it quantized */
     mv_epilogue epi;
     /* STEP_ATTENTION: one entry (attn.n == 1). */
     attn_args attn;

@@ -10,6 +10,18 @@
  * RMS-normalised first; swiglu: y(n, rows / 2) = silu(y[2i]) * y[2i + 1]. */
 lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, const float *w, const float *x,
                            const float *norm, float eps, bool swiglu, float *y, lc_error *err);
+/* The products' quantized hand-off (mv_epilogue.qout, mv_input.pre) for wt
+ * weights and n entries: a producer of random weights and inputs, MV_ADD
+ * onto a random residual quantized with random norm weights, or MV_SWIGLU,
+ * on a grid of `blocks` blocks (0: one wave), then a consumer (normed after
+ * MV_ADD) reading the hand-off and, again, the floats. q_bad counts int8
+ * values, scales and sums that differ from the producer's floats quantized
+ * on the host; ss_err is the largest relative error of a group's sum of
+ * squares; out_diff the largest difference between the producer's floats
+ * with and without the hand-off; consumer_nmse the consumer's NMSE between
+ * its two inputs. */
+lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int blocks, int *q_bad, double *ss_err,
+                            double *out_diff, double *consumer_nmse, lc_error *err);
 /* out(n, dim) = rmsnorm(x(n, dim)) * norm. */
 lc_status cuda_test_rmsnorm(int n, int dim, const float *x, const float *norm, float eps,
                             float *out, lc_error *err);
