@@ -310,6 +310,42 @@ void test_cuda_handoff(test_ctx *t) {
                 }
 }
 
+/* Positions of n (rows vocab apart) where a and b pick the same argmax. */
+static int argmax_agreement(const float *a, const float *b, int n, int32_t vocab) {
+    int agree = 0;
+    for (int p = 0; p < n; p++) {
+        const float *ra = a + (size_t)p * vocab, *rb = b + (size_t)p * vocab;
+        int ia = 0, ib = 0;
+        for (int v = 1; v < vocab; v++) {
+            ia = ra[v] > ra[ia] ? v : ia;
+            ib = rb[v] > rb[ib] ? v : ib;
+        }
+        agree += ia == ib;
+    }
+    return agree;
+}
+
+/* n token ids: BOS, then a fixed walk over the vocabulary. */
+static lc_token *walk_ids(int n, int32_t vocab) {
+    lc_token *ids = malloc((size_t)n * sizeof *ids);
+    if (ids)
+        for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
+    return ids;
+}
+
+/* The two models of the one-token-per-forward GPU tests: 0 a trained
+ * grouped-query model (head_dim 8), 1 stories42M's shape with random weights
+ * (head_dim 64), written to `big` by lc_mkmodel when mi is 1. NULL (with a
+ * failed check) when it cannot be had. */
+static lc_model *walk_model(test_ctx *t, int mi, const char *big) {
+    if (mi == 0) return load_shared_model(t, "models/llama2xs-tinystories.bin");
+    lc_model *m = NULL;
+    lc_error err;
+    if (lc_mkmodel("stories42M", big, 7, NULL, NULL, &err) || lc_model_load(big, &m, &err))
+        CHECK(t, false, "%s: %s", big, err.msg);
+    return m;
+}
+
 void test_cuda_forward_matches_cpu(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     lc_model *m = load_shared_model(t, "models/llama2xs-tinystories.bin");
@@ -333,16 +369,7 @@ void test_cuda_forward_matches_cpu(test_ctx *t) {
             float *gpu = sequence_logits(t, m, "cuda", dtypes[d], ids, n, n_batch);
             if (!gpu) continue;
             double e = nmse(gpu, cpu, (size_t)n * vocab);
-            int agree = 0;
-            for (int p = 0; p < n; p++) {
-                const float *a = gpu + (size_t)p * vocab, *b = cpu + (size_t)p * vocab;
-                int ia = 0, ib = 0;
-                for (int v = 1; v < vocab; v++) {
-                    ia = a[v] > a[ia] ? v : ia;
-                    ib = b[v] > b[ib] ? v : ib;
-                }
-                agree += ia == ib;
-            }
+            const int agree = argmax_agreement(gpu, cpu, n, vocab);
             CHECK(t, e <= tol[d], "%s batch %d: NMSE %g > %g", dtypes[d], n_batch, e, tol[d]);
             CHECK(t, agree >= n * agree_pct[d] / 100, "%s batch %d: argmax agrees at %d of %d",
                   dtypes[d], n_batch, agree, n);
@@ -412,19 +439,13 @@ void test_cuda_step_kernel(test_ctx *t) {
     char big[64];
     snprintf(big, sizeof big, "/tmp/llamac-step-%d.bin", (int)getpid());
     lc_error err;
-    if (lc_mkmodel("stories42M", big, 7, NULL, NULL, &err)) {
-        CHECK(t, false, "mkmodel: %s", err.msg);
-        return;
-    }
     for (int mi = 0; mi < 2; mi++) {
-        lc_model *m = mi == 0 ? load_shared_model(t, "models/llama2xs-tinystories.bin") : NULL;
-        if (mi == 1 && lc_model_load(big, &m, &err)) CHECK(t, false, "%s: %s", big, err.msg);
+        lc_model *m = walk_model(t, mi, big);
         if (!m) continue;
         const int32_t vocab = lc_model_config(m)->vocab_size;
         const int n = mi == 0 ? 200 : 600;
-        lc_token *ids = malloc((size_t)n * sizeof *ids);
-        for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
-        for (int d = 0; d < 2; d++) {
+        lc_token *ids = walk_ids(n, vocab);
+        for (int d = 0; ids && d < 2; d++) {
             static const char *const dtypes[] = {"q8_0", "q4_0"};
             const lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
             lc_engine *e;
@@ -476,20 +497,13 @@ void test_cuda_handoff_forward(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     char big[64];
     snprintf(big, sizeof big, "/tmp/llamac-handoff-%d.bin", (int)getpid());
-    lc_error err;
-    if (lc_mkmodel("stories42M", big, 7, NULL, NULL, &err)) {
-        CHECK(t, false, "mkmodel: %s", err.msg);
-        return;
-    }
     for (int mi = 0; mi < 2; mi++) {
-        lc_model *m = mi == 0 ? load_shared_model(t, "models/llama2xs-tinystories.bin") : NULL;
-        if (mi == 1 && lc_model_load(big, &m, &err)) CHECK(t, false, "%s: %s", big, err.msg);
+        lc_model *m = walk_model(t, mi, big);
         if (!m) continue;
         const int32_t vocab = lc_model_config(m)->vocab_size;
         const int n = mi == 0 ? 200 : 300;
-        lc_token *ids = malloc((size_t)n * sizeof *ids);
-        for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (lc_token)((i * 7919) % vocab);
-        for (int d = 0; d < 2; d++) {
+        lc_token *ids = walk_ids(n, vocab);
+        for (int d = 0; ids && d < 2; d++) {
             static const char *const dtypes[] = {"q8_0", "q4_0"};
             float *handed = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
             setenv("LLAMAC_CUDA_HANDOFF", "0", 1);
@@ -497,16 +511,7 @@ void test_cuda_handoff_forward(test_ctx *t) {
             unsetenv("LLAMAC_CUDA_HANDOFF");
             if (handed && floats) {
                 const double e = nmse(handed, floats, (size_t)n * vocab);
-                int agree = 0;
-                for (int p = 0; p < n; p++) {
-                    const float *a = handed + (size_t)p * vocab, *b = floats + (size_t)p * vocab;
-                    int ia = 0, ib = 0;
-                    for (int v = 1; v < vocab; v++) {
-                        ia = a[v] > a[ia] ? v : ia;
-                        ib = b[v] > b[ib] ? v : ib;
-                    }
-                    agree += ia == ib;
-                }
+                const int agree = argmax_agreement(handed, floats, n, vocab);
                 CHECK(t, e <= 1e-4, "model %d %s: hand-off vs floats NMSE %g", mi, dtypes[d], e);
                 CHECK(t, agree >= n * 97 / 100, "model %d %s: argmax agrees at %d of %d", mi,
                       dtypes[d], agree, n);
