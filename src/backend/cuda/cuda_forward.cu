@@ -127,7 +127,7 @@ static void layer_phases(cuda_backend *cb, int l, int n, step_phase *ph /* LAYER
                          (mv_epilogue){MV_SWIGLU, cb->hb, c->hidden_dim});
     ph[4] = step_product(cb, L->w2, c->dim, c->hidden_dim, cb->hb, NULL,
                          (mv_epilogue){MV_ADD, cb->x, c->dim});
-    if (cb->handoff) { /* outputs leave as the next product's int8 input (run 44) */
+    if (cb->handoff) { /* outputs leave as the next product's int8 input (runs 44, 53-57) */
         const bool last = l + 1 == c->n_layers;
         if (l > 0) ph[0].pre = cb->qx; /* layer 0's input is the embedding's floats */
         if (cb->qa.q) {                /* head_dim a multiple of MV_QGROUP */

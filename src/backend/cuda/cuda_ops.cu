@@ -439,7 +439,7 @@ __device__ __forceinline__ void stage_int8(const mv_qsmem &sm, int cols, int ld,
  * run 44 measured the f32 staging and its pass at 1.0-2.2 us a product. */
 template <typename Q, int NT, bool NORM>
 __device__ __forceinline__ void stage_pre(const mv_input &in, int cols, int ld, const mv_qsmem &sm,
-                                          float *red, float (&scale)[NT]) {
+                                          float (&scale)[NT]) {
     const int ng = ld / MV_QGROUP;
     const bool vec = ng % 4 == 0; /* the group arrays' rows start 16-byte aligned */
     for (int t = 0; t < NT; t++) {
@@ -552,7 +552,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     pdl_wait_for_previous();
     if (pre) {
-        stage_pre<Q, NT, NORM>(in, cols, ld, sm, red, scale);
+        stage_pre<Q, NT, NORM>(in, cols, ld, sm, scale);
     } else {
         stage_quant_after<NT>(in, cols, ld, sm);
         stage_quant_wait();
