@@ -24,6 +24,10 @@ lc_status cuda_test_matvec(lc_dtype wt, int rows, int cols, int n, const float *
                            const float *norm, float eps, bool swiglu, float *y, lc_error *err) {
     return no_cuda(err);
 }
+lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int blocks, int *q_bad, double *ss_err,
+                            double *out_diff, double *consumer_nmse, lc_error *err) {
+    return no_cuda(err);
+}
 lc_status cuda_test_rmsnorm(int n, int dim, const float *x, const float *norm, float eps,
                             float *out, lc_error *err) {
     return no_cuda(err);
