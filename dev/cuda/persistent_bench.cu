@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2)
         const mv_walk at1 = mv_after(at, m);
         if (at1.pair < m.n_pairs)
             mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
-        const mv_stage st = {xs, sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
+        const mv_stage st = {sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
         if (at.pair < m.n_pairs) {
             float acc0[1] = {0.0f}, acc1[1] = {0.0f};
             while (mv_qstep<Q, 1>(a, at, m, st, lane, acc0, acc1, P.epi, tok, scale, NULL) &&

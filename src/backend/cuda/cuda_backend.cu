@@ -440,14 +440,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     do {                                                                                           \
         if ((st = (call))) goto fail;                                                              \
     } while (0)
-#define TRY_CU(call)                                                                               \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            st = cuda_fail(err, e_, #call, __FILE__, __LINE__);                                    \
-            goto fail;                                                                             \
-        }                                                                                          \
-    } while (0)
+#define TRY_CU(call) CU_TRY_GOTO(call, fail)
     TRY_CU(cudaSetDevice(cb->device));
     TRY_CU(cudaGetDeviceProperties(&prop, cb->device));
     TRY_CU(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));

@@ -26,6 +26,16 @@ static inline lc_status cuda_fail(lc_error *err, cudaError_t e, const char *what
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) return cuda_fail(err, e_, #call, __FILE__, __LINE__);               \
     } while (0)
+/* The same in a function that frees what it made before returning: sets its
+ * lc_status st and jumps to `label`. */
+#define CU_TRY_GOTO(call, label)                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            st = cuda_fail(err, e_, #call, __FILE__, __LINE__);                                    \
+            goto label;                                                                            \
+        }                                                                                          \
+    } while (0)
 /* After a kernel launch: a bad configuration shows up here. */
 #define CU_LAUNCHED() CU_TRY(cudaGetLastError())
 

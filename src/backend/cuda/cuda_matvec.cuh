@@ -85,11 +85,10 @@ __device__ __forceinline__ float2 mv_finish(const mv_epilogue &e, int t, int r, 
     return make_float2(0.0f, 0.0f);
 }
 
-/* What the block staged: the inputs as floats (normalised when asked) and,
- * for the quantized weight types, as int8 groups of MV_QGROUP with a scale
- * and the sum of the group's int8 values (Q4_0's offset of 8 needs it). */
+/* The inputs a quantized product meets, as the block staged them: int8
+ * groups of MV_QGROUP with a scale and the sum of the group's int8 values
+ * (Q4_0's offset of 8 needs it). */
 struct mv_stage {
-    const float *xs;  /* (NT, ld) */
     const int8_t *xq; /* (NT, ld) */
     const float *xd;  /* (NT, ng) */
     const int *xsum;  /* (NT, ng) */

@@ -560,7 +560,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     }
     if (mv_quant<Q>::EARLY == 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
-    const mv_stage st = {NULL, sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
+    const mv_stage st = {sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
     if (at.pair < m.n_pairs) {
         float acc0[NT], acc1[NT];
 #pragma unroll

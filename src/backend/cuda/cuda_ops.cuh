@@ -120,7 +120,7 @@ __host__ __device__ static inline size_t mv_stage_bytes(int n, int ld, bool norm
 }
 
 /* A block's slot for one group of a quantized output (mv_epilogue.qout):
- * the group's values as its pairs finish, and how many have. */
+ * the group's values as its pairs finish, quantized at the kernel's end. */
 typedef struct mv_qslot {
     float v[MV_MAX_TOKENS][MV_QGROUP];
     float g[MV_QGROUP]; /* the next norm's weights for the group (1 without) */

@@ -109,15 +109,6 @@ static lc_status put_matrix(scratch *s, lc_dtype wt, int rows, int cols, uint64_
                            err);
 }
 
-#define CU_TRY_GOTO(call)                                                                          \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            st = cuda_fail(err, e_, #call, __FILE__, __LINE__);                                    \
-            goto done;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 extern "C" lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int blocks, int *q_bad,
                                        double *ss_err, double *out_diff, double *consumer_nmse,
                                        lc_error *err) {
@@ -153,7 +144,7 @@ extern "C" lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int bloc
     TRY(put(&s, NULL, n_out, LC_DTYPE_F32, &dout1, err));
     TRY(put(&s, NULL, (size_t)n * rows2, LC_DTYPE_F32, &dy0, err));
     TRY(put(&s, NULL, (size_t)n * rows2, LC_DTYPE_F32, &dy1, err));
-    CU_TRY_GOTO(cudaMalloc(&dq, mv_qact_bytes(n, out_len)));
+    CU_TRY_GOTO(cudaMalloc(&dq, mv_qact_bytes(n, out_len)), done);
     s.p[s.n++] = dq;
     {
         const mv_qact qa = mv_qact_at(dq, n, out_len);
@@ -162,7 +153,7 @@ extern "C" lc_status cuda_test_handoff(lc_dtype wt, bool swiglu, int n, int bloc
         if (blocks) in.n_sm = blocks, in.blocks_per_sm = 1; /* a grid of `blocks` */
         for (int k = 0; k < 2; k++) {
             float *out = (float *)(k ? dout1 : dout0);
-            CU_TRY_GOTO(cudaMemcpy(out, dres, n_out * 4, cudaMemcpyDeviceToDevice));
+            CU_TRY_GOTO(cudaMemcpy(out, dres, n_out * 4, cudaMemcpyDeviceToDevice), done);
             mv_epilogue e = {swiglu ? MV_SWIGLU : MV_ADD, out, out_len};
             if (k) {
                 e.qout = qa;

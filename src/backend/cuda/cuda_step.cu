@@ -301,7 +301,6 @@ __global__ void __launch_bounds__(STEP_THREADS, 1)
         if (P.kind == STEP_PRODUCT) {
             const int ng = P.cols / MV_QGROUP;
             mv_stage st;
-            st.xs = NULL;
             st.xq = reinterpret_cast<const int8_t *>(work);
             st.xd = reinterpret_cast<const float *>(work + P.cols);
             st.xsum = reinterpret_cast<const int *>(st.xd + ng);
