@@ -34,8 +34,11 @@ lc_status attention_setup(int device, lc_error *err) {
 lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
     const lc_status st = attention_check(a, err);
     if (st) return st;
+    if (a->splits < 0 || a->splits > a->max_splits)
+        return lc_fail(err, LC_ERR_ARG, "attention: %d chunks launched of %d", a->splits,
+                       a->max_splits);
     const size_t smem = attention_smem_bytes(a);
-    const dim3 grid(a->n_kv_heads, a->max_splits, a->n);
+    const dim3 grid(a->n_kv_heads, a->splits ? a->splits : a->max_splits, a->n);
     pdl_config pc;
     pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s);
     pc.config.numAttrs = a->pdl ? 1 : 0;

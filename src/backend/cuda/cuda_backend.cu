@@ -45,9 +45,10 @@ static void cuda_destroy(backend *b) {
     if (!cb) return;
     cudaSetDevice(cb->device);
     if (cb->stream) cudaStreamSynchronize(cb->stream);
-    for (int i = 0; i <= MV_MAX_TOKENS; i++)
-        for (int j = 0; j <= MV_MAX_TOKENS; j++)
-            if (cb->graphs[i][j]) cudaGraphExecDestroy(cb->graphs[i][j]);
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i <= MV_MAX_TOKENS; i++)
+            for (int j = 0; j <= MV_MAX_TOKENS; j++)
+                if (cb->graphs[f][i][j]) cudaGraphExecDestroy(cb->graphs[f][i][j]);
     void *dev[] = {cb->weights,
                    cb->k_cache,
                    cb->v_cache,

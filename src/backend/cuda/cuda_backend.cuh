@@ -92,8 +92,9 @@ typedef struct cuda_backend {
      * classifier. */
     step_plan step;
 
-    /* Decoding steps replay a captured graph, one per (entries, logits rows). */
-    cudaGraphExec_t graphs[MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];
+    /* Decoding steps replay a captured graph, one per (every entry's keys
+     * in one attention chunk, entries, logits rows). */
+    cudaGraphExec_t graphs[2][MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];
 } cuda_backend;
 
 /* Device copies of the batch inputs, n_batch apart. */

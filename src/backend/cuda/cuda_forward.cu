@@ -30,7 +30,9 @@ static kv_target kv_for(cuda_backend *cb, int layer) {
     return kv;
 }
 
-static attn_args attention_args(cuda_backend *cb, int layer, int n) {
+/* `one_chunk`: every entry's keys fit one chunk (a decoding step's graph for
+ * short contexts launches no blocks for the others). */
+static attn_args attention_args(cuda_backend *cb, int layer, int n, bool one_chunk) {
     const lc_config *c = cb->cfg;
     const kv_target kv = kv_for(cb, layer);
     attn_args a;
@@ -54,11 +56,12 @@ static attn_args attention_args(cuda_backend *cb, int layer, int n) {
     a.done = cb->attn_done;
     a.pdl = cb->pdl;
     memset(&a.qout, 0, sizeof a.qout);
+    a.splits = one_chunk ? 1 : cb->attn_max_splits;
     return a;
 }
 
 static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
-    const attn_args a = attention_args(cb, layer, n);
+    const attn_args a = attention_args(cb, layer, n, false);
     return launch_attention(&a, cb->stream, err);
 }
 
@@ -111,16 +114,18 @@ static step_phase step_product(cuda_backend *cb, const void *w, int rows, int co
 }
 
 /* Layer l of a decoding step of n entries as its five phases, in order: what
- * the separate kernels launch one by one and the step kernel runs in one. */
+ * the separate kernels launch one by one and the step kernel runs in one.
+ * `one_chunk` as attention_args. */
 #define LAYER_PHASES 5
-static void layer_phases(cuda_backend *cb, int l, int n, step_phase *ph /* LAYER_PHASES */) {
+static void layer_phases(cuda_backend *cb, int l, int n, bool one_chunk,
+                         step_phase *ph /* LAYER_PHASES */) {
     const lc_config *c = cb->cfg;
     const cuda_layer *L = &cb->layers[l];
     ph[0] = step_product(cb, L->wqkv, cb->qkv_rows, c->dim, cb->x, L->attn_norm,
                          (mv_epilogue){MV_QKV, cb->q, cb->q_dim, kv_for(cb, l)});
     memset(&ph[1], 0, sizeof ph[1]);
     ph[1].kind = STEP_ATTENTION;
-    ph[1].attn = attention_args(cb, l, n);
+    ph[1].attn = attention_args(cb, l, n, one_chunk);
     ph[2] = step_product(cb, L->wo, c->dim, cb->q_dim, cb->att, NULL,
                          (mv_epilogue){MV_ADD, cb->x, c->dim});
     ph[3] = step_product(cb, L->w13, 2 * c->hidden_dim, c->dim, cb->x, L->ffn_norm,
@@ -175,7 +180,7 @@ lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
     const int n_ph = LAYER_PHASES * c->n_layers + 1;
     step_phase *ph = (step_phase *)calloc((size_t)n_ph, sizeof *ph);
     if (!ph) return lc_fail(err, LC_ERR_NOMEM, "step plan of %d phases", n_ph);
-    for (int l = 0; l < c->n_layers; l++) layer_phases(cb, l, 1, ph + LAYER_PHASES * l);
+    for (int l = 0; l < c->n_layers; l++) layer_phases(cb, l, 1, false, ph + LAYER_PHASES * l);
     ph[n_ph - 1] = classifier_phase(cb);
     step_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -203,7 +208,8 @@ lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
 
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L
  * launches, or the embedding and the step kernel for one entry. */
-static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error *err) {
+static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, bool one_chunk,
+                                lc_error *err) {
     TRY(embed(cb, n, err));
     if (n == 1 && cb->step.phases) {
         step_plan p = cb->step;
@@ -212,7 +218,7 @@ static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, lc_error 
     }
     for (int l = 0; l < cb->cfg->n_layers; l++) {
         step_phase ph[LAYER_PHASES];
-        layer_phases(cb, l, n, ph);
+        layer_phases(cb, l, n, one_chunk, ph);
         for (int k = 0; k < LAYER_PHASES; k++) TRY(launch_phase(cb, &ph[k], n, NULL, err));
     }
     if (n_logits == 0) return LC_OK;
@@ -338,12 +344,13 @@ static lc_status enqueue_prefill(cuda_backend *cb, int n, int n_logits, int run_
 }
 
 /* Replays (capturing on first use) the graph of a decoding step. */
-static lc_status run_decode_graph(cuda_backend *cb, int n, int n_logits, lc_error *err) {
-    cudaGraphExec_t *exec = &cb->graphs[n][n_logits];
+static lc_status run_decode_graph(cuda_backend *cb, int n, int n_logits, bool one_chunk,
+                                  lc_error *err) {
+    cudaGraphExec_t *exec = &cb->graphs[one_chunk][n][n_logits];
     if (!*exec) {
         cudaGraph_t graph = NULL;
         CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
-        lc_status st = enqueue_decode(cb, n, n_logits, err);
+        lc_status st = enqueue_decode(cb, n, n_logits, one_chunk, err);
         cudaError_t e = cudaStreamEndCapture(cb->stream, &graph);
         if (st == LC_OK && e != cudaSuccess)
             st = cuda_fail(err, e, "capturing a decoding step", __FILE__, __LINE__);
@@ -368,8 +375,9 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     const int n = batch->n, nb = cb->base.n_batch;
     int32_t *h = cb->in_host;
     int n_logits = 0;
-    bool one_run = true;
+    bool one_run = true, one_chunk = true; /* every entry's keys in one attention chunk */
     for (int i = 0; i < n; i++) {
+        if (batch->pos[i] >= cb->attn_chunk) one_chunk = false;
         h[i] = batch->token[i];
         h[nb + i] = batch->pos[i];
         h[2 * nb + i] = batch->seq[i];
@@ -385,7 +393,7 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
                            cb->stream));
     lc_status st;
     if (n <= MV_MAX_TOKENS && n_logits <= MV_MAX_TOKENS)
-        st = run_decode_graph(cb, n, n_logits, err);
+        st = run_decode_graph(cb, n, n_logits, one_chunk, err);
     else
         st = enqueue_prefill(cb, n, n_logits, one_run ? batch->seq[0] : -1, batch->pos[0], err);
     if (st) return st;

@@ -232,6 +232,10 @@ typedef struct attn_args {
     /* when qout.q is set, the output also leaves as wo's int8 input
      * (mv_input.pre); needs head_dim a multiple of MV_QGROUP */
     mv_qact qout;
+    /* chunks launched per head (0: max_splits); 1 when the caller knows every
+     * entry's keys fit one chunk: blocks for chunks no entry reaches only
+     * delay the next kernel's start (docs/cuda-notes.md, run 64) */
+    int splits;
 } attn_args;
 
 /* Raises the attention kernels' shared-memory limit (once, before any capture). */
