@@ -40,7 +40,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_ARCH ?= 90
 CUDA_SRC  = $(shell find src -name '*.cu' | sort)
 CUDA_OBJ  = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
-NVFLAGS   = -std=c++17 -O3 -Iinclude -Isrc -MMD -MP --Werror all-warnings \
+NVFLAGS   = -std=c++17 -O3 -Iinclude -Isrc -MMD -MP --Werror all-warnings $(CUDA_DEFS) \
             -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
             -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter,-Wno-format-truncation,-Wno-missing-field-initializers
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
@@ -57,7 +57,7 @@ TEST_OBJ  = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # No built-in suffix rules: every rule is written here.
 .SUFFIXES:
-.PHONY: all test test-plain test-sanitize test-arm64 bench run clean format models print-cuda dev fuzz fuzz-if-clang
+.PHONY: all test test-plain test-sanitize test-arm64 bench run clean format models print-cuda dev stamps fuzz fuzz-if-clang
 all: $(BUILD)/llamac
 
 $(BUILD)/libllamac.a: $(LIB_OBJ)
@@ -119,6 +119,13 @@ $(BUILD)/dev/%: dev/cuda/%.cu $(BUILD)/libllamac.a
 	@[ "$(CUDA)" = 1 ] || { echo "make dev needs nvcc (the CUDA build)"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -o $@ $< $(BUILD)/libllamac.a $(filter-out -lstdc++ -pthread -Wl$(COMMA)%,$(LDLIBS)) -Xlinker -rpath=$(CUDA_HOME)/lib64
+
+# The decoding kernels with per-block time stamps (src/backend/cuda/cuda_stamps.cuh):
+# build-stamps/llamac writes them to $$LLAMAC_CUDA_STAMPS.{ops,attn} as its backend
+# closes; dev/cuda/stamps_timeline.py turns them into a step's timeline.
+stamps:
+	@[ "$(CUDA)" = 1 ] || { echo "make stamps needs nvcc (the CUDA build)"; exit 1; }
+	$(MAKE) BUILD=build-stamps CUDA_DEFS=-DLLAMAC_CUDA_STAMPS build-stamps/llamac
 
 # Which backends a build holds, for scripts: make print-cuda
 print-cuda:
@@ -243,4 +250,4 @@ format:
 	clang-format -i $$(find include src cli tests dev -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-sanitize $(BUILD)-arm64 $(BUILD)-arm64-dotprod
+	rm -rf $(BUILD) $(BUILD)-sanitize $(BUILD)-arm64 $(BUILD)-arm64-dotprod build-stamps

@@ -78,3 +78,7 @@ lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0
     CU_LAUNCHED();
     return LC_OK;
 }
+
+#ifdef LLAMAC_CUDA_STAMPS
+STAMPS_DUMP_FN(cuda_stamps_dump_attention, "attn")
+#endif

@@ -4,6 +4,7 @@
 #define LLAMAC_BACKEND_CUDA_ATTENTION_CUH
 
 #include "backend/cuda/cuda_matvec.cuh"
+#include "backend/cuda/cuda_stamps.cuh"
 
 #define ATTN_THREADS 256
 #define ATTN_UNROLL  8 /* keys whose loads are in flight at once per thread */
@@ -63,6 +64,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
      * (which writes the queries and the newest key) is done. */
     const int len = a.pos[t] + 1, n_active = (len + a.chunk - 1) / a.chunk;
     if (split >= n_active) return;
+    STAMP_BEGIN(EARLY);
     const int k0 = split * a.chunk, nk = min(len - k0, a.chunk);
     const int hd = a.head_dim, rep = a.n_heads / a.n_kv_heads;
     const int lpk = lanes_per_key(hd, V); /* a power of two <= 32 (checked at launch) */
@@ -79,6 +81,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
     load_rows<KV>(raw, keys, hd, 0, n_slots, slot, 0, min(ready, nk_lane));
     load_rows<KV>(raw_v, vals, hd, 0, n_slots, slot, 0, min(ready, nk_lane));
     if (EARLY) pdl_wait_for_previous();
+    STAMP_WAITED();
     load_rows<KV>(raw, keys, hd, 0, n_slots, slot, ready, nk_lane);
     load_rows<KV>(raw_v, vals, hd, 0, n_slots, slot, ready, nk_lane);
 
@@ -93,6 +96,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
     const float *q = a.q + (int64_t)t * a.n_heads * hd + (int64_t)g * rep * hd;
     for (int i = threadIdx.x; i < rep * hd; i += ATTN_THREADS) qs[i] = __ldcg(q + i) * scale;
     S::sync();
+    STAMP_MARK(0);
 
     /* Every thread walks the same number of passes so the shuffles stay converged. */
     const int n_pass = (nk + n_slots - 1) / n_slots;
@@ -121,6 +125,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
         }
     }
     S::sync();
+    STAMP_MARK(1);
 
     float *o_part = a.o_part + ((int64_t)t * a.n_heads + g * rep) * a.max_splits * hd;
     float *ml_part = a.ml_part + ((int64_t)t * a.n_heads + g * rep) * a.max_splits * 2;
@@ -129,6 +134,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
         float m = -INFINITY;
         for (int i = threadIdx.x; i < nk; i += ATTN_THREADS) m = fmaxf(m, sr[i]);
         m = block_max<S>(m, red);
+        if (r == 0) STAMP_MARK(2);
         float l = 0.0f;
         for (int i = threadIdx.x; i < nk; i += ATTN_THREADS) {
             const float e = __expf(sr[i] - m);
@@ -136,6 +142,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
             l += e;
         }
         l = block_sum<S>(l, red); /* its barriers also publish sr */
+        if (r == 0) STAMP_MARK(3);
 
         float acc[V];
 #pragma unroll
@@ -157,6 +164,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
 #pragma unroll
             for (int i = 0; i < V; i++) obuf[slot * hd + sub * V + i] = acc[i];
         S::sync();
+        if (r == 0) STAMP_MARK(4);
         if (n_active == 1) { /* the only chunk: the result is final, no merge */
             float *out = a.out + (int64_t)t * a.n_heads * hd + (int64_t)(g * rep + r) * hd;
             for (int d = threadIdx.x; d < hd; d += ATTN_THREADS) {
@@ -166,6 +174,7 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
                 if (a.qout.q) act_group_store(a.qout, t, (g * rep + r) * hd + d, o / l, 1.0f);
             }
             S::sync();
+            if (r == 0) STAMP_MARK(5);
             continue;
         }
         for (int d = threadIdx.x; d < hd; d += ATTN_THREADS) {
@@ -178,9 +187,13 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
             ml_part[((int64_t)r * a.max_splits + split) * 2 + 1] = l;
         }
         S::sync();
+        if (r == 0) STAMP_MARK(5);
     }
 
-    if (n_active == 1) return;
+    if (n_active == 1) {
+        STAMP_END(STAMP_ATTN_ONE, 0);
+        return;
+    }
     /* The last chunk of this head to finish merges them all. */
     __threadfence();
     if (threadIdx.x == 0) {
@@ -189,7 +202,10 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
         if (last) *done = 0; /* ready for the next launch */
     }
     S::sync();
-    if (!last) return;
+    if (!last) {
+        STAMP_END(STAMP_ATTN_PART, 0);
+        return;
+    }
     __threadfence();
     for (int r = 0; r < rep; r++) {
         const float *ml = ml_part + (int64_t)r * a.max_splits * 2;
@@ -213,6 +229,8 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
         }
         S::sync();
     }
+    STAMP_MARK(6);
+    STAMP_END(STAMP_ATTN_MERGE, 0);
 }
 
 #endif

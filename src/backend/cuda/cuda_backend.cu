@@ -40,11 +40,20 @@ extern "C" int cuda_device_count(void) {
     return n;
 }
 
+#ifdef LLAMAC_CUDA_STAMPS /* cuda_stamps.cuh */
+extern "C" void cuda_stamps_dump_attention(void);
+extern "C" void cuda_stamps_dump_products(void);
+#endif
+
 static void cuda_destroy(backend *b) {
     cuda_backend *cb = (cuda_backend *)b;
     if (!cb) return;
     cudaSetDevice(cb->device);
     if (cb->stream) cudaStreamSynchronize(cb->stream);
+#ifdef LLAMAC_CUDA_STAMPS
+    cuda_stamps_dump_attention();
+    cuda_stamps_dump_products();
+#endif
     for (int f = 0; f < 2; f++)
         for (int i = 0; i <= MV_MAX_TOKENS; i++)
             for (int j = 0; j <= MV_MAX_TOKENS; j++)

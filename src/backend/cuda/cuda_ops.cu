@@ -4,6 +4,7 @@
  * and the small operations around it (RMSNorm before, RoPE / SwiGLU /
  * residual after) fused in so that no extra pass touches device memory. */
 #include "backend/cuda/cuda_matvec.cuh"
+#include "backend/cuda/cuda_stamps.cuh"
 
 /* ---- matrix-vector product ------------------------------------------------- */
 
@@ -534,6 +535,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     sm.xs = pre ? reinterpret_cast<float *>(sm.xsum + NT * (ld / MV_QGROUP)) : xs;
     mv_qslot *slots = reinterpret_cast<mv_qslot *>(reinterpret_cast<char *>(xs) +
                                                    mv_qslot_offset(NT, ld, in.norm != NULL, pre));
+    STAMP_BEGIN(true);
     pdl_let_next_start();
     if (!pre) stage_quant_before(in, cols, sm);
     if (at.pair < m.n_pairs) mv_qload<Q>(a, m.w, m.scales, m.nb, m.n_vec, at.pair, 0, lane);
@@ -551,6 +553,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     if (mv_quant<Q>::EARLY > 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     pdl_wait_for_previous();
+    STAMP_WAITED();
     if (pre) {
         stage_pre<Q, NT, NORM>(in, cols, ld, sm, scale);
     } else {
@@ -558,6 +561,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
         stage_quant_wait();
         stage_int8<NT, NORM>(sm, cols, ld, ld / MV_QGROUP, in.eps, red, scale);
     }
+    STAMP_MARK(0);
     if (mv_quant<Q>::EARLY == 1 && at1.pair < m.n_pairs)
         mv_qload<Q>(b, m.w, m.scales, m.nb, m.n_vec, at1.pair, at1.batch, lane);
     const mv_stage st = {sm.xq, sm.xd, sm.xsum, ld, ld / MV_QGROUP};
@@ -569,8 +573,17 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
                mv_qstep<Q, NT>(b, at, m, st, lane, acc0, acc1, epi, tok, scale, slots)) {
         }
     }
+    STAMP_MARK(1); /* warp 0's last pair */
     if (qout) mv_groups_finish<NT>(epi, out_len, slots);
+#ifdef LLAMAC_CUDA_STAMPS
+    __syncthreads(); /* the block's end: its slowest warp */
+#endif
+    STAMP_MARK(2);
+    STAMP_END((unsigned)rows, (unsigned)cols);
 }
+#ifdef LLAMAC_CUDA_STAMPS
+STAMPS_DUMP_FN(cuda_stamps_dump_products, "ops")
+#endif
 
 /* One instantiation per token count and per norm-or-not: without a norm the
  * kernel carries no 1 / rms at all. */
