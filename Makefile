@@ -121,8 +121,8 @@ $(BUILD)/dev/%: dev/cuda/%.cu $(BUILD)/libllamac.a
 	$(NVCC) $(NVFLAGS) -o $@ $< $(BUILD)/libllamac.a $(filter-out -lstdc++ -pthread -Wl$(COMMA)%,$(LDLIBS)) -Xlinker -rpath=$(CUDA_HOME)/lib64
 
 # The decoding kernels with per-block time stamps (src/backend/cuda/cuda_stamps.cuh):
-# build-stamps/llamac writes them to $$LLAMAC_CUDA_STAMPS.{ops,attn} as its backend
-# closes; dev/cuda/stamps_timeline.py turns them into a step's timeline.
+# build-stamps/llamac (Q8_0 / Q4_0 weights) writes them to $LLAMAC_CUDA_STAMPS.{ops,attn}
+# as its backend closes; dev/cuda/stamps_timeline.py turns them into a step's timeline.
 stamps:
 	@[ "$(CUDA)" = 1 ] || { echo "make stamps needs nvcc (the CUDA build)"; exit 1; }
 	$(MAKE) BUILD=build-stamps CUDA_DEFS=-DLLAMAC_CUDA_STAMPS build-stamps/llamac

@@ -29,7 +29,10 @@ ATTN_MARKS = ['q', 'scores', 'max', 'sum', 'values', 'output']
 
 
 def read(path, is_attention):
-    data = open(path, 'rb').read()
+    try:
+        data = open(path, 'rb').read()
+    except OSError as e:
+        sys.exit(f'{path}: {e.strerror}')
     out = []
     for off in range(0, len(data) - RECORD.size + 1, RECORD.size):
         kind, aux, t0, tw, te, *marks = RECORD.unpack_from(data, off)
@@ -59,18 +62,27 @@ def median(xs):
 
 
 def main(prefix):
-    launches = launches_of(read(prefix + '.ops', False) + read(prefix + '.attn', True))
+    products, attention = read(prefix + '.ops', False), read(prefix + '.attn', True)
+    if not products or not attention:
+        sys.exit(f'{prefix}: no records of products or of attention (the stamps build '
+                 'records Q8_0 / Q4_0 products and the attention kernel only)')
+    # The two rings reach back differently far: keep what both cover.
+    since = max(min(r['t0'] for r in products), min(r['t0'] for r in attention))
+    launches = launches_of([r for r in products + attention if r['t0'] >= since])
     counts = Counter(l['key'] for l in launches if l['key'] != ATTN)
     classifier = min(counts, key=counts.get)  # once per step
     ends = [i for i, l in enumerate(launches) if l['key'] == classifier]
-    if len(ends) < 2:
-        sys.exit(f'{prefix}: fewer than two whole steps in the ring')
     per = defaultdict(lambda: defaultdict(list))
-    step_ns = []
+    step_ns, skipped = [], 0
     for a, b in zip(ends, ends[1:]):
+        step = launches[a + 1:b + 1]
+        n_attn = sum(l['key'] == ATTN for l in step)
+        if (len(step) - n_attn - 1) != 4 * n_attn or n_attn == 0:
+            skipped += 1  # not one attention per four products: a step cut short
+            continue
         step_ns.append(launches[b]['te'] - launches[a]['te'])
         prev, n_products = launches[a], 0
-        for launch in launches[a + 1:b + 1]:
+        for launch in step:
             if launch['key'] == ATTN:
                 name = ATTN
             elif launch['key'] == classifier:
@@ -88,8 +100,10 @@ def main(prefix):
             for k, mark in enumerate(marks):
                 m[mark].append(statistics.mean(x['marks'][k] for x in launch['blocks']))
             prev = launch
+    if not step_ns:
+        sys.exit(f'{prefix}: no whole step in the records ({skipped} cut short)')
     step = median(step_ns)
-    print(f'{prefix}: {len(step_ns)} whole steps, median {step / 1000:.1f} us '
+    print(f'{prefix}: {len(step_ns)} whole steps ({skipped} skipped), median {step / 1000:.1f} us '
           f'({1e9 / step:.1f} tok/s with the stamps\' cost)')
     total = 0.0
     for name in LAYER_PRODUCTS[:1] + [ATTN] + LAYER_PRODUCTS[1:] + ['cls']:

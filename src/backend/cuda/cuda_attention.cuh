@@ -62,9 +62,9 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
      * before this step was written by earlier steps, so with one entry per
      * step every key but the newest can be loaded before the previous kernel
      * (which writes the queries and the newest key) is done. */
+    STAMP_BEGIN(EARLY);
     const int len = a.pos[t] + 1, n_active = (len + a.chunk - 1) / a.chunk;
     if (split >= n_active) return;
-    STAMP_BEGIN(EARLY);
     const int k0 = split * a.chunk, nk = min(len - k0, a.chunk);
     const int hd = a.head_dim, rep = a.n_heads / a.n_kv_heads;
     const int lpk = lanes_per_key(hd, V); /* a power of two <= 32 (checked at launch) */

@@ -1,15 +1,17 @@
-/* Per-block time stamps of the decoding kernels, for a timeline of a step
- * (docs/cuda-notes.md, run 67): when each block started, when its wait for
- * the previous kernel returned, when it ended (%globaltimer, comparable
- * across blocks and kernels), and up to seven phase marks in clock cycles
- * after the wait. Built only by `make stamps` (-DLLAMAC_CUDA_STAMPS); in
- * every other build the STAMP_ macros are empty and the kernels unchanged.
- * The binary writes the newest STAMP_CAP records to $LLAMAC_CUDA_STAMPS.ops
- * and .attn when the backend closes; dev/cuda/stamps_timeline.py reads them.
+/* Per-block time stamps of the Q8_0 / Q4_0 matrix-vector kernels and the
+ * decoding attention kernel, for a timeline of a step (docs/cuda-notes.md,
+ * run 67): when each block started, when its wait for the previous kernel
+ * returned, when it ended (%globaltimer, comparable across blocks and
+ * kernels), and up to seven phase marks in clock cycles after the wait.
+ * Built only by `make stamps` (-DLLAMAC_CUDA_STAMPS); in every other build
+ * the STAMP_ macros are empty and the kernels unchanged. The binary writes
+ * the newest STAMP_CAP records to $LLAMAC_CUDA_STAMPS.ops and .attn when the
+ * backend closes; dev/cuda/stamps_timeline.py reads them.
  *
- * The ring is a device global, one per translation unit: a profiling build
- * may keep one, where threading a pointer through every kernel's arguments
- * would change the structs the normal build passes. */
+ * The ring is a device global, one per translation unit that includes this
+ * (cuda_step.cu carries an unused one): a profiling build may keep one,
+ * where threading a pointer through every kernel's arguments would change
+ * the structs the normal build passes. */
 #ifndef LLAMAC_BACKEND_CUDA_STAMPS_CUH
 #define LLAMAC_BACKEND_CUDA_STAMPS_CUH
 
@@ -24,6 +26,7 @@ typedef struct stamp_rec {
     unsigned long long t_start, t_waited, t_end;
     unsigned marks[8]; /* cycles after the wait */
 } stamp_rec;
+static_assert(sizeof(stamp_rec) == 64, "dev/cuda/stamps_timeline.py reads 64-byte records");
 
 enum { STAMP_ATTN_ONE = 1, STAMP_ATTN_PART = 2, STAMP_ATTN_MERGE = 3 };
 #define STAMP_CAP (1u << 19)
@@ -39,13 +42,14 @@ __device__ __forceinline__ unsigned long long stamp_now() {
 
 __device__ __forceinline__ void stamp_write(unsigned kind, unsigned aux, unsigned long long t0,
                                             unsigned long long tw, const unsigned *marks) {
+    const unsigned long long te = stamp_now(); /* before the contended counter */
     const unsigned long long i = atomicAdd(&stamp_count, 1ull);
     stamp_rec *r = &stamp_ring[i % STAMP_CAP];
     r->kind = kind;
     r->aux = aux;
     r->t_start = t0;
     r->t_waited = tw;
-    r->t_end = stamp_now();
+    r->t_end = te;
     for (int k = 0; k < 8; k++) r->marks[k] = marks[k];
 }
 
@@ -71,23 +75,33 @@ __device__ __forceinline__ void stamp_write(unsigned kind, unsigned aux, unsigne
     } while (0)
 
 /* Defines `extern "C" void name(void)`, which writes this translation unit's
- * ring to $LLAMAC_CUDA_STAMPS.suffix, oldest record first. */
+ * ring to $LLAMAC_CUDA_STAMPS.suffix, oldest record first, and says so on
+ * stderr. */
 #define STAMPS_DUMP_FN(name, suffix)                                                               \
     extern "C" void name(void) {                                                                   \
         const char *base = getenv("LLAMAC_CUDA_STAMPS");                                           \
-        unsigned long long n = 0;                                                                  \
-        if (!base || cudaMemcpyFromSymbol(&n, stamp_count, sizeof n) != cudaSuccess) return;       \
-        stamp_rec *h = (stamp_rec *)malloc(sizeof(stamp_rec) * STAMP_CAP);                         \
+        if (!base) return;                                                                         \
         char path[1024];                                                                           \
         snprintf(path, sizeof path, "%s.%s", base, suffix);                                        \
-        FILE *f = h ? fopen(path, "wb") : NULL;                                                    \
-        if (f &&                                                                                   \
-            cudaMemcpyFromSymbol(h, stamp_ring, sizeof(stamp_rec) * STAMP_CAP) == cudaSuccess) {   \
-            const unsigned long long have = n < STAMP_CAP ? n : STAMP_CAP;                         \
-            for (unsigned long long i = n - have; i < n; i++)                                      \
-                fwrite(&h[i % STAMP_CAP], sizeof *h, 1, f);                                        \
+        unsigned long long n = 0;                                                                  \
+        stamp_rec *h = (stamp_rec *)malloc(sizeof(stamp_rec) * STAMP_CAP);                         \
+        if (!h || cudaMemcpyFromSymbol(&n, stamp_count, sizeof n) != cudaSuccess ||                \
+            cudaMemcpyFromSymbol(h, stamp_ring, sizeof(stamp_rec) * STAMP_CAP) != cudaSuccess) {   \
+            cudaGetLastError();                                                                    \
+            fprintf(stderr, "llamac: stamps: cannot read the device's ring for %s\n", path);       \
+            free(h);                                                                               \
+            return;                                                                                \
         }                                                                                          \
-        if (f) fclose(f);                                                                          \
+        const unsigned long long have = n < STAMP_CAP ? n : STAMP_CAP;                             \
+        FILE *f = fopen(path, "wb");                                                               \
+        unsigned long long wrote = 0;                                                              \
+        for (unsigned long long i = n - have; f && i < n; i++)                                     \
+            wrote += fwrite(&h[i % STAMP_CAP], sizeof *h, 1, f);                                   \
+        if (!f || fclose(f) != 0 || wrote != have)                                                 \
+            fprintf(stderr, "llamac: stamps: cannot write %s\n", path);                            \
+        else                                                                                       \
+            fprintf(stderr, "llamac: stamps: %llu records to %s%s\n", have, path,                  \
+                    have ? "" : " (none: Q8_0 / Q4_0 products and attention only)");               \
         free(h);                                                                                   \
     }
 
