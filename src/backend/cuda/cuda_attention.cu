@@ -80,5 +80,5 @@ lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0
 }
 
 #ifdef LLAMAC_CUDA_STAMPS
-STAMPS_DUMP_FN(cuda_stamps_dump_attention, "attn")
+extern "C" void cuda_stamps_dump_attention(void) { stamps_dump("attn"); }
 #endif

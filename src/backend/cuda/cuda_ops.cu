@@ -582,7 +582,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     STAMP_END((unsigned)rows, (unsigned)cols);
 }
 #ifdef LLAMAC_CUDA_STAMPS
-STAMPS_DUMP_FN(cuda_stamps_dump_products, "ops")
+extern "C" void cuda_stamps_dump_products(void) { stamps_dump("ops"); }
 #endif
 
 /* One instantiation per token count and per norm-or-not: without a norm the

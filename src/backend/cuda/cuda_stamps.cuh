@@ -74,36 +74,34 @@ __device__ __forceinline__ void stamp_write(unsigned kind, unsigned aux, unsigne
         if (stamp_on_) stamp_write((kind), (aux), stamp_t0_, stamp_tw_, stamp_marks_);             \
     } while (0)
 
-/* Defines `extern "C" void name(void)`, which writes this translation unit's
- * ring to $LLAMAC_CUDA_STAMPS.suffix, oldest record first, and says so on
- * stderr. */
-#define STAMPS_DUMP_FN(name, suffix)                                                               \
-    extern "C" void name(void) {                                                                   \
-        const char *base = getenv("LLAMAC_CUDA_STAMPS");                                           \
-        if (!base) return;                                                                         \
-        char path[1024];                                                                           \
-        snprintf(path, sizeof path, "%s.%s", base, suffix);                                        \
-        unsigned long long n = 0;                                                                  \
-        stamp_rec *h = (stamp_rec *)malloc(sizeof(stamp_rec) * STAMP_CAP);                         \
-        if (!h || cudaMemcpyFromSymbol(&n, stamp_count, sizeof n) != cudaSuccess ||                \
-            cudaMemcpyFromSymbol(h, stamp_ring, sizeof(stamp_rec) * STAMP_CAP) != cudaSuccess) {   \
-            cudaGetLastError();                                                                    \
-            fprintf(stderr, "llamac: stamps: cannot read the device's ring for %s\n", path);       \
-            free(h);                                                                               \
-            return;                                                                                \
-        }                                                                                          \
-        const unsigned long long have = n < STAMP_CAP ? n : STAMP_CAP;                             \
-        FILE *f = fopen(path, "wb");                                                               \
-        unsigned long long wrote = 0;                                                              \
-        for (unsigned long long i = n - have; f && i < n; i++)                                     \
-            wrote += fwrite(&h[i % STAMP_CAP], sizeof *h, 1, f);                                   \
-        if (!f || fclose(f) != 0 || wrote != have)                                                 \
-            fprintf(stderr, "llamac: stamps: cannot write %s\n", path);                            \
-        else                                                                                       \
-            fprintf(stderr, "llamac: stamps: %llu records to %s%s\n", have, path,                  \
-                    have ? "" : " (none: Q8_0 / Q4_0 products and attention only)");               \
-        free(h);                                                                                   \
+/* Writes this translation unit's ring to $LLAMAC_CUDA_STAMPS.suffix, oldest
+ * record first, and says so on stderr. */
+static inline void stamps_dump(const char *suffix) {
+    const char *base = getenv("LLAMAC_CUDA_STAMPS");
+    if (!base) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s.%s", base, suffix);
+    unsigned long long n = 0;
+    stamp_rec *h = (stamp_rec *)malloc(sizeof(stamp_rec) * STAMP_CAP);
+    if (!h || cudaMemcpyFromSymbol(&n, stamp_count, sizeof n) != cudaSuccess ||
+        cudaMemcpyFromSymbol(h, stamp_ring, sizeof(stamp_rec) * STAMP_CAP) != cudaSuccess) {
+        cudaGetLastError();
+        fprintf(stderr, "llamac: stamps: cannot read the device's ring for %s\n", path);
+        free(h);
+        return;
     }
+    const unsigned long long have = n < STAMP_CAP ? n : STAMP_CAP;
+    FILE *f = fopen(path, "wb");
+    unsigned long long wrote = 0;
+    for (unsigned long long i = n - have; f && i < n; i++)
+        wrote += fwrite(&h[i % STAMP_CAP], sizeof *h, 1, f);
+    if (!f || fclose(f) != 0 || wrote != have)
+        fprintf(stderr, "llamac: stamps: cannot write %s\n", path);
+    else
+        fprintf(stderr, "llamac: stamps: %llu records to %s%s\n", have, path,
+                have ? "" : " (none: Q8_0 / Q4_0 products and attention only)");
+    free(h);
+}
 
 #else
 #define STAMP_BEGIN(on)                                                                            \
