@@ -110,15 +110,17 @@ static void check_matvec(test_ctx *t, lc_dtype wt, int rows, int cols, int n, bo
     free(w), free(w_ref), free(x), free(nw), free(xn), free(y), free(ref);
 }
 
+/* Attention of one query over len keys, its blocks sized for a context of
+ * n_ctx (its chunks per head; the keys spread over them from ATTN_SPLIT_FROM). */
 static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
-                            uint64_t *rng) {
+                            int n_ctx, uint64_t *rng) {
     float *q = randn((size_t)n_heads * hd, rng), *k = randn((size_t)n_kv * len * hd, rng);
     float *v = randn((size_t)n_kv * len * hd, rng);
     float *out = malloc((size_t)n_heads * hd * sizeof *out),
           *ref = calloc((size_t)n_heads * hd, sizeof *ref);
     double *s = malloc((size_t)len * sizeof *s);
     lc_error err;
-    lc_status st = cuda_test_attention(kv_t, n_heads, n_kv, hd, len, q, k, v, out, &err);
+    lc_status st = cuda_test_attention(kv_t, n_heads, n_kv, hd, len, n_ctx, q, k, v, out, &err);
     CHECK(t, st == LC_OK, "attention: %s", err.msg);
     for (int h = 0; st == LC_OK && h < n_heads; h++) {
         const int g = h / (n_heads / n_kv);
@@ -140,8 +142,8 @@ static void check_attention(test_ctx *t, lc_dtype kv_t, int n_heads, int n_kv, i
     if (st == LC_OK) {
         /* The cache rounds keys and values to f16, the same order as f16 weights. */
         double e = nmse(out, ref, (size_t)n_heads * hd);
-        CHECK(t, e <= tolerance(kv_t), "attention %s heads %d/%d hd %d len %d: NMSE %g > %g",
-              lc_dtype_name(kv_t), n_heads, n_kv, hd, len, e, tolerance(kv_t));
+        CHECK(t, e <= tolerance(kv_t), "attention %s heads %d/%d hd %d len %d ctx %d: NMSE %g > %g",
+              lc_dtype_name(kv_t), n_heads, n_kv, hd, len, n_ctx, e, tolerance(kv_t));
     }
     free(q), free(k), free(v), free(out), free(ref), free(s);
 }
@@ -228,12 +230,18 @@ void test_cuda_ops(test_ctx *t) {
         const lc_dtype kv_t = kv ? LC_DTYPE_F16 : LC_DTYPE_F32;
         const int lens[] = {1, 7, 256, 257, 1500, 4000};
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
-            check_attention(t, kv_t, 8, 2, 64, lens[i], &rng);  /* grouped-query */
-            check_attention(t, kv_t, 4, 4, 128, lens[i], &rng); /* Llama-2-7B's head size */
+            check_attention(t, kv_t, 8, 2, 64, lens[i], lens[i], &rng); /* grouped-query */
+            /* Llama-2-7B's head size */
+            check_attention(t, kv_t, 4, 4, 128, lens[i], lens[i], &rng);
         }
-        check_attention(t, kv_t, 8, 8, 8, 300, &rng);   /* stories260K's head size */
-        check_attention(t, kv_t, 6, 6, 48, 600, &rng);  /* tiny-gutenberg-15M's: lanes idle */
-        check_attention(t, kv_t, 4, 2, 24, 2000, &rng); /* hd / 8 not a power of two either */
+        /* 7B's context (16 chunks per head): one block below 128 keys, then 2-8
+         * blocks of 64-256 keys, then up to 16 blocks of 256 */
+        const int short_lens[] = {127, 128, 200, 1000, 3000};
+        for (size_t i = 0; i < sizeof short_lens / sizeof short_lens[0]; i++)
+            check_attention(t, kv_t, 4, 4, 128, short_lens[i], 4096, &rng);
+        check_attention(t, kv_t, 8, 8, 8, 300, 300, &rng);    /* stories260K's head size */
+        check_attention(t, kv_t, 6, 6, 48, 600, 600, &rng);   /* tiny-gutenberg-15M's: lanes idle */
+        check_attention(t, kv_t, 4, 2, 24, 2000, 2000, &rng); /* hd / 8 not a power of two either */
     }
     check_sample(t, 32000, &rng);  /* the Llama 2 vocabulary: fits in shared memory */
     check_sample(t, 128256, &rng); /* Llama 3's: global memory only */
@@ -435,7 +443,7 @@ void test_cuda_step_kernel(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     /* A trained grouped-query model (head_dim 8), and stories42M's shape with
      * random weights at 600 positions: several tiles per block, and
-     * attention over three chunks of keys merged inside the kernel. */
+     * attention over several chunks of keys merged inside the kernel. */
     char big[64];
     snprintf(big, sizeof big, "/tmp/llamac-step-%d.bin", (int)getpid());
     lc_error err;

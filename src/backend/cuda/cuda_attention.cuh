@@ -63,9 +63,11 @@ __device__ __forceinline__ void attention_item(const attn_args &a, int t, int g,
      * step every key but the newest can be loaded before the previous kernel
      * (which writes the queries and the newest key) is done. */
     STAMP_BEGIN(EARLY);
-    const int len = a.pos[t] + 1, n_active = (len + a.chunk - 1) / a.chunk;
+    const int len = a.pos[t] + 1;
+    const int chunk = attention_chunk_for(len, a.chunk, a.splits ? a.splits : a.max_splits);
+    const int n_active = (len + chunk - 1) / chunk;
     if (split >= n_active) return;
-    const int k0 = split * a.chunk, nk = min(len - k0, a.chunk);
+    const int k0 = split * chunk, nk = min(len - k0, chunk);
     const int hd = a.head_dim, rep = a.n_heads / a.n_kv_heads;
     const int lpk = lanes_per_key(hd, V); /* a power of two <= 32 (checked at launch) */
     const int slot = threadIdx.x / lpk, sub = threadIdx.x % lpk;

@@ -92,8 +92,8 @@ typedef struct cuda_backend {
      * classifier. */
     step_plan step;
 
-    /* Decoding steps replay a captured graph, one per (every entry's keys
-     * in one attention chunk, entries, logits rows). */
+    /* Decoding steps replay a captured graph, one per (every entry below
+     * ATTN_SPLIT_FROM keys, entries, logits rows). */
     cudaGraphExec_t graphs[2][MV_MAX_TOKENS + 1][MV_MAX_TOKENS + 1];
 } cuda_backend;
 

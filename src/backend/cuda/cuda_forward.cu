@@ -30,8 +30,9 @@ static kv_target kv_for(cuda_backend *cb, int layer) {
     return kv;
 }
 
-/* `one_chunk`: every entry's keys fit one chunk (a decoding step's graph for
- * short contexts launches no blocks for the others). */
+/* `one_chunk`: every entry has fewer than ATTN_SPLIT_FROM keys, which one
+ * block takes (a decoding step's graph for short contexts launches no
+ * blocks for other chunks). */
 static attn_args attention_args(cuda_backend *cb, int layer, int n, bool one_chunk) {
     const lc_config *c = cb->cfg;
     const kv_target kv = kv_for(cb, layer);
@@ -375,9 +376,9 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     const int n = batch->n, nb = cb->base.n_batch;
     int32_t *h = cb->in_host;
     int n_logits = 0;
-    bool one_run = true, one_chunk = true; /* every entry's keys in one attention chunk */
+    bool one_run = true, one_chunk = true; /* every entry's keys in one attention block */
     for (int i = 0; i < n; i++) {
-        if (batch->pos[i] >= cb->attn_chunk) one_chunk = false;
+        if (batch->pos[i] + 1 >= ATTN_SPLIT_FROM) one_chunk = false;
         h[i] = batch->token[i];
         h[nb + i] = batch->pos[i];
         h[2 * nb + i] = batch->seq[i];

@@ -36,8 +36,9 @@ lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta, co
                          const float *k, float *q_out, float *k_out, lc_error *err) {
     return no_cuda(err);
 }
-lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, const float *q,
-                              const float *k, const float *v, float *out, lc_error *err) {
+lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, int n_ctx,
+                              const float *q, const float *k, const float *v, float *out,
+                              lc_error *err) {
     return no_cuda(err);
 }
 lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *temperature,

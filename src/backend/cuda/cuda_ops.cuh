@@ -224,7 +224,7 @@ typedef struct attn_args {
     const int32_t *pos, *seq; /* (n) */
     int n, n_heads, n_kv_heads, head_dim;
     int64_t seq_stride, head_stride;
-    int chunk, max_splits; /* keys per block; chunks per head at the full context */
+    int chunk, max_splits; /* most keys per block; chunks per head at the full context */
     float *o_part;         /* (n, n_heads, max_splits, head_dim) */
     float *ml_part;        /* (n, n_heads, max_splits, 2) running max and sum */
     unsigned *done;        /* (n, n_kv_heads) zero between launches */
@@ -233,15 +233,39 @@ typedef struct attn_args {
      * (mv_input.pre); needs head_dim a multiple of MV_QGROUP */
     mv_qact qout;
     /* chunks launched per head (0: max_splits); 1 when the caller knows every
-     * entry's keys fit one chunk: blocks for chunks no entry reaches only
-     * delay the next kernel's start (docs/cuda-notes.md, run 64) */
+     * entry has fewer than ATTN_SPLIT_FROM keys: blocks for chunks no entry
+     * reaches only delay the next kernel's start (docs/cuda-notes.md, run 64).
+     * An entry's keys per block follow from its length and this count
+     * (attention_chunk_for). */
     int splits;
 } attn_args;
+
+/* Below this many keys an entry's keys stay in one block: a merge (partial
+ * sums, fence, counter, second pass) costs more than sharing the loads
+ * saves. From here on they spread over at most ATTN_MAX_SPREAD blocks of at
+ * least ATTN_MIN_CHUNK keys, since one block's loads arrive at one SM's share
+ * of the bandwidth: 7B Q8_0 +3.6% at 128 keys, +6.5% at 512; more blocks than
+ * that lost 5% at 2048 keys (docs/cuda-notes.md, runs 68 and 75-76). */
+#define ATTN_SPLIT_FROM 128
+#define ATTN_MIN_CHUNK  64
+#define ATTN_MAX_SPREAD 8
+
+/* Keys per block for an entry of len keys with `splits` blocks launched per
+ * head, at most max_chunk (a's chunk, which sizes shared memory; the host
+ * launches enough splits that ceil(len / max_chunk) <= splits, so
+ * ceil(len / result) <= splits too). */
+__host__ __device__ static inline int attention_chunk_for(int len, int max_chunk, int splits) {
+    if (len < ATTN_SPLIT_FROM) return max_chunk;
+    int c = (len + splits - 1) / splits, spread = (len + ATTN_MAX_SPREAD - 1) / ATTN_MAX_SPREAD;
+    c = c > spread ? c : spread;
+    c = c < ATTN_MIN_CHUNK ? ATTN_MIN_CHUNK : (c + 15) & ~15;
+    return c < max_chunk ? c : max_chunk;
+}
 
 /* Raises the attention kernels' shared-memory limit (once, before any capture). */
 lc_status attention_setup(int device, lc_error *err);
 lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err);
-/* Keys per chunk and chunks per head for a context of n_ctx positions. */
+/* Most keys per block and chunks per head for a context of n_ctx positions. */
 void attention_split(int n_ctx, int *chunk, int *max_splits);
 
 /* P(rows, L) of p_t = softmax(S(rows, L) f32) per row, where row r of each

@@ -306,14 +306,14 @@ done:
 }
 
 extern "C" lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len,
-                                         const float *q, const float *k, const float *v, float *out,
-                                         lc_error *err) {
+                                         int n_ctx, const float *q, const float *k, const float *v,
+                                         float *out, lc_error *err) {
     scratch s = {{0}, 0};
     lc_status st = LC_OK;
     void *dq, *dk, *dv, *dout, *dpos, *dop, *dml, *ddone;
     const int32_t pos_seq[2] = {len - 1, 0};
     int chunk, max_splits;
-    attention_split(len, &chunk, &max_splits);
+    attention_split(n_ctx, &chunk, &max_splits); /* blocks sized for n_ctx, keys up to len */
     TRY(attention_setup(0, err));
     TRY(put(&s, q, (size_t)n_heads * hd, LC_DTYPE_F32, &dq, err));
     TRY(put(&s, k, (size_t)n_kv * len * hd, kv_t, &dk, err));

@@ -30,9 +30,10 @@ lc_status cuda_test_rmsnorm(int n, int dim, const float *x, const float *norm, f
 lc_status cuda_test_rope(int n_heads, int n_kv, int hd, int pos, float theta, const float *q,
                          const float *k, float *q_out, float *k_out, lc_error *err);
 /* One query per head at position len - 1 over keys/values (n_kv, len, hd),
- * cached as kv_t; out(n_heads * hd). */
-lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, const float *q,
-                              const float *k, const float *v, float *out, lc_error *err);
+ * cached as kv_t, the launch sized for a context of n_ctx; out(n_heads * hd). */
+lc_status cuda_test_attention(lc_dtype kv_t, int n_heads, int n_kv, int hd, int len, int n_ctx,
+                              const float *q, const float *k, const float *v, float *out,
+                              lc_error *err);
 
 /* One token from each of n logits rows (vocab apart), row i drawn with
  * temperature[i], top_p[i], top_k[i] and coin[i] in [0, 1), as the decoding
