@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,92 @@ cJSON *hf_read_json_shared(test_ctx *t, const char *rel) {
     free(text);
     CHECK(t, j != NULL, "%s: unreadable", path);
     return j;
+}
+
+/* normal(0, sd) by Box-Muller from a splitmix64 stream */
+static float normal_draw(uint64_t *state, float sd) {
+    uint64_t z[2];
+    for (int i = 0; i < 2; i++) {
+        uint64_t x = (*state += 0x9e3779b97f4a7c15ull);
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        z[i] = x ^ (x >> 31);
+    }
+    const double u1 = ((double)(z[0] >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+    const double u2 = (double)(z[1] >> 11) / 9007199254740992.0;
+    return (float)(sd * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* Appends tensor `name` of rows x cols (cols 0: a vector) to the header and data. */
+static void add_random_tensor(cJSON *h, float *data, size_t *at, const char *name, int rows,
+                              int cols, float sd, uint64_t *state) {
+    const size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+    for (size_t i = 0; i < n; i++) data[*at + i] = cols ? normal_draw(state, sd) : 1.0f;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "dtype", "F32");
+    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(rows));
+    if (cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(cols));
+    cJSON *off = cJSON_AddArrayToObject(e, "data_offsets");
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(*at * 4)));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)((*at + n) * 4)));
+    cJSON_AddItemToObject(h, name, e);
+    *at += n;
+}
+
+void hf_write_random_llama(const char *dir, const hf_shape *s, uint64_t seed) {
+    const int q = s->heads * s->head_dim, kv = s->kv_heads * s->head_dim;
+    const size_t per_layer = (size_t)s->dim * (2 + 2 * (size_t)q + 2 * (size_t)kv) +
+                             3 * (size_t)s->dim * (size_t)s->hidden;
+    float *data = malloc(((size_t)s->vocab * s->dim + s->dim + s->layers * per_layer) * 4);
+    if (!data) return;
+    cJSON *h = cJSON_CreateObject();
+    size_t at = 0;
+    uint64_t state = seed;
+    char name[128];
+    add_random_tensor(h, data, &at, "model.embed_tokens.weight", s->vocab, s->dim, 0.02f, &state);
+    add_random_tensor(h, data, &at, "model.norm.weight", s->dim, 0, 0, &state);
+    for (int l = 0; l < s->layers; l++) {
+        const struct {
+            const char *what;
+            int rows, cols;
+            float sd;
+        } parts[] = {
+            {"input_layernorm", s->dim, 0, 0},           {"self_attn.q_proj", q, s->dim, s->qk_sd},
+            {"self_attn.k_proj", kv, s->dim, s->qk_sd},  {"self_attn.v_proj", kv, s->dim, 0.02f},
+            {"self_attn.o_proj", s->dim, q, 0.02f},      {"post_attention_layernorm", s->dim, 0, 0},
+            {"mlp.gate_proj", s->hidden, s->dim, 0.02f}, {"mlp.up_proj", s->hidden, s->dim, 0.02f},
+            {"mlp.down_proj", s->dim, s->hidden, 0.02f}};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, parts[i].what);
+            add_random_tensor(h, data, &at, name, parts[i].rows, parts[i].cols, parts[i].sd,
+                              &state);
+        }
+    }
+    st_write(dir, "model.safetensors", h, data, at * 4);
+    cJSON_Delete(h);
+    free(data);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "model_type", "llama");
+    const struct {
+        const char *key;
+        double value;
+    } keys[] = {{"hidden_size", s->dim},
+                {"intermediate_size", s->hidden},
+                {"num_hidden_layers", s->layers},
+                {"num_attention_heads", s->heads},
+                {"num_key_value_heads", s->kv_heads},
+                {"head_dim", s->head_dim},
+                {"vocab_size", s->vocab},
+                {"max_position_embeddings", s->ctx},
+                {"rms_norm_eps", 1e-5},
+                {"rope_theta", 10000},
+                {"bos_token_id", 1}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        cJSON_AddNumberToObject(c, keys[i].key, keys[i].value);
+    cJSON_AddTrueToObject(c, "tie_word_embeddings");
+    hf_write_json(dir, "config.json", c);
+    cJSON_Delete(c);
 }
 
 void hf_check_same_weights(test_ctx *t, const lc_model *a, const lc_model *b, const char *what) {

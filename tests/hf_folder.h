@@ -38,6 +38,16 @@ void hf_link_shared(const char *dir, const char *name, const char *rel);
 /* ../shared/<rel> (a JSON file) parsed; NULL after a recorded failure. */
 cJSON *hf_read_json_shared(test_ctx *t, const char *rel);
 
+/* A Llama folder of random weights in dir (config.json, model.safetensors):
+ * f32 matrices normal(0, 0.02) as mkmodel draws them but q and k normal(0,
+ * qk_sd) (larger: attention picks keys instead of averaging them all), norms
+ * 1, the classifier tied to the embedding; shapes no shared model has. */
+typedef struct hf_shape {
+    int dim, hidden, layers, heads, kv_heads, head_dim, vocab, ctx;
+    float qk_sd;
+} hf_shape;
+void hf_write_random_llama(const char *dir, const hf_shape *s, uint64_t seed);
+
 /* Checks that two models hold the same config and the same weights, byte for
  * byte (dtype, shape and data); `what` names the pair in failures. */
 struct lc_model;
