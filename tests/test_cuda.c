@@ -14,6 +14,7 @@
 #include "formats/tensor.h"
 #include "golden.h"
 #include "harness.h"
+#include "hf_folder.h"
 #include "llamac.h"
 
 /* f32 differs only in summation order; f16 and bf16 weights carry 11 and 8
@@ -281,9 +282,6 @@ static float *sequence_logits(test_ctx *t, const lc_model *m, const char *device
     return golden_run(t, m, ids, n, &o, n_batch);
 }
 
-/* The full forward against the CPU, per dtype, batched (cuBLAS) and one
- * entry at a time (the graph), over the whole context of a trained
- * grouped-query model. */
 /* The products' quantized hand-off: the int8 groups a producer writes equal
  * its own float outputs quantized here, the hand-off leaves those floats
  * untouched (also with SwiGLU's paired walk, and on a grid of two blocks
@@ -354,6 +352,9 @@ static lc_model *walk_model(test_ctx *t, int mi, const char *big) {
     return m;
 }
 
+/* The full forward against the CPU, per dtype, batched (cuBLAS) and one
+ * entry at a time (the graph), over the whole context of a trained
+ * grouped-query model. */
 void test_cuda_forward_matches_cpu(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     lc_model *m = load_shared_model(t, "models/llama2xs-tinystories.bin");
@@ -533,6 +534,133 @@ void test_cuda_handoff_forward(test_ctx *t) {
         lc_model_free(m);
     }
     unlink(big);
+}
+
+/* Logits of model m (n positions of `ids`, one token per forward) with
+ * attention inside the qkv kernel (LLAMAC_CUDA_QKV_ATTN=1) against the
+ * separate qkv and attention kernels, and for q8_0 against the CPU's f32:
+ * the scores come as sums of 16-dim shares and the outputs leave as wo's
+ * int8 groups, so an ulp flips an int8 rounding now and then, and a random
+ * model's logits move with it (7B's over 32 layers: docs/cuda-notes.md). */
+static void check_qkv_attention(test_ctx *t, const lc_model *m, const char *what) {
+    const int n = 120; /* positions the short-context graph covers: below 128 keys */
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    lc_token *ids = walk_ids(n, vocab);
+    float *cpu = ids ? sequence_logits(t, m, "cpu", "auto", ids, n, 512) : NULL;
+    for (int d = 0; cpu && d < 2; d++) {
+        static const char *const dtypes[] = {"q8_0", "q4_0"};
+        const lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
+        lc_engine *e;
+        lc_error err;
+        setenv("LLAMAC_CUDA_QKV_ATTN", "1", 1);
+        if (lc_engine_create(m, &o, &e, &err)) {
+            CHECK(t, false, "%s %s: %s", what, dtypes[d], err.msg);
+            unsetenv("LLAMAC_CUDA_QKV_ATTN");
+            continue;
+        }
+        const bool fused = strstr(lc_engine_describe(e), "attention in the qkv kernel") != NULL;
+        lc_engine_free(e);
+        if (!fused) { /* the engine said why on stderr: not on this GPU or build */
+            printf("     (%s %s: attention in the qkv kernel does not run here)\n", what,
+                   dtypes[d]);
+            unsetenv("LLAMAC_CUDA_QKV_ATTN");
+            continue;
+        }
+        float *one = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
+        setenv("LLAMAC_CUDA_QKV_ATTN", "0", 1);
+        float *sep = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
+        unsetenv("LLAMAC_CUDA_QKV_ATTN");
+        if (one && sep) {
+            const double e2 = nmse(one, sep, (size_t)n * vocab);
+            const int agree = argmax_agreement(one, sep, n, vocab);
+            CHECK(t, e2 <= 1e-4, "%s %s: qkv-attention vs separate NMSE %g", what, dtypes[d], e2);
+            CHECK(t, agree >= n * 97 / 100, "%s %s: argmax agrees at %d of %d", what, dtypes[d],
+                  agree, n);
+            printf("     (%s %s: qkv-attention vs separate kernels NMSE %.3g, argmax %d of %d)\n",
+                   what, dtypes[d], e2, agree, n);
+        }
+        if (one && sep && d == 0) { /* as close to the f32 logits as the separate kernels */
+            const double ec = nmse(one, cpu, (size_t)n * vocab);
+            const double es = nmse(sep, cpu, (size_t)n * vocab);
+            CHECK(t, ec <= 1.5 * es + 1e-4, "%s q8_0: against the CPU's f32 NMSE %g (separate %g)",
+                  what, ec, es);
+            printf("     (%s q8_0: against the CPU's f32 NMSE %.3g, separate kernels %.3g)\n", what,
+                   ec, es);
+        }
+        free(one);
+        free(sep);
+    }
+    free(cpu);
+    free(ids);
+}
+
+/* Attention inside the qkv kernel (cuda_qkv_attention.cu) on random models
+ * whose clusters have 2 (grouped queries, 3 per kv head, head_dim 32), 3
+ * (head_dim 48), 4 (stories42M's shape) and 8 blocks (grouped queries, 2 per
+ * kv head, head_dim 128 as Llama 2 7B's). */
+void test_cuda_qkv_attention(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    static const hf_shape shapes[] = {{.dim = 192,
+                                       .hidden = 512,
+                                       .layers = 2,
+                                       .heads = 6,
+                                       .kv_heads = 2,
+                                       .head_dim = 32,
+                                       .vocab = 512,
+                                       .ctx = 256,
+                                       .qk_sd = 0.15f},
+                                      {.dim = 192,
+                                       .hidden = 512,
+                                       .layers = 2,
+                                       .heads = 4,
+                                       .kv_heads = 4,
+                                       .head_dim = 48,
+                                       .vocab = 512,
+                                       .ctx = 256,
+                                       .qk_sd = 0.15f},
+                                      {.dim = 512,
+                                       .hidden = 1024,
+                                       .layers = 2,
+                                       .heads = 4,
+                                       .kv_heads = 2,
+                                       .head_dim = 128,
+                                       .vocab = 512,
+                                       .ctx = 256,
+                                       .qk_sd = 0.1f}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        char dir[1024], what[64];
+        hf_mkdir(dir, sizeof dir, "qkv-attn");
+        hf_write_random_llama(dir, &shapes[i], 7 + i);
+        lc_model *m = NULL;
+        lc_error err;
+        snprintf(what, sizeof what, "head_dim %d, %d/%d heads", shapes[i].head_dim, shapes[i].heads,
+                 shapes[i].kv_heads);
+        if (lc_model_load(dir, &m, &err))
+            CHECK(t, false, "%s: %s", what, err.msg);
+        else
+            check_qkv_attention(t, m, what);
+        if (m) lc_model_free(m);
+        hf_rmdir(dir);
+    }
+    char big[64];
+    snprintf(big, sizeof big, "/tmp/llamac-qkv-attn-%d.bin", (int)getpid());
+    lc_model *m = walk_model(t, 1, big);
+    if (m) check_qkv_attention(t, m, "stories42M shape");
+    if (m) lc_model_free(m);
+    unlink(big);
+}
+
+/* The same on trained models: tiny-gutenberg-15M (head_dim 48) and the
+ * Llama 3 folder (grouped queries, head_dim 32). */
+void test_cuda_qkv_attention_trained(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    static const char *const models[] = {"models/tiny-gutenberg-15M.bin",
+                                         "models/tiny-gutenberg-llama3.hf"};
+    for (int i = 0; i < 2; i++) {
+        lc_model *m = load_shared_model(t, models[i]);
+        if (m) check_qkv_attention(t, m, models[i]);
+        if (m) lc_model_free(m);
+    }
 }
 
 static bool collect(void *user, lc_token id) {

@@ -101,6 +101,8 @@
     X(test_cuda_ops)                                                                               \
     X(test_cuda_handoff)                                                                           \
     X(test_cuda_handoff_forward)                                                                   \
+    X(test_cuda_qkv_attention)                                                                     \
+    X(test_cuda_qkv_attention_trained)                                                             \
     X(test_cuda_logits_golden)                                                                     \
     X(test_cuda_forward_matches_cpu)                                                               \
     X(test_cuda_golden_text)                                                                       \

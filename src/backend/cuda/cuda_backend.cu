@@ -272,6 +272,35 @@ static bool handoff_wanted(const cuda_backend *cb) {
     return true;
 }
 
+/* Sets cb->qkv_attention (cuda_backend.cuh): on with LLAMAC_CUDA_QKV_ATTN=1
+ * where the device and build run it, saying why not otherwise, and saying so
+ * when not all its clusters (one per kv head) fit at once, since the rest
+ * then run as a second wave. */
+static lc_status pick_qkv_attention(cuda_backend *cb, lc_error *err) {
+    const lc_config *c = cb->cfg;
+    const char *env = getenv("LLAMAC_CUDA_QKV_ATTN");
+    cb->qkv_attention = false;
+    if (!env || strcmp(env, "1") != 0 || !cuda_quantized(cb->wt)) return LC_OK;
+    int clusters = 0;
+    lc_error why;
+    const lc_status st =
+        qkv_attention_supported(cb->device, cb->wt, cb->kv_t, c->head_dim,
+                                c->n_heads / c->n_kv_heads, c->dim, &clusters, &why);
+    if (st == LC_ERR_DEVICE) {
+        *err = why;
+        return st;
+    }
+    if (st != LC_OK) {
+        fprintf(stderr, "llamac: LLAMAC_CUDA_QKV_ATTN=1: %s\n", why.msg);
+        return LC_OK;
+    }
+    if (clusters < c->n_kv_heads)
+        fprintf(stderr, "llamac: LLAMAC_CUDA_QKV_ATTN=1: %d of its %d clusters fit at once\n",
+                clusters, c->n_kv_heads);
+    cb->qkv_attention = true;
+    return LC_OK;
+}
+
 static lc_status check_shape(const lc_config *c, lc_dtype wt, int64_t mv_max, bool handoff,
                              lc_error *err) {
     if (c->head_dim % 8 || c->vocab_size % 2 || c->dim % 2 || c->hidden_dim % 2)
@@ -495,11 +524,13 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     stage = NULL;
     TRY(allocate(cb, err));
     TRY(cuda_step_setup(cb, err));
+    TRY(pick_qkv_attention(cb, err));
     TRY_CU(cudaStreamSynchronize(cb->stream));
     snprintf(cb->base.description, sizeof cb->base.description,
-             "cuda (%s, %s weights %.2f GB, %s KV cache%s)", prop.name, lc_dtype_name(wt),
+             "cuda (%s, %s weights %.2f GB, %s KV cache%s%s)", prop.name, lc_dtype_name(wt),
              cb->weight_bytes / 1e9, lc_dtype_name(cb->kv_t),
-             cb->step.phases ? ", one kernel per token" : "");
+             cb->step.phases ? ", one kernel per token" : "",
+             cb->qkv_attention ? ", attention in the qkv kernel" : "");
     *out = &cb->base;
     return LC_OK;
 fail:

@@ -85,6 +85,11 @@ typedef struct cuda_backend {
     /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns
      * it off): on an H200 +25% on stories110M, +3% on 7B (docs/cuda-notes.md). */
     bool pdl;
+    /* One-entry decoding steps whose keys fit the short-context graph run
+     * attention inside the qkv product (cuda_qkv_attention.cu). Opt-in,
+     * LLAMAC_CUDA_QKV_ATTN=1, where this device runs it: slower than the
+     * separate kernels as first measured (docs/cuda-notes.md, run 90). */
+    bool qkv_attention;
 
     /* A decoding step of one entry as one kernel (cuda_step.cuh) for Q8_0 /
      * Q4_0 weights on Hopper when LLAMAC_CUDA_STEP=1 (an experiment, slower

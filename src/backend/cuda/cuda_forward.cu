@@ -72,20 +72,25 @@ static lc_status attention(cuda_backend *cb, int layer, int n, lc_error *err) {
         if (st_) return st_;                                                                       \
     } while (0)
 
+static mv_input matvec_input(cuda_backend *cb, const float *x, int64_t x_ld, const int32_t *x_rows,
+                             const float *norm, mv_qact pre, int n) {
+    return (mv_input){x,
+                      x_ld,
+                      x_rows,
+                      norm,
+                      cb->cfg->norm_eps,
+                      n,
+                      cb->n_sm,
+                      cb->mv_blocks_per_sm,
+                      cb->mv_max_stage,
+                      cb->pdl,
+                      pre};
+}
+
 static lc_status matvec(cuda_backend *cb, const void *w, int rows, int cols, const float *x,
                         int64_t x_ld, const int32_t *x_rows, const float *norm, mv_qact pre, int n,
                         mv_epilogue e, lc_error *err) {
-    mv_input in = {x,
-                   x_ld,
-                   x_rows,
-                   norm,
-                   cb->cfg->norm_eps,
-                   n,
-                   cb->n_sm,
-                   cb->mv_blocks_per_sm,
-                   cb->mv_max_stage,
-                   cb->pdl,
-                   pre};
+    const mv_input in = matvec_input(cb, x, x_ld, x_rows, norm, pre, n);
     return launch_matvec(cb->wt, w, rows, cols, mv_ld(cols), &in, &e, cb->stream, err);
 }
 
@@ -207,8 +212,16 @@ lc_status cuda_step_setup(cuda_backend *cb, lc_error *err) {
     return st;
 }
 
+/* A layer's qkv product (p) and its attention (attn) as one kernel. */
+static lc_status launch_qkv_with_attention(cuda_backend *cb, const step_phase *p,
+                                           const step_phase *attn, lc_error *err) {
+    const mv_input in = matvec_input(cb, p->x, p->cols, NULL, p->norm, p->pre, 1);
+    return launch_qkv_attention(cb->wt, p->w, p->cols, &in, &p->epi, &attn->attn, cb->stream, err);
+}
+
 /* A decoding step of n entries, n_logits of them wanting logits: 2 + 5 L
- * launches, or the embedding and the step kernel for one entry. */
+ * launches (2 + 4 L with attention inside the qkv kernel), or the embedding
+ * and the step kernel for one entry. */
 static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, bool one_chunk,
                                 lc_error *err) {
     TRY(embed(cb, n, err));
@@ -217,10 +230,16 @@ static lc_status enqueue_decode(cuda_backend *cb, int n, int n_logits, bool one_
         if (n_logits == 0) p.n_phases--; /* no classifier */
         return launch_step(&p, cb->stream, err);
     }
+    const bool qkv_attention = n == 1 && one_chunk && cb->qkv_attention;
     for (int l = 0; l < cb->cfg->n_layers; l++) {
         step_phase ph[LAYER_PHASES];
         layer_phases(cb, l, n, one_chunk, ph);
-        for (int k = 0; k < LAYER_PHASES; k++) TRY(launch_phase(cb, &ph[k], n, NULL, err));
+        int k = 0;
+        if (qkv_attention) { /* phases 0 and 1 */
+            TRY(launch_qkv_with_attention(cb, &ph[0], &ph[1], err));
+            k = 2;
+        }
+        for (; k < LAYER_PHASES; k++) TRY(launch_phase(cb, &ph[k], n, NULL, err));
     }
     if (n_logits == 0) return LC_OK;
     const step_phase cls = classifier_phase(cb);

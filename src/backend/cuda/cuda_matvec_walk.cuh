@@ -95,6 +95,17 @@ struct mv_matrix {
     bool paired_rounds; /* a block's rounds go two by two over 2 MV_WARPS adjacent pairs */
 };
 
+/* The fields of m that follow from the stored matrix: rows of ld Q weights. */
+template <typename Q>
+__device__ __forceinline__ void mv_matrix_place(mv_matrix &m, const void *w, const __half *scales,
+                                                int ld) {
+    m.w = static_cast<const uint4 *>(w);
+    m.scales = scales;
+    m.nb = ld / 32;
+    m.n_vec = ld / mv_quant<Q>::V;
+    m.n_batches = (m.n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
+}
+
 /* The step after `at` in a warp's walk: the next batch of the pair, else the
  * warp's pair of the next round. Normally a round of a block covers
  * MV_WARPS adjacent pairs; with paired_rounds (MV_SWIGLU with a quantized

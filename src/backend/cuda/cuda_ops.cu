@@ -85,7 +85,6 @@ mv_step(mv_batch &cur, mv_batch &next, mv_walk &at, const W *__restrict__ w, int
     return at.pair < n_pairs;
 }
 
-
 /* The block's copy of the NT input vectors, zero-padded to ld, RMS-normalised
  * when in.norm is set (the norm weights after them in shared memory). */
 template <int NT>
@@ -154,7 +153,6 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     }
 }
 
-
 /* The matrix-vector kernel for Q8_0 / Q4_0 weights: the same walk as
  * matvec_kernel, the inputs staged as int8 groups (from floats, or as the
  * previous product left them), each vector met with __dp4a and its block
@@ -168,11 +166,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32, 2) /* two blocks per SM: at mos
     const int lane = threadIdx.x & 31;
     const bool qout = epi.qout.q != NULL;
     mv_matrix m;
-    m.w = static_cast<const uint4 *>(w);
-    m.scales = scales;
-    m.nb = ld / 32;
-    m.n_vec = ld / mv_quant<Q>::V;
-    m.n_batches = (m.n_vec + 32 * MV_UNROLL - 1) / (32 * MV_UNROLL);
+    mv_matrix_place<Q>(m, w, scales, ld);
     m.n_pairs = rows / 2;
     m.paired_rounds = qout && epi.kind == MV_SWIGLU;
     m.pair_stride = gridDim.x * MV_WARPS * (m.paired_rounds ? 2 : 1);

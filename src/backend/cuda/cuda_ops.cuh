@@ -268,6 +268,22 @@ lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err);
 /* Most keys per block and chunks per head for a context of n_ctx positions. */
 void attention_split(int n_ctx, int *chunk, int *max_splits);
 
+/* ---- attention inside the qkv product (cuda_qkv_attention.cu) ------------------ */
+
+/* Whether this device and build run a decoding step's qkv product and its
+ * attention as one kernel for this model: Q8_0 / Q4_0 weights, an f16 cache,
+ * head_dim a multiple of 16 up to 128 (one thread-block cluster per kv
+ * head), compute capability 9.0; err says why not. *clusters: how many of
+ * its clusters (one per kv head) the GPU holds at once. */
+lc_status qkv_attention_supported(int device, lc_dtype wt, lc_dtype kv_t, int head_dim, int rep,
+                                  int cols, int *clusters, lc_error *err);
+/* The product W x (epi: MV_QKV, in: normed, one entry, cols inputs) and the
+ * attention a of that entry (a->n == 1, fewer than ATTN_SPLIT_FROM keys),
+ * in one kernel. */
+lc_status launch_qkv_attention(lc_dtype wt, const void *w, int cols, const mv_input *in,
+                               const mv_epilogue *epi, const attn_args *a, cudaStream_t s,
+                               lc_error *err);
+
 /* P(rows, L) of p_t = softmax(S(rows, L) f32) per row, where row r of each
  * of n_mats matrices is query position p0 + r % n and may see keys 0..p0 + r % n. */
 lc_status launch_causal_softmax(const float *S, int n_mats, int n, int L, int p0, lc_dtype p_t,
