@@ -40,8 +40,7 @@ lc_status launch_attention(const attn_args *a, cudaStream_t s, lc_error *err) {
     const size_t smem = attention_smem_bytes(a);
     const dim3 grid(a->n_kv_heads, a->splits ? a->splits : a->max_splits, a->n);
     pdl_config pc;
-    pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s);
-    pc.config.numAttrs = a->pdl ? 1 : 0;
+    pdl_config_init(&pc, grid, dim3(ATTN_THREADS), smem, s, a->pdl);
     if (a->kv_dtype == LC_DTYPE_F16)
         CU_TRY(cudaLaunchKernelEx(&pc.config, attention_kernel<__half>, *a));
     else

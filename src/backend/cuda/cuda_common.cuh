@@ -99,22 +99,36 @@ __device__ __forceinline__ void pdl_wait_for_previous() {
 #endif
 }
 
+/* A launch's configuration with its attributes: programmatic dependent
+ * launch when asked (pdl_config_init), a thread-block cluster
+ * (pdl_config_cluster). Used in place: config.attrs points into it. */
 typedef struct pdl_config {
     cudaLaunchConfig_t config;
-    cudaLaunchAttribute attr;
+    cudaLaunchAttribute attrs[2];
 } pdl_config;
 
 static inline void pdl_config_init(pdl_config *p, dim3 grid, dim3 block, size_t smem,
-                                   cudaStream_t s) {
+                                   cudaStream_t s, bool pdl) {
     p->config = cudaLaunchConfig_t{};
     p->config.gridDim = grid;
     p->config.blockDim = block;
     p->config.dynamicSmemBytes = smem;
     p->config.stream = s;
-    p->attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    p->attr.val.programmaticStreamSerializationAllowed = 1;
-    p->config.attrs = &p->attr;
-    p->config.numAttrs = 1;
+    p->config.attrs = p->attrs;
+    p->config.numAttrs = 0;
+    if (!pdl) return;
+    cudaLaunchAttribute *a = &p->attrs[p->config.numAttrs++];
+    a->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    a->val.programmaticStreamSerializationAllowed = 1;
+}
+
+/* Clusters of `blocks` consecutive blocks along x (sm_90). */
+static inline void pdl_config_cluster(pdl_config *p, int blocks) {
+    cudaLaunchAttribute *a = &p->attrs[p->config.numAttrs++];
+    a->id = cudaLaunchAttributeClusterDimension;
+    a->val.clusterDim.x = blocks;
+    a->val.clusterDim.y = 1;
+    a->val.clusterDim.z = 1;
 }
 
 /* ---- reductions ------------------------------------------------------------ */

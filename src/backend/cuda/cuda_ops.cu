@@ -319,8 +319,7 @@ lc_status launch_matvec(lc_dtype wt, const void *w, int rows, int cols, int ld, 
                        "matvec: %d inputs of %d need %zu bytes of shared memory", in->n, cols,
                        smem);
     pdl_config pc;
-    pdl_config_init(&pc, dim3(blocks), dim3(MV_WARPS * 32), smem, s);
-    pc.config.numAttrs = in->pdl ? 1 : 0;
+    pdl_config_init(&pc, dim3(blocks), dim3(MV_WARPS * 32), smem, s, in->pdl);
     CU_TRY(cudaLaunchKernelExC(&pc.config, fn, args));
     return LC_OK;
 }

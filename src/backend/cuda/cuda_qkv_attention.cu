@@ -271,29 +271,6 @@ static const void *qa_kernel_for(lc_dtype wt) {
     }
 }
 
-/* The launch of `grid` blocks in clusters of n_slices, with or without PDL. */
-typedef struct qa_launch {
-    cudaLaunchConfig_t config;
-    cudaLaunchAttribute attrs[2];
-} qa_launch;
-
-static void qa_launch_init(qa_launch *l, int grid, int n_slices, size_t smem, bool pdl,
-                           cudaStream_t s) {
-    l->config = cudaLaunchConfig_t{};
-    l->config.gridDim = dim3(grid);
-    l->config.blockDim = dim3(QA_THREADS);
-    l->config.dynamicSmemBytes = smem;
-    l->config.stream = s;
-    l->attrs[0].id = cudaLaunchAttributeClusterDimension;
-    l->attrs[0].val.clusterDim.x = n_slices;
-    l->attrs[0].val.clusterDim.y = 1;
-    l->attrs[0].val.clusterDim.z = 1;
-    l->attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    l->attrs[1].val.programmaticStreamSerializationAllowed = 1;
-    l->config.attrs = l->attrs;
-    l->config.numAttrs = pdl ? 2 : 1;
-}
-
 lc_status qkv_attention_supported(int device, lc_dtype wt, lc_dtype kv_t, int head_dim, int rep,
                                   int cols, int *clusters, lc_error *err) {
     *clusters = 0;
@@ -322,9 +299,10 @@ lc_status qkv_attention_supported(int device, lc_dtype wt, lc_dtype kv_t, int he
     /* the device's limit, not this model's need: another engine may have a larger one */
     CU_TRY(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic));
     const int n_slices = head_dim / QA_SLICE;
-    qa_launch l;
-    qa_launch_init(&l, n_slices, n_slices, smem, false, 0);
-    CU_TRY(cudaOccupancyMaxActiveClusters(clusters, fn, &l.config));
+    pdl_config pc;
+    pdl_config_init(&pc, dim3(n_slices), dim3(QA_THREADS), smem, 0, false);
+    pdl_config_cluster(&pc, n_slices);
+    CU_TRY(cudaOccupancyMaxActiveClusters(clusters, fn, &pc.config));
     return LC_OK;
 }
 
@@ -341,10 +319,11 @@ lc_status launch_qkv_attention(lc_dtype wt, const void *w, int cols, const mv_in
                        lc_dtype_name(wt), in->n, cols, hd, a->n);
     const __half *scales = cuda_matrix_scales(wt, w, epi->kv.q_rows + 2 * epi->kv.kv_rows, cols);
     const int n_slices = hd / QA_SLICE;
-    qa_launch l;
-    qa_launch_init(&l, a->n_kv_heads * n_slices, n_slices,
-                   qa_smem_bytes(cols, in->pre.q != NULL, rep), a->pdl, s);
+    pdl_config pc;
+    pdl_config_init(&pc, dim3(a->n_kv_heads * n_slices), dim3(QA_THREADS),
+                    qa_smem_bytes(cols, in->pre.q != NULL, rep), s, a->pdl);
+    pdl_config_cluster(&pc, n_slices);
     void *args[] = {(void *)&w, (void *)&scales, (void *)&cols, (void *)in, (void *)epi, (void *)a};
-    CU_TRY(cudaLaunchKernelExC(&l.config, fn, args));
+    CU_TRY(cudaLaunchKernelExC(&pc.config, fn, args));
     return LC_OK;
 }
