@@ -58,9 +58,9 @@ int common_engine_specs(common_opts *o, arg_spec *specs, int n) {
                    ARG_STRING,
                    &o->dtype,
                    "T",
-                   "weight storage: auto, f32, f16, bf16; on the CPU also q8_0,\n"
-                   "                               q4_0, q8_runq (default: auto, f16 on a GPU,\n"
-                   "                               the file's on the CPU)"};
+                   "weight storage: auto, f32, f16, bf16, q8_0, q4_0; on the CPU\n"
+                   "                               also q8_runq (default: auto, the file's; on a\n"
+                   "                               GPU f16 unless the file is bf16, q8_0 or q4_0)"};
     specs[n++] =
         (arg_spec){"simd",   0,   ARG_STRING,
                    &o->simd, "S", "CPU kernels: auto, avx512, avx2 or scalar (default: auto)"};

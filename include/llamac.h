@@ -221,9 +221,10 @@ size_t lc_detokenize(const lc_tokenizer *tok, lc_detokenizer *dt, lc_token id, c
 
 typedef struct lc_engine_options {
     const char *device; /* "auto" (default: cuda when a GPU is present, else cpu), "cpu", "cuda" */
-    const char *dtype;  /* how the backend stores weights: "auto" (default: f16 on a GPU, the
-                           file's on the CPU), "f32", "f16", "bf16"; on the CPU also "q8_0",
-                           "q4_0", "q8_runq" (matrices converted at load; norms stay f32) */
+    const char *dtype;  /* how the backend stores weights: "auto" (default: the file's; on a GPU
+                           f16 unless the file is bf16, q8_0 or q4_0), "f32", "f16", "bf16",
+                           "q8_0", "q4_0"; on the CPU also "q8_runq" (matrices converted at
+                           load; norms stay f32) */
     int n_threads;      /* 0: every online core */
     int n_ctx;          /* positions per sequence; 0: the model's seq_len */
     int n_seq;          /* KV-cache slots (independent sequences); 0: 1 */
