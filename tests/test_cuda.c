@@ -282,6 +282,36 @@ static float *sequence_logits(test_ctx *t, const lc_model *m, const char *device
     return golden_run(t, m, ids, n, &o, n_batch);
 }
 
+/* sequence_logits on the GPU, one token per forward, with the backend's
+ * environment knob `var` set to `value` while the engine is created. */
+static float *knob_logits(test_ctx *t, const lc_model *m, const char *dtype, const char *var,
+                          const char *value, const lc_token *ids, int n) {
+    setenv(var, value, 1);
+    float *logits = sequence_logits(t, m, "cuda", dtype, ids, n, 1);
+    unsetenv(var);
+    return logits;
+}
+
+/* Whether an engine created with knob var=value says `marker` of itself
+ * (the knob's path runs on this GPU and build); false, with a failed check,
+ * where no engine can be created. */
+static bool knob_engine_says(test_ctx *t, const lc_model *m, const char *dtype, const char *var,
+                             const char *value, const char *marker, const char *what) {
+    const lc_engine_options o = {.device = "cuda", .dtype = dtype};
+    lc_engine *e;
+    lc_error err;
+    setenv(var, value, 1);
+    const lc_status st = lc_engine_create(m, &o, &e, &err);
+    unsetenv(var);
+    if (st != LC_OK) {
+        CHECK(t, false, "%s %s: %s", what, dtype, err.msg);
+        return false;
+    }
+    const bool says = strstr(lc_engine_describe(e), marker) != NULL;
+    lc_engine_free(e);
+    return says;
+}
+
 /* The products' quantized hand-off: the int8 groups a producer writes equal
  * its own float outputs quantized here, the hand-off leaves those floats
  * untouched (also with SwiGLU's paired walk, and on a grid of two blocks
@@ -447,38 +477,27 @@ void test_cuda_step_kernel(test_ctx *t) {
      * attention over several chunks of keys merged inside the kernel. */
     char big[64];
     snprintf(big, sizeof big, "/tmp/llamac-step-%d.bin", (int)getpid());
-    lc_error err;
     for (int mi = 0; mi < 2; mi++) {
         lc_model *m = walk_model(t, mi, big);
         if (!m) continue;
         const int32_t vocab = lc_model_config(m)->vocab_size;
         const int n = mi == 0 ? 200 : 600;
         lc_token *ids = walk_ids(n, vocab);
+        char what[16];
+        snprintf(what, sizeof what, "model %d", mi);
         for (int d = 0; ids && d < 2; d++) {
             static const char *const dtypes[] = {"q8_0", "q4_0"};
-            const lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
-            lc_engine *e;
-            setenv("LLAMAC_CUDA_STEP", "1", 1);
-            if (lc_engine_create(m, &o, &e, &err)) {
-                CHECK(t, false, "model %d %s: %s", mi, dtypes[d], err.msg);
-                unsetenv("LLAMAC_CUDA_STEP");
-                continue;
-            }
-            const bool fused = strstr(lc_engine_describe(e), "one kernel per token") != NULL;
-            lc_engine_free(e);
+            const bool fused = knob_engine_says(t, m, dtypes[d], "LLAMAC_CUDA_STEP", "1",
+                                                "one kernel per token", what);
             lc_error why;
             if (!fused && cuda_test_step_supported(&why) != LC_OK) {
                 printf("     (model %d %s: %s)\n", mi, dtypes[d], why.msg);
-                unsetenv("LLAMAC_CUDA_STEP");
                 continue;
             }
             CHECK(t, fused, "model %d %s: the step kernel runs here but was not used", mi,
                   dtypes[d]);
-            float *one = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-            unsetenv("LLAMAC_CUDA_STEP");
-            setenv("LLAMAC_CUDA_HANDOFF", "0", 1);
-            float *sep = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-            unsetenv("LLAMAC_CUDA_HANDOFF");
+            float *one = knob_logits(t, m, dtypes[d], "LLAMAC_CUDA_STEP", "1", ids, n);
+            float *sep = knob_logits(t, m, dtypes[d], "LLAMAC_CUDA_HANDOFF", "0", ids, n);
             if (one && sep) {
                 const double e2 = nmse(one, sep, (size_t)n * vocab);
                 CHECK(t, e2 <= 1e-10, "model %d %s: step kernel vs separate kernels NMSE %g", mi,
@@ -515,9 +534,7 @@ void test_cuda_handoff_forward(test_ctx *t) {
         for (int d = 0; ids && d < 2; d++) {
             static const char *const dtypes[] = {"q8_0", "q4_0"};
             float *handed = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-            setenv("LLAMAC_CUDA_HANDOFF", "0", 1);
-            float *floats = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-            unsetenv("LLAMAC_CUDA_HANDOFF");
+            float *floats = knob_logits(t, m, dtypes[d], "LLAMAC_CUDA_HANDOFF", "0", ids, n);
             if (handed && floats) {
                 const double e = nmse(handed, floats, (size_t)n * vocab);
                 const int agree = argmax_agreement(handed, floats, n, vocab);
@@ -549,27 +566,15 @@ static void check_qkv_attention(test_ctx *t, const lc_model *m, const char *what
     float *cpu = ids ? sequence_logits(t, m, "cpu", "auto", ids, n, 512) : NULL;
     for (int d = 0; cpu && d < 2; d++) {
         static const char *const dtypes[] = {"q8_0", "q4_0"};
-        const lc_engine_options o = {.device = "cuda", .dtype = dtypes[d]};
-        lc_engine *e;
-        lc_error err;
-        setenv("LLAMAC_CUDA_QKV_ATTN", "1", 1);
-        if (lc_engine_create(m, &o, &e, &err)) {
-            CHECK(t, false, "%s %s: %s", what, dtypes[d], err.msg);
-            unsetenv("LLAMAC_CUDA_QKV_ATTN");
-            continue;
-        }
-        const bool fused = strstr(lc_engine_describe(e), "attention in the qkv kernel") != NULL;
-        lc_engine_free(e);
-        if (!fused) { /* the engine said why on stderr: not on this GPU or build */
+        if (!knob_engine_says(t, m, dtypes[d], "LLAMAC_CUDA_QKV_ATTN", "1",
+                              "attention in the qkv kernel", what)) {
+            /* the engine said why on stderr: not on this GPU or build */
             printf("     (%s %s: attention in the qkv kernel does not run here)\n", what,
                    dtypes[d]);
-            unsetenv("LLAMAC_CUDA_QKV_ATTN");
             continue;
         }
-        float *one = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-        setenv("LLAMAC_CUDA_QKV_ATTN", "0", 1);
-        float *sep = sequence_logits(t, m, "cuda", dtypes[d], ids, n, 1);
-        unsetenv("LLAMAC_CUDA_QKV_ATTN");
+        float *one = knob_logits(t, m, dtypes[d], "LLAMAC_CUDA_QKV_ATTN", "1", ids, n);
+        float *sep = knob_logits(t, m, dtypes[d], "LLAMAC_CUDA_QKV_ATTN", "0", ids, n);
         if (one && sep) {
             const double e2 = nmse(one, sep, (size_t)n * vocab);
             const int agree = argmax_agreement(one, sep, n, vocab);
