@@ -15,9 +15,13 @@
  * distributed shared memory, and each block finishes softmax and the output
  * for its dims, which are one int8 group of wo's input.
  *
- * Opt-in (LLAMAC_CUDA_QKV_ATTN=1) until it measures faster: its first form,
- * blocks of eight warps, made 7B 7-8% slower on an H100 (run 90); this form
- * is not measured yet (docs/cuda-notes.md, session 15). */
+ * Opt-in (LLAMAC_CUDA_QKV_ATTN=1), a measured negative result: on an H100
+ * its first form (blocks of eight warps) made 7B 7-8% slower (run 90), this
+ * one within noise for Q8_0 and 1-3% slower for Q4_0 (runs 97-98). The tail
+ * saves ~1.5 us of attention's ~5 us a layer, but the product, dealt out by
+ * head over half the warps of the qkv kernel, loses 2-4 us, and the cluster
+ * barrier ties each block to its cluster's slowest (docs/cuda-notes.md,
+ * session 16). */
 #include <cooperative_groups.h>
 
 #include "backend/cuda/cuda_matvec_walk.cuh"
@@ -28,7 +32,8 @@ namespace cg = cooperative_groups;
  * eight), so a cluster of 8 blocks takes two SMs. With eight-warp blocks a
  * cluster took four, and an H100 did not hold 7B's 32 clusters at once
  * (run 90; GPCs of 14-18 SMs leave SMs out of four-SM clusters): the rest
- * ran as a second wave. */
+ * ran as a second wave. The price of fitting: 7B's product runs on 1024
+ * warps, half the qkv kernel's, each walking twice the rows (run 98). */
 #define QA_WARPS    4
 #define QA_THREADS  (QA_WARPS * 32)
 #define QA_SLICE    MV_QGROUP               /* head dims per block: one group of wo's int8 input */
