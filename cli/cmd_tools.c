@@ -18,18 +18,26 @@ int cmd_mkmodel(int argc, char **argv) {
         "mkmodel",
         "Write a llama2.c checkpoint with random weights (normal(0, 0.02) matrices, "
         "unit norms) of a standard shape, for speed tests.",
-        "--shape NAME --out FILE [--seed N]", NULL};
+        "--shape NAME --out FILE [--seed N] [--layers N] [--threads N]", NULL};
     char notes[256] = "shapes:";
     for (int i = 0; lc_mkmodel_shape(i); i++)
         snprintf(notes + strlen(notes), sizeof notes - strlen(notes), " %s", lc_mkmodel_shape(i));
     command_info info_with_shapes = info;
     info_with_shapes.notes = notes;
     const char *shape = NULL, *out = NULL;
-    uint64_t seed = 1;
+    lc_mkmodel_options o = {.seed = 1};
     arg_spec specs[] = {
         {"shape", 0, ARG_STRING, &shape, "NAME", "model shape (see below)", NULL},
         {"out", 'o', ARG_STRING, &out, "FILE", "checkpoint to write", NULL},
-        {"seed", 's', ARG_U64, &seed, "N", "random seed (default: 1)", NULL},
+        {"seed", 's', ARG_U64, &o.seed, "N", "random seed (default: 1)", NULL},
+        {"layers", 0, ARG_INT, &o.n_layers, "N",
+         "layers to write, each of the shape's size (default: the shape's),\n"
+         "                               e.g. a quick 8-layer model of llama2-7b's layers",
+         NULL},
+        {"threads", 0, ARG_INT, &o.n_threads, "N",
+         "threads drawing the weights (default: all cores; the weights\n"
+         "                               depend on the seed only)",
+         NULL},
         {0},
     };
     char *pos[1];
@@ -43,8 +51,9 @@ int cmd_mkmodel(int argc, char **argv) {
     int last = -1;
     lc_error err;
     /* A percentage that rewrites itself only makes sense on a terminal. */
-    lc_progress_fn progress = isatty(STDERR_FILENO) ? show_progress : NULL;
-    if (lc_mkmodel(shape, out, seed, progress, &last, &err)) {
+    o.progress = isatty(STDERR_FILENO) ? show_progress : NULL;
+    o.user = &last;
+    if (lc_mkmodel(shape, out, &o, &err)) {
         if (last >= 0) fputc('\n', stderr);
         return report(NULL, &err);
     }

@@ -360,8 +360,8 @@ typedef struct lc_chat_marker_ids {
     lc_token bos, eos;
     lc_token start_header, end_header; /* Llama 3, else -1 */
     lc_token end_of_turn;              /* Llama 3 <|eot_id|>, else -1 */
-    lc_token end_of_message;           /* Llama 3.1 <|eom_id|> when the vocabulary has it, else -1 */
-    lc_token end_of_reply;             /* what closes an assistant turn: EOS or <|eot_id|> */
+    lc_token end_of_message; /* Llama 3.1 <|eom_id|> when the vocabulary has it, else -1 */
+    lc_token end_of_reply;   /* what closes an assistant turn: EOS or <|eot_id|> */
 } lc_chat_marker_ids;
 
 const char *lc_chat_template_name(lc_chat_template t);
@@ -449,10 +449,18 @@ double lc_eval_perplexity(const lc_eval_stat *nll, double *se);
 
 /* Writes a llama2.c legacy checkpoint with normal(0, 0.02) matrices and unit
  * norms for one of the named shapes: stories260K, stories15M, stories42M,
- * stories110M, llama2-7b. */
+ * stories110M, llama2-7b. The weights depend on the seed only, not on the
+ * number of threads drawing them. */
 typedef void (*lc_progress_fn)(void *user, double fraction_done);
-lc_status lc_mkmodel(const char *shape, const char *path, uint64_t seed, lc_progress_fn progress,
-                     void *user, lc_error *err);
+typedef struct lc_mkmodel_options {
+    uint64_t seed;
+    int n_layers;            /* 0: the shape's; else that many layers of the shape's size */
+    int n_threads;           /* 0: every online core */
+    lc_progress_fn progress; /* NULL: none */
+    void *user;
+} lc_mkmodel_options;
+lc_status lc_mkmodel(const char *shape, const char *path, const lc_mkmodel_options *o,
+                     lc_error *err);
 /* The i-th shape lc_mkmodel knows, NULL past the last. */
 const char *lc_mkmodel_shape(int i);
 

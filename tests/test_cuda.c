@@ -377,7 +377,8 @@ static lc_model *walk_model(test_ctx *t, int mi, const char *big) {
     if (mi == 0) return load_shared_model(t, "models/llama2xs-tinystories.bin");
     lc_model *m = NULL;
     lc_error err;
-    if (lc_mkmodel("stories42M", big, 7, NULL, NULL, &err) || lc_model_load(big, &m, &err))
+    if (lc_mkmodel("stories42M", big, &(lc_mkmodel_options){.seed = 7}, &err) ||
+        lc_model_load(big, &m, &err))
         CHECK(t, false, "%s: %s", big, err.msg);
     return m;
 }

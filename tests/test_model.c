@@ -1,5 +1,6 @@
 /* Model files: every malformed checkpoint is refused with a message naming
  * the file, and mkmodel writes what the loader reads back. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,7 +92,8 @@ void test_model_mkmodel_round_trip(test_ctx *t) {
     char path[1024];
     temp_path(path, sizeof path, "mk.bin");
     lc_error err;
-    CHECK(t, lc_mkmodel("stories260K", path, 3, NULL, NULL, &err) == LC_OK, "mkmodel: %s", err.msg);
+    const lc_mkmodel_options o = {.seed = 3};
+    CHECK(t, lc_mkmodel("stories260K", path, &o, &err) == LC_OK, "mkmodel: %s", err.msg);
     lc_model *m = NULL;
     CHECK(t, lc_model_load(path, &m, &err) == LC_OK, "load: %s", err.msg);
     if (m) {
@@ -108,12 +110,63 @@ void test_model_mkmodel_round_trip(test_ctx *t) {
     size_t len;
     char *bytes = read_file(path, &len);
     CHECK(t, bytes && len == 1056540, "file is %zu bytes, llama2.c's is 1056540", len);
+    if (bytes && len == 1056540) { /* the embedding, after the 7-int header: normal(0, 0.02) */
+        const int n = 512 * 64;
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, bytes + 28 + 4 * (size_t)i, sizeof v);
+            sum += v;
+            sq += (double)v * v;
+        }
+        const double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+        /* standard errors: 0.02 / sqrt(n) = 1.1e-4 for the mean, ~7.8e-5 for the sd */
+        CHECK(t, fabs(mean) < 6e-4 && fabs(sd - 0.02) < 4e-4, "embedding mean %g sd %g", mean, sd);
+    }
     free(bytes);
-    CHECK(t, lc_mkmodel("stories9000B", path, 3, NULL, NULL, &err) == LC_ERR_ARG,
-          "unknown shape accepted");
-    CHECK(t, lc_mkmodel("stories260K", "/nonexistent/dir/x.bin", 3, NULL, NULL, &err) == LC_ERR_IO,
+    CHECK(t, lc_mkmodel("stories9000B", path, &o, &err) == LC_ERR_ARG, "unknown shape accepted");
+    CHECK(t, lc_mkmodel("stories260K", "/nonexistent/dir/x.bin", &o, &err) == LC_ERR_IO,
           "unwritable path accepted");
+    const lc_mkmodel_options bad[] = {{.n_layers = -1}, {.n_layers = 5000}, {.n_threads = -2}};
+    for (int i = 0; i < 3; i++)
+        CHECK(t, lc_mkmodel("stories260K", path, &bad[i], &err) == LC_ERR_ARG,
+              "options %d accepted (layers %d, threads %d)", i, bad[i].n_layers, bad[i].n_threads);
     remove(path);
+}
+
+/* --layers writes that many layers of the shape's size, and the weights
+ * depend on the seed only: one thread and three write the same bytes (the
+ * embedding spans 141 of the generator's chunks, so three threads draw them
+ * in rounds, the last one partial). */
+void test_model_mkmodel_layers_threads(test_ctx *t) {
+    char one[1024], three[1024];
+    temp_path(one, sizeof one, "mk1.bin");
+    temp_path(three, sizeof three, "mk3.bin");
+    lc_error err;
+    const lc_mkmodel_options o1 = {.seed = 5, .n_layers = 1, .n_threads = 1};
+    const lc_mkmodel_options o3 = {.seed = 5, .n_layers = 1, .n_threads = 3};
+    CHECK(t, lc_mkmodel("stories15M", one, &o1, &err) == LC_OK, "mkmodel: %s", err.msg);
+    CHECK(t, lc_mkmodel("stories15M", three, &o3, &err) == LC_OK, "mkmodel: %s", err.msg);
+    lc_model *m = NULL;
+    CHECK(t, lc_model_load(one, &m, &err) == LC_OK, "load: %s", err.msg);
+    if (m) {
+        const lc_config *c = lc_model_config(m);
+        CHECK(t, c->n_layers == 1 && c->dim == 288 && c->hidden_dim == 768, "config %d layers",
+              c->n_layers);
+        /* embedding + one layer (4 attention, 3 FFN matrices, 2 norms) + the final norm */
+        const uint64_t want = 32000ull * 288 + 4 * 288 * 288 + 3 * 288 * 768 + 2 * 288 + 288;
+        CHECK(t, lc_model_n_params(m) == want, "%llu params, want %llu",
+              (unsigned long long)lc_model_n_params(m), (unsigned long long)want);
+        lc_model_free(m);
+    }
+    size_t n1 = 0, n3 = 0;
+    char *b1 = read_file(one, &n1), *b3 = read_file(three, &n3);
+    CHECK(t, b1 && b3 && n1 == n3 && memcmp(b1, b3, n1) == 0,
+          "1 and 3 threads wrote different files (%zu and %zu bytes)", n1, n3);
+    free(b1);
+    free(b3);
+    remove(one);
+    remove(three);
 }
 
 void test_model_bytes_per_token(test_ctx *t) {

@@ -501,7 +501,7 @@ void test_shard_forward_mkmodel(test_ctx *t) {
     char path[1024];
     temp_path(path, sizeof path, "shard15M.bin");
     lc_error err;
-    if (lc_mkmodel("stories15M", path, 11, NULL, NULL, &err)) {
+    if (lc_mkmodel("stories15M", path, &(lc_mkmodel_options){.seed = 11}, &err)) {
         CHECK(t, false, "mkmodel: %s", err.msg);
         return;
     }

@@ -39,6 +39,7 @@
     X(test_kernels_dtypes_match_reference)                                                         \
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
+    X(test_model_mkmodel_layers_threads)                                                           \
     X(test_model_bytes_per_token)                                                                  \
     X(test_gguf_reads_valid_file)                                                                  \
     X(test_gguf_rejects_malformed)                                                                 \
