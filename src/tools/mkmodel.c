@@ -97,7 +97,7 @@ static double uniform_open(uint64_t *s) { /* (0, 1), never 0: log() needs that *
     return ((double)(*s >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-/* A xorshift state for chunk `chunk` of tensor `tensor` (splitmix64's mixer:
+/* A xorshift state for chunk `chunk` of tensor `tensor_index` (splitmix64's mixer:
  * nearby inputs give unrelated states). Never 0, which xorshift cannot leave. */
 static uint64_t stream_state(uint64_t seed, int tensor_index, int64_t chunk) {
     uint64_t z = seed * 0x9e3779b97f4a7c15ull + (uint64_t)tensor_index * 0xd1b54a32d192ed03ull +
