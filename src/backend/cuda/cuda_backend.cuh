@@ -87,8 +87,9 @@ typedef struct cuda_backend {
     bool pdl;
     /* One-entry decoding steps whose keys fit the short-context graph run
      * attention inside the qkv product (cuda_qkv_attention.cu). Opt-in,
-     * LLAMAC_CUDA_QKV_ATTN=1, where this device runs it: slower than the
-     * separate kernels as first measured (docs/cuda-notes.md, run 90). */
+     * LLAMAC_CUDA_QKV_ATTN=1, where this device runs it: no faster than the
+     * separate kernels for Q8_0, 1-3% slower for Q4_0 (docs/cuda-notes.md,
+     * runs 90 and 97-98). */
     bool qkv_attention;
 
     /* A decoding step of one entry as one kernel (cuda_step.cuh) for Q8_0 /
