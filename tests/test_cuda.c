@@ -908,6 +908,136 @@ void test_cuda_sequences_isolated(test_ctx *t) {
     lc_model_free(m);
 }
 
+/* The ids one lc_generate call draws, stopping the caller's way after `quit_after`. */
+typedef struct id_sink {
+    lc_token ids[256];
+    int n, quit_after;
+} id_sink;
+
+static bool record_id(void *user, lc_token id) {
+    id_sink *s = user;
+    if (s->n < (int)(sizeof s->ids / sizeof s->ids[0])) s->ids[s->n] = id;
+    s->n++;
+    return s->quit_after <= 0 || s->n < s->quit_after;
+}
+
+typedef struct fed_run {
+    id_sink out;
+    lc_generate_stats st;
+    int32_t seq_pos; /* after the call */
+} fed_run;
+
+/* One lc_generate from a one-token prompt on sequence 0 (appended to what it holds). */
+static void fed_generate(test_ctx *t, lc_engine *e, int32_t vocab, const lc_token *prompt,
+                         const lc_sampler_params *sp, int max_new, const lc_token *stop,
+                         int n_stop, int quit_after, fed_run *r) {
+    const int n_prompt = 1;
+    lc_sampler *s;
+    lc_error err;
+    memset(r, 0, sizeof *r);
+    r->out.quit_after = quit_after;
+    if (lc_sampler_create(sp, vocab, &s, &err)) {
+        CHECK(t, false, "sampler: %s", err.msg);
+        return;
+    }
+    lc_generate_params gp = {max_new, stop, n_stop};
+    CHECK(t, lc_generate(e, 0, prompt, (size_t)n_prompt, &gp, s, record_id, &r->out, &r->st,
+                         &err) == LC_OK,
+          "generate: %s", err.msg);
+    r->seq_pos = lc_engine_seq_pos(e, 0);
+    lc_sampler_free(s);
+}
+
+static void check_same_run(test_ctx *t, const fed_run *a, const fed_run *b, const char *what) {
+    CHECK(t, a->out.n == b->out.n && memcmp(a->out.ids, b->out.ids,
+                                            (size_t)(a->out.n < 256 ? a->out.n : 256) *
+                                                sizeof(lc_token)) == 0,
+          "%s: fed steps drew %d tokens, unfed %d, or other ones", what, a->out.n, b->out.n);
+    CHECK(t, a->st.stop == b->st.stop && a->st.n_generated == b->st.n_generated &&
+                 a->st.n_decoded == b->st.n_decoded && a->st.pending == b->st.pending &&
+                 a->seq_pos == b->seq_pos,
+          "%s: fed stop %d generated %d decoded %d pending %d pos %d; unfed %d %d %d %d %d", what,
+          a->st.stop, a->st.n_generated, a->st.n_decoded, a->st.pending, a->seq_pos, b->st.stop,
+          b->st.n_generated, b->st.n_decoded, b->st.pending, b->seq_pos);
+}
+
+/* Steps fed the drawn token on the device (the default) against steps
+ * that wait for the host (LLAMAC_CUDA_FEED=0): the same tokens, stop
+ * reasons and sequence lengths, greedy and seeded, at a length limit, at
+ * the context's end, at a stop token and when the caller quits. After a
+ * stop the step already started for the stop token is dropped: a
+ * continuation fed another token at that position draws what it draws
+ * without fed steps. */
+void test_cuda_fed_steps(test_ctx *t) {
+    if (skip_without_gpu(t)) return;
+    lc_model *m = load_shared_model(t, "models/stories260K.bin");
+    if (!m) return;
+    const lc_engine_options o = {.device = "cuda", .dtype = "f32", .n_ctx = 160};
+    lc_engine *fed = NULL, *unfed = NULL;
+    lc_error err;
+    lc_status st = lc_engine_create(m, &o, &fed, &err);
+    setenv("LLAMAC_CUDA_FEED", "0", 1);
+    if (st == LC_OK) st = lc_engine_create(m, &o, &unfed, &err);
+    unsetenv("LLAMAC_CUDA_FEED");
+    if (st) {
+        CHECK(t, false, "setup: %s", err.msg);
+        goto done;
+    }
+    const int32_t vocab = lc_model_config(m)->vocab_size;
+    const lc_token bos = 1, other = 300;
+    const lc_sampler_params greedy = {0.0f, 1.0f, 0, 0}, hot = {1.0f, 0.9f, 0, 11};
+    fed_run a, b, whole;
+    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    fed_generate(t, fed, vocab, &bos, &greedy, 100, NULL, 0, 0, &whole);
+    lc_engine_seq_reset(unfed, 0);
+    fed_generate(t, unfed, vocab, &bos, &greedy, 100, NULL, 0, 0, &b);
+    check_same_run(t, &whole, &b, "greedy, 100 tokens");
+    CHECK(t, whole.st.stop == LC_STOP_LENGTH && whole.out.n == 100 && whole.seq_pos == 100,
+          "greedy: stop %d after %d tokens at %d", whole.st.stop, whole.out.n, whole.seq_pos);
+
+    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    fed_generate(t, fed, vocab, &bos, &hot, 120, NULL, 0, 0, &a);
+    fed_generate(t, unfed, vocab, &bos, &hot, 120, NULL, 0, 0, &b);
+    check_same_run(t, &a, &b, "T 1, top-p 0.9, seeded");
+
+    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    fed_generate(t, fed, vocab, &bos, &greedy, -1, NULL, 0, 0, &a);
+    fed_generate(t, unfed, vocab, &bos, &greedy, -1, NULL, 0, 0, &b);
+    check_same_run(t, &a, &b, "to the context's end");
+    CHECK(t, a.st.stop == LC_STOP_CONTEXT && a.seq_pos == 160, "context end: stop %d at %d",
+          a.st.stop, a.seq_pos);
+
+    /* A stop token first drawn at k > 20, then the caller quitting at 37. */
+    int k = 21;
+    while (k < whole.out.n) {
+        int seen = 0;
+        for (int i = 0; i < k; i++) seen |= whole.out.ids[i] == whole.out.ids[k];
+        if (!seen) break;
+        k++;
+    }
+    CHECK(t, k < whole.out.n, "no token of the greedy text appears first after 20");
+    for (int how = 0; how < 2 && k < whole.out.n; how++) {
+        const lc_token stop = whole.out.ids[k];
+        const char *what = how == 0 ? "a stop token" : "the caller quitting";
+        lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+        fed_generate(t, fed, vocab, &bos, &greedy, 100, how == 0 ? &stop : NULL, how == 0,
+                     how == 0 ? 0 : 37, &a);
+        fed_generate(t, unfed, vocab, &bos, &greedy, 100, how == 0 ? &stop : NULL, how == 0,
+                     how == 0 ? 0 : 37, &b);
+        check_same_run(t, &a, &b, what);
+        const int n_expect = how == 0 ? k : 37;
+        CHECK(t, a.out.n == n_expect && a.seq_pos == 1 + n_expect - (how == 1),
+              "%s: %d tokens, position %d", what, a.out.n, a.seq_pos);
+        fed_generate(t, fed, vocab, &other, &greedy, 30, NULL, 0, 0, &a);
+        fed_generate(t, unfed, vocab, &other, &greedy, 30, NULL, 0, 0, &b);
+        check_same_run(t, &a, &b, what);
+    }
+done:
+    lc_engine_free(fed);
+    lc_engine_free(unfed);
+    lc_model_free(m);
+}
+
 /* Without a GPU, --device cuda is a clear error, and auto falls back to the CPU. */
 void test_cuda_absent_is_an_error(test_ctx *t) {
     lc_model *m = load_shared_model(t, "models/stories260K.bin");

@@ -110,6 +110,7 @@
     X(test_cuda_device_sampling)                                                                   \
     X(test_cuda_sample_rows)                                                                       \
     X(test_cuda_sequences_isolated)                                                                \
+    X(test_cuda_fed_steps)                                                                         \
     X(test_cuda_gguf_quantized)                                                                    \
     X(test_cuda_step_kernel)
 

@@ -21,6 +21,16 @@ typedef struct backend_ops {
      * drawn at once (on a GPU in one launch, on the CPU over its threads). */
     lc_status (*sample)(backend *b, int n, const lc_sampler_params *p, const float *coins,
                         lc_token *out, lc_error *err);
+    /* Optional, for one sequence's decoding: `sample` of the one row the
+     * previous forward kept, then at once the one-entry step of sequence
+     * seq at position pos fed the drawn token where it was drawn, its row
+     * kept as forward(logits NULL) keeps it. Returns once the token is
+     * known, so a GPU runs the step while the host reads the token instead
+     * of waiting for the host. The engine has checked seq and pos; a step
+     * the engine then drops has only written the cache at pos, which stays
+     * outside the sequence until a later step overwrites it. */
+    lc_status (*sample_and_feed)(backend *b, const lc_sampler_params *p, float coin, int seq,
+                                 int pos, lc_token *out, lc_error *err);
     /* Optional: the memory bandwidth this backend's device reaches (GB/s,
      * bytes read + written by a large device-to-device copy, median). */
     lc_status (*membw)(backend *b, double *gb_s, lc_error *err);

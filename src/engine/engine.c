@@ -237,6 +237,25 @@ lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_tok
     return e->backend->ops->sample(e->backend, n, e->row_params, e->row_coins, out, err);
 }
 
+bool engine_can_feed(const lc_engine *e) { return e->backend->ops->sample_and_feed != NULL; }
+
+lc_status engine_sample_and_feed(lc_engine *e, lc_sampler *sampler, int seq, lc_token *out,
+                                 lc_error *err) {
+    if (!engine_can_feed(e))
+        return lc_fail(err, LC_ERR_UNSUPPORTED, "this backend does not feed its draws");
+    if (seq < 0 || seq >= e->n_seq)
+        return lc_fail(err, LC_ERR_ARG, "sequence %d: the engine has %d", seq, e->n_seq);
+    const int32_t pos = e->seq_len[seq];
+    if (pos >= e->n_ctx)
+        return lc_fail(err, LC_ERR_CONTEXT, "position %d is outside the context of %d", pos,
+                       e->n_ctx);
+    const lc_sampler_params p = *sampler_params(sampler);
+    const float coin = sampler_next_coin(sampler);
+    return e->backend->ops->sample_and_feed(e->backend, &p, coin, seq, pos, out, err);
+}
+
+void engine_commit_fed(lc_engine *e, int seq) { e->seq_len[seq]++; }
+
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,
                             const float **logits, lc_error *err) {
     *logits = NULL;

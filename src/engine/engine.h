@@ -34,4 +34,15 @@ lc_status engine_append(lc_engine *e, int seq, const lc_token *tokens, size_t n,
 lc_status engine_sample(lc_engine *e, lc_sampler *const *samplers, int n, lc_token *out,
                         lc_error *err);
 
+/* Whether the backend feeds a drawn token to the next step itself. */
+bool engine_can_feed(const lc_engine *e);
+/* After an engine_forward that kept one row, of sequence seq: engine_sample
+ * of that row, and the next step of seq (the drawn token at its next
+ * position) already started. The position joins the sequence only with
+ * engine_commit_fed; until then the step's cache entry is outside it, so
+ * dropping the step (a stop token) needs nothing. */
+lc_status engine_sample_and_feed(lc_engine *e, lc_sampler *sampler, int seq, lc_token *out,
+                                 lc_error *err);
+void engine_commit_fed(lc_engine *e, int seq);
+
 #endif

@@ -38,7 +38,15 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     double step_start = -1.0; /* a decoding step ends when its token is known */
     for (;;) {
         lc_token next;
-        st = engine_sample(e, &sampler, 1, &next, err);
+        /* Unless a stop token or the caller ends here, the drawn token is
+         * fed back: a backend that can starts that step before the host has
+         * read the token (a GPU then never waits for the host), and a stop
+         * drops it uncommitted. The limits are known before the draw. */
+        const bool fed = engine_can_feed(e) && lc_engine_seq_pos(e, seq) < e->n_ctx &&
+                         (params->max_new_tokens < 0 ||
+                          stats->n_generated + 1 < params->max_new_tokens);
+        st = fed ? engine_sample_and_feed(e, sampler, seq, &next, err)
+                 : engine_sample(e, &sampler, 1, &next, err);
         if (st) return st;
         /* A backend may run asynchronously: the prompt is done once its token is. */
         if (step_start < 0.0)
@@ -64,8 +72,12 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
             break;
         }
         step_start = lc_time_seconds();
-        st = engine_append(e, seq, &next, 1, logits, err);
-        if (st) return st;
+        if (fed) {
+            engine_commit_fed(e, seq);
+        } else {
+            st = engine_append(e, seq, &next, 1, logits, err);
+            if (st) return st;
+        }
         stats->n_decoded++;
         stats->pending = -1;
     }

@@ -13,11 +13,14 @@ extern "C" {
 
 /* Knobs for measuring (docs/cuda-notes.md), like llama.cpp's GGML_CUDA_*:
  * LLAMAC_CUDA_PDL=0|1 forces programmatic dependent launch off or on,
- * LLAMAC_CUDA_MV_BLOCKS=N caps matrix-vector blocks per multiprocessor
- * (and LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
+ * LLAMAC_CUDA_MV_BLOCKS=N caps matrix-vector blocks per multiprocessor,
+ * LLAMAC_CUDA_FEED=0 makes every decoding step wait for the host to read
+ * the previous token (and LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
 static void tuning_from_env(cuda_backend *cb) {
     const char *pdl = getenv("LLAMAC_CUDA_PDL"), *blocks = getenv("LLAMAC_CUDA_MV_BLOCKS");
+    const char *feed = getenv("LLAMAC_CUDA_FEED");
     if (pdl && (pdl[0] == '0' || pdl[0] == '1') && !pdl[1]) cb->pdl = pdl[0] == '1';
+    if (feed && strcmp(feed, "0") == 0) cb->feed_steps = false;
     if (blocks) {
         const long n = strtol(blocks, NULL, 10);
         if (n > 0 && n <= 32) cb->mv_blocks_per_sm = (int)n;
@@ -50,6 +53,7 @@ static void cuda_destroy(backend *b) {
     if (!cb) return;
     cudaSetDevice(cb->device);
     if (cb->stream) cudaStreamSynchronize(cb->stream);
+    if (cb->copy_stream) cudaStreamSynchronize(cb->copy_stream);
 #ifdef LLAMAC_CUDA_STAMPS
     cuda_stamps_dump_attention();
     cuda_stamps_dump_products();
@@ -91,6 +95,9 @@ static void cuda_destroy(backend *b) {
     if (cb->in_host) cudaFreeHost(cb->in_host);
     if (cb->token_host) cudaFreeHost(cb->token_host);
     if (cb->rows_host) cudaFreeHost(cb->rows_host);
+    if (cb->token_drawn) cudaEventDestroy(cb->token_drawn);
+    if (cb->token_copied) cudaEventDestroy(cb->token_copied);
+    if (cb->copy_stream) cudaStreamDestroy(cb->copy_stream);
     if (cb->blas) cublasDestroy(cb->blas);
     if (cb->stream) cudaStreamDestroy(cb->stream);
     free(cb->layers);
@@ -137,7 +144,10 @@ static lc_status cuda_membw(backend *b, double *gb_s, lc_error *err) {
     return st;
 }
 
-static const backend_ops CUDA_OPS = {cuda_forward, cuda_sample, cuda_membw, cuda_destroy};
+static const backend_ops CUDA_OPS = {cuda_forward, cuda_sample, cuda_sample_and_feed, cuda_membw,
+                                     cuda_destroy};
+static const backend_ops CUDA_OPS_UNFED = {cuda_forward, cuda_sample, NULL, cuda_membw,
+                                           cuda_destroy};
 
 /* Bump allocation inside the one weight buffer, 256-byte aligned for 16-byte loads. */
 typedef struct arena {
@@ -435,6 +445,9 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     CU_TRY(cudaMallocHost((void **)&cb->in_host, (size_t)4 * nb * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cb->token_host, (size_t)cb->sample_rows * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cb->rows_host, (size_t)cb->sample_rows * sizeof(sample_row)));
+    CU_TRY(cudaEventCreateWithFlags(&cb->token_drawn, cudaEventDisableTiming));
+    CU_TRY(cudaEventCreateWithFlags(&cb->token_copied, cudaEventDisableTiming));
+    CU_TRY(cudaStreamCreateWithFlags(&cb->copy_stream, cudaStreamNonBlocking));
     return LC_OK;
 }
 
@@ -515,7 +528,9 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     }
     cb->weights = a.base;
     cb->pdl = true; /* measured: +25% on stories110M, +3% on 7B (docs/cuda-notes.md, run 6) */
+    cb->feed_steps = true;
     tuning_from_env(cb);
+    if (!cb->feed_steps) cb->base.ops = &CUDA_OPS_UNFED;
     TRY_CU(cudaMemset(a.base, 0, a.used + 256));
     a.used = 0;
     TRY_CU(cudaMalloc(&stage, STAGE_BYTES));

@@ -77,6 +77,12 @@ typedef struct cuda_backend {
      * n_batch each, staged in pinned memory and sent in one copy. */
     int32_t *in_host, *in_dev;
     int32_t *token_host, *token_dev; /* (sample_rows) the drawn tokens */
+    /* sample_and_feed: the draw is done (on `stream`), the token's copy to
+     * the host is done (on `copy_stream`, so the next step does not wait
+     * for it). */
+    cudaEvent_t token_drawn, token_copied;
+    cudaStream_t copy_stream;
+    bool feed_steps;                 /* offer sample_and_feed (LLAMAC_CUDA_FEED=0: not) */
     int n_logits;                    /* rows the last forward produced */
     int64_t mv_max_stage;            /* bytes of shared memory a matvec may stage */
     int64_t sample_max_smem;         /* bytes of shared memory a sampler block may use */
@@ -112,6 +118,8 @@ static inline int32_t *in_rows(cuda_backend *cb) { return cb->in_dev + 3 * cb->b
 lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
 lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
                       lc_token *out, lc_error *err);
+lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq,
+                               int pos, lc_token *out, lc_error *err);
 /* Plans cb->step for this model when the step kernel can run it (else
  * leaves it unset; only a device failure is an error). */
 lc_status cuda_step_setup(cuda_backend *cb, lc_error *err);

@@ -426,24 +426,65 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     return LC_OK;
 }
 
-lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
-                      lc_token *out, lc_error *err) {
-    cuda_backend *cb = (cuda_backend *)b;
+/* Enqueues the draw of n kept rows into cb->token_dev and the tokens' copy
+ * to cb->token_host. */
+static lc_status enqueue_sample(cuda_backend *cb, int n, const lc_sampler_params *p,
+                                const float *coins, lc_error *err) {
+    for (int i = 0; i < n; i++)
+        cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
+    /* The pinned rows are rewritten by the next call, which comes after the
+     * caller's wait for the tokens. */
+    CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
+                           cudaMemcpyHostToDevice, cb->stream));
+    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
+                      cb->sample_max_smem, cb->token_dev, NULL, cb->stream, err));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
+                           cudaMemcpyDeviceToHost, cb->stream));
+    return LC_OK;
+}
+
+static lc_status check_kept(const cuda_backend *cb, int n, lc_error *err) {
     if (n < 1 || n != cb->n_logits || n > cb->sample_rows)
         return lc_fail(err, LC_ERR_ARG,
                        "sample: %d rows asked; the last forward kept %d (at most %d per call)", n,
                        cb->n_logits, cb->sample_rows);
-    for (int i = 0; i < n; i++)
-        cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
-    /* The pinned rows are rewritten by the next call, which comes after the
-     * synchronisation below. */
-    CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
-                           cudaMemcpyHostToDevice, cb->stream));
-    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
-                      cb->sample_max_smem, cb->token_dev, cb->stream, err));
-    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
-                           cudaMemcpyDeviceToHost, cb->stream));
+    return LC_OK;
+}
+
+lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
+                      lc_token *out, lc_error *err) {
+    cuda_backend *cb = (cuda_backend *)b;
+    TRY(check_kept(cb, n, err));
+    CU_TRY(cudaSetDevice(cb->device));
+    TRY(enqueue_sample(cb, n, p, coins, err));
     CU_TRY(cudaStreamSynchronize(cb->stream));
     for (int i = 0; i < n; i++) out[i] = cb->token_host[i];
+    return LC_OK;
+}
+
+/* On the stream: the draw, which also writes the next step's inputs, then
+ * that step; nothing else, so the GPU goes from one step to the next
+ * without the host and without a copy in between. The token's copy to the
+ * host runs on a side stream after the draw, and the host waits for that
+ * copy only. The next call's draw follows this wait, so token_dev and the
+ * pinned token_host are never rewritten before the copy read them. */
+lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq,
+                               int pos, lc_token *out, lc_error *err) {
+    cuda_backend *cb = (cuda_backend *)b;
+    TRY(check_kept(cb, 1, err));
+    const sample_feed feed = {in_tokens(cb),  in_pos(cb), in_seq(cb), in_rows(cb), pos, seq,
+                              {p->temperature, p->top_p, coin, p->top_k}};
+    CU_TRY(cudaSetDevice(cb->device));
+    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, NULL, 1, cb->sample_scratch,
+                      cb->sample_max_smem, cb->token_dev, &feed, cb->stream, err));
+    CU_TRY(cudaEventRecord(cb->token_drawn, cb->stream));
+    CU_TRY(cudaStreamWaitEvent(cb->copy_stream, cb->token_drawn, 0));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                           cb->copy_stream));
+    CU_TRY(cudaEventRecord(cb->token_copied, cb->copy_stream));
+    TRY(run_decode_graph(cb, 1, 1, pos + 1 < ATTN_SPLIT_FROM, err));
+    cb->n_logits = 1;
+    CU_TRY(cudaEventSynchronize(cb->token_copied));
+    *out = cb->token_host[0];
     return LC_OK;
 }

@@ -297,6 +297,17 @@ typedef struct sample_row {
     int top_k;
 } sample_row;
 
+/* A one-row draw that feeds the next one-entry decoding step itself
+ * (sample_and_feed): its rule comes by value instead of by a copy to the
+ * device, and the kernel writes that step's inputs (the drawn token, pos,
+ * seq, and 0 as the one row that wants logits), so nothing but kernels
+ * stands between two steps on the stream. */
+typedef struct sample_feed {
+    int32_t *token, *pos, *seq, *row; /* the backend's input slots of entry 0 */
+    int32_t next_pos, next_seq;
+    sample_row rule;
+} sample_feed;
+
 /* Raises the sampler's shared-memory limit to what the device allows;
  * returns the most bytes a launch may use (a row of probabilities that fits
  * stays in shared memory). */
@@ -305,9 +316,10 @@ lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err);
  * does, row i by rows[i]: argmax at temperature 0, else softmax(logits / T)
  * cut to the top-k, then to the top-p nucleus, drawn with the coin in [0, 1).
  * One block per row; `scratch` holds n * vocab floats, for rows that do not
- * fit in max_smem_bytes (from sample_setup). */
+ * fit in max_smem_bytes (from sample_setup). With `feed` (n must be 1) the
+ * rule is feed->rule, rows is unused, and the draw also writes feed's slots. */
 lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
-                        float *scratch, int64_t max_smem_bytes, int32_t *tokens, cudaStream_t s,
-                        lc_error *err);
+                        float *scratch, int64_t max_smem_bytes, int32_t *tokens,
+                        const sample_feed *feed, cudaStream_t s, lc_error *err);
 
 #endif

@@ -376,7 +376,7 @@ extern "C" lc_status cuda_test_sample(int vocab, int n, const float *logits,
         goto done;
     }
     TRY(launch_sample((const float *)dl, vocab, (const sample_row *)dr, n, (float *)de,
-                      shared_memory ? max_smem : 0, (int32_t *)dt, 0, err));
+                      shared_memory ? max_smem : 0, (int32_t *)dt, NULL, 0, err));
     if (cudaDeviceSynchronize() || cudaMemcpy(tokens, dt, (size_t)n * 4, cudaMemcpyDeviceToHost))
         st = lc_fail(err, LC_ERR_DEVICE, "sampling: %s", cudaGetErrorString(cudaGetLastError()));
 done:

@@ -97,16 +97,27 @@ __device__ __forceinline__ void keep_max(float &v, int &i, float v2, int i2) {
     if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
 }
 
+/* Thread 0's answer for the block's row: its token, and the next step's
+ * inputs when the draw feeds one. */
+__device__ __forceinline__ void put_token(int32_t *tokens, const sample_feed &feed, int t) {
+    tokens[blockIdx.x] = t;
+    if (feed.token) {
+        *feed.token = t;
+        *feed.pos = feed.next_pos;
+        *feed.seq = feed.next_seq;
+        *feed.row = 0;
+    }
+}
+
 __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     sample_kernel(const float *all_logits, int vocab, const sample_row *rows, float *scratch,
-                  bool in_smem, int32_t *tokens) {
+                  bool in_smem, int32_t *tokens, const sample_feed feed) {
     extern __shared__ float e_smem[]; /* the probabilities, when in_smem */
-    const sample_row rule = rows[blockIdx.x];
+    const sample_row rule = feed.token ? feed.rule : rows[blockIdx.x];
     const float temperature = rule.temperature, top_p = rule.top_p, coin = rule.coin;
     const int top_k = rule.top_k;
     const float *logits = all_logits + (size_t)blockIdx.x * vocab;
     float *e = in_smem ? e_smem : scratch + (size_t)blockIdx.x * vocab;
-    int32_t *token = tokens + blockIdx.x;
     __shared__ float red[32];
     __shared__ float red_v[SAMPLE_WARPS], warp_base[SAMPLE_WARPS + 1];
     __shared__ int red_i[SAMPLE_WARPS];
@@ -136,7 +147,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     const int best = red_i[0];
     const float max = logits[best];
     if (temperature == 0.0f) {
-        if (threadIdx.x == 0) *token = best;
+        if (threadIdx.x == 0) put_token(tokens, feed, best);
         return;
     }
 
@@ -144,7 +155,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     for_span(logits, sp, ex);
     const float sum = block_sum(ex.sum, red); /* its barriers also publish e */
     if (!(sum > 0.0f) || !isfinite(sum)) {    /* no distribution to draw from */
-        if (threadIdx.x == 0) *token = best;
+        if (threadIdx.x == 0) put_token(tokens, feed, best);
         return;
     }
 
@@ -199,7 +210,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
         if (lane == 0 && choice >= 0) atomicCAS(&picked, -1, choice);
     }
     __syncthreads();
-    if (threadIdx.x == 0) *token = picked >= 0 ? picked : best;
+    if (threadIdx.x == 0) put_token(tokens, feed, picked >= 0 ? picked : best);
 }
 
 lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err) {
@@ -213,12 +224,14 @@ lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err) {
 }
 
 lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
-                        float *scratch, int64_t max_smem_bytes, int32_t *tokens, cudaStream_t s,
-                        lc_error *err) {
+                        float *scratch, int64_t max_smem_bytes, int32_t *tokens,
+                        const sample_feed *feed, cudaStream_t s, lc_error *err) {
+    if (feed && n != 1) return lc_fail(err, LC_ERR_ARG, "a fed draw is of one row, not %d", n);
+    const sample_feed none = {};
     const size_t row_bytes = (size_t)vocab * sizeof(float);
     const bool in_smem = (int64_t)row_bytes <= max_smem_bytes;
     sample_kernel<<<n, SAMPLE_THREADS, in_smem ? row_bytes : 0, s>>>(logits, vocab, rows, scratch,
-                                                                     in_smem, tokens);
+                                                                     in_smem, tokens, feed ? *feed : none);
     CU_LAUNCHED();
     return LC_OK;
 }
