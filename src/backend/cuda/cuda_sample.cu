@@ -18,7 +18,12 @@
 
 #define SAMPLE_THREADS 1024
 #define SAMPLE_WARPS   (SAMPLE_THREADS / 32)
-#define SAMPLE_UNROLL  4 /* loads in flight per lane */
+/* Loads in flight per lane: 16 (64 KB a block) drew at T 0.8, top-p 0.9
+ * +11% faster than 4 on stories15M and +6% on stories110M (H100, run 103),
+ * greedy +1%. 1024 threads leave 64 registers each, so 32 would spill. */
+#ifndef SAMPLE_UNROLL
+#define SAMPLE_UNROLL 16
+#endif
 
 /* The run of the vocabulary a warp owns: a multiple of 32 entries. */
 struct span {
