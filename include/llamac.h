@@ -311,7 +311,9 @@ typedef enum lc_stop_reason {
 /* The most stop tokens a front end passes to lc_generate. */
 #define LC_MAX_STOP_TOKENS 16
 
-/* Called with each generated token; return false to stop. */
+/* Called with each generated token; return false to stop. It must not use
+ * the engine (on a GPU the next step already runs while it is called;
+ * lc_generate then fails with LC_ERR_ARG). */
 typedef bool (*lc_token_fn)(void *user, lc_token token);
 
 typedef struct lc_generate_params {

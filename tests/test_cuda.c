@@ -908,6 +908,10 @@ void test_cuda_sequences_isolated(test_ctx *t) {
     lc_model_free(m);
 }
 
+/* The sequence the runs use: the second of two, so a fed step's sequence is
+ * the kernel's to write, not a slot's leftover 0. */
+#define FED_SEQ 1
+
 /* The ids one lc_generate call draws, stopping the caller's way after `quit_after`. */
 typedef struct id_sink {
     lc_token ids[256];
@@ -921,16 +925,28 @@ static bool record_id(void *user, lc_token id) {
     return s->quit_after <= 0 || s->n < s->quit_after;
 }
 
+/* An on_token that breaks its contract: it resets the sequence at the 5th token. */
+typedef struct reset_sink {
+    lc_engine *e;
+    int n;
+} reset_sink;
+
+static bool reset_at_5(void *user, lc_token id) {
+    reset_sink *r = user;
+    if (++r->n == 5) lc_engine_seq_reset(r->e, FED_SEQ);
+    return true;
+}
+
 typedef struct fed_run {
     id_sink out;
     lc_generate_stats st;
     int32_t seq_pos; /* after the call */
 } fed_run;
 
-/* One lc_generate from a one-token prompt on sequence 0 (appended to what it holds). */
+/* One lc_generate from a one-token prompt on FED_SEQ (appended to what it holds). */
 static void fed_generate(test_ctx *t, lc_engine *e, int32_t vocab, const lc_token *prompt,
-                         const lc_sampler_params *sp, int max_new, const lc_token *stop,
-                         int n_stop, int quit_after, fed_run *r) {
+                         const lc_sampler_params *sp, int max_new, const lc_token *stop, int n_stop,
+                         int quit_after, fed_run *r) {
     const int n_prompt = 1;
     lc_sampler *s;
     lc_error err;
@@ -941,21 +957,24 @@ static void fed_generate(test_ctx *t, lc_engine *e, int32_t vocab, const lc_toke
         return;
     }
     lc_generate_params gp = {max_new, stop, n_stop};
-    CHECK(t, lc_generate(e, 0, prompt, (size_t)n_prompt, &gp, s, record_id, &r->out, &r->st,
-                         &err) == LC_OK,
+    CHECK(t,
+          lc_generate(e, FED_SEQ, prompt, (size_t)n_prompt, &gp, s, record_id, &r->out, &r->st,
+                      &err) == LC_OK,
           "generate: %s", err.msg);
-    r->seq_pos = lc_engine_seq_pos(e, 0);
+    r->seq_pos = lc_engine_seq_pos(e, FED_SEQ);
     lc_sampler_free(s);
 }
 
 static void check_same_run(test_ctx *t, const fed_run *a, const fed_run *b, const char *what) {
-    CHECK(t, a->out.n == b->out.n && memcmp(a->out.ids, b->out.ids,
-                                            (size_t)(a->out.n < 256 ? a->out.n : 256) *
-                                                sizeof(lc_token)) == 0,
+    CHECK(t,
+          a->out.n == b->out.n &&
+              memcmp(a->out.ids, b->out.ids,
+                     (size_t)(a->out.n < 256 ? a->out.n : 256) * sizeof(lc_token)) == 0,
           "%s: fed steps drew %d tokens, unfed %d, or other ones", what, a->out.n, b->out.n);
-    CHECK(t, a->st.stop == b->st.stop && a->st.n_generated == b->st.n_generated &&
-                 a->st.n_decoded == b->st.n_decoded && a->st.pending == b->st.pending &&
-                 a->seq_pos == b->seq_pos,
+    CHECK(t,
+          a->st.stop == b->st.stop && a->st.n_generated == b->st.n_generated &&
+              a->st.n_decoded == b->st.n_decoded && a->st.pending == b->st.pending &&
+              a->seq_pos == b->seq_pos,
           "%s: fed stop %d generated %d decoded %d pending %d pos %d; unfed %d %d %d %d %d", what,
           a->st.stop, a->st.n_generated, a->st.n_decoded, a->st.pending, a->seq_pos, b->st.stop,
           b->st.n_generated, b->st.n_decoded, b->st.pending, b->seq_pos);
@@ -972,9 +991,10 @@ void test_cuda_fed_steps(test_ctx *t) {
     if (skip_without_gpu(t)) return;
     lc_model *m = load_shared_model(t, "models/stories260K.bin");
     if (!m) return;
-    const lc_engine_options o = {.device = "cuda", .dtype = "f32", .n_ctx = 160};
+    const lc_engine_options o = {.device = "cuda", .dtype = "f32", .n_ctx = 160, .n_seq = 2};
     lc_engine *fed = NULL, *unfed = NULL;
     lc_error err;
+    unsetenv("LLAMAC_CUDA_FEED");
     lc_status st = lc_engine_create(m, &o, &fed, &err);
     setenv("LLAMAC_CUDA_FEED", "0", 1);
     if (st == LC_OK) st = lc_engine_create(m, &o, &unfed, &err);
@@ -983,24 +1003,26 @@ void test_cuda_fed_steps(test_ctx *t) {
         CHECK(t, false, "setup: %s", err.msg);
         goto done;
     }
+    CHECK(t, engine_can_feed(fed) && !engine_can_feed(unfed),
+          "the default engine must feed its steps and LLAMAC_CUDA_FEED=0's must not");
     const int32_t vocab = lc_model_config(m)->vocab_size;
     const lc_token bos = 1, other = 300;
     const lc_sampler_params greedy = {0.0f, 1.0f, 0, 0}, hot = {1.0f, 0.9f, 0, 11};
     fed_run a, b, whole;
-    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    lc_engine_seq_reset(fed, FED_SEQ), lc_engine_seq_reset(unfed, FED_SEQ);
     fed_generate(t, fed, vocab, &bos, &greedy, 100, NULL, 0, 0, &whole);
-    lc_engine_seq_reset(unfed, 0);
+    lc_engine_seq_reset(unfed, FED_SEQ);
     fed_generate(t, unfed, vocab, &bos, &greedy, 100, NULL, 0, 0, &b);
     check_same_run(t, &whole, &b, "greedy, 100 tokens");
     CHECK(t, whole.st.stop == LC_STOP_LENGTH && whole.out.n == 100 && whole.seq_pos == 100,
           "greedy: stop %d after %d tokens at %d", whole.st.stop, whole.out.n, whole.seq_pos);
 
-    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    lc_engine_seq_reset(fed, FED_SEQ), lc_engine_seq_reset(unfed, FED_SEQ);
     fed_generate(t, fed, vocab, &bos, &hot, 120, NULL, 0, 0, &a);
     fed_generate(t, unfed, vocab, &bos, &hot, 120, NULL, 0, 0, &b);
     check_same_run(t, &a, &b, "T 1, top-p 0.9, seeded");
 
-    lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+    lc_engine_seq_reset(fed, FED_SEQ), lc_engine_seq_reset(unfed, FED_SEQ);
     fed_generate(t, fed, vocab, &bos, &greedy, -1, NULL, 0, 0, &a);
     fed_generate(t, unfed, vocab, &bos, &greedy, -1, NULL, 0, 0, &b);
     check_same_run(t, &a, &b, "to the context's end");
@@ -1019,7 +1041,7 @@ void test_cuda_fed_steps(test_ctx *t) {
     for (int how = 0; how < 2 && k < whole.out.n; how++) {
         const lc_token stop = whole.out.ids[k];
         const char *what = how == 0 ? "a stop token" : "the caller quitting";
-        lc_engine_seq_reset(fed, 0), lc_engine_seq_reset(unfed, 0);
+        lc_engine_seq_reset(fed, FED_SEQ), lc_engine_seq_reset(unfed, FED_SEQ);
         fed_generate(t, fed, vocab, &bos, &greedy, 100, how == 0 ? &stop : NULL, how == 0,
                      how == 0 ? 0 : 37, &a);
         fed_generate(t, unfed, vocab, &bos, &greedy, 100, how == 0 ? &stop : NULL, how == 0,
@@ -1031,6 +1053,20 @@ void test_cuda_fed_steps(test_ctx *t) {
         fed_generate(t, fed, vocab, &other, &greedy, 30, NULL, 0, 0, &a);
         fed_generate(t, unfed, vocab, &other, &greedy, 30, NULL, 0, 0, &b);
         check_same_run(t, &a, &b, what);
+    }
+
+    /* An on_token that uses the engine while the fed step runs is an error. */
+    lc_sampler *s;
+    if (lc_sampler_create(&greedy, vocab, &s, &err) == LC_OK) {
+        reset_sink rs = {fed, 0};
+        lc_generate_params gp = {20, NULL, 0};
+        lc_generate_stats gs;
+        lc_engine_seq_reset(fed, FED_SEQ);
+        const lc_status gst =
+            lc_generate(fed, FED_SEQ, &bos, 1, &gp, s, reset_at_5, &rs, &gs, &err);
+        CHECK(t, gst == LC_ERR_ARG && strstr(err.msg, "changed") != NULL,
+              "a reset inside on_token: status %d (%s)", gst, gst ? err.msg : "no error");
+        lc_sampler_free(s);
     }
 done:
     lc_engine_free(fed);

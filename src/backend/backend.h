@@ -26,9 +26,10 @@ typedef struct backend_ops {
      * seq at position pos fed the drawn token where it was drawn, its row
      * kept as forward(logits NULL) keeps it. Returns once the token is
      * known, so a GPU runs the step while the host reads the token instead
-     * of waiting for the host. The engine has checked seq and pos; a step
-     * the engine then drops has only written the cache at pos, which stays
-     * outside the sequence until a later step overwrites it. */
+     * of waiting for the host. The engine has checked seq and pos. A step
+     * the engine then drops has written the cache at pos, outside the
+     * sequence until a later step overwrites it, and replaced the kept row,
+     * which no caller samples after a stop. */
     lc_status (*sample_and_feed)(backend *b, const lc_sampler_params *p, float coin, int seq,
                                  int pos, lc_token *out, lc_error *err);
     /* Optional: the memory bandwidth this backend's device reaches (GB/s,

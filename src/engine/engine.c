@@ -77,6 +77,7 @@ lc_status lc_engine_create(const lc_model *model, const lc_engine_options *opts,
     e->model = model;
     e->n_ctx = o.n_ctx;
     e->n_seq = o.n_seq;
+    e->fed_seq = -1;
     e->n_batch = o.n_batch;
     const bool is_auto = strcmp(o.device, "auto") == 0;
     const bool on_cuda = strcmp(o.device, "cuda") == 0 || (is_auto && cuda_device_count() > 0);
@@ -149,6 +150,7 @@ int lc_engine_seq_pos(const lc_engine *e, int seq) {
 
 void lc_engine_seq_reset(lc_engine *e, int seq) {
     if (seq >= 0 && seq < e->n_seq) e->seq_len[seq] = 0;
+    e->fed_seq = -1;
 }
 
 /* Every entry must be in range, and the entries of a sequence must continue
@@ -213,6 +215,7 @@ static lc_status forward(lc_engine *e, const lc_batch *b, float *logits, bool ma
     if (wants_logits(b) && !logits && !may_keep)
         return lc_fail(err, LC_ERR_ARG, "the batch asks for logits but no buffer was given");
     st = check_batch(e, b, err);
+    e->fed_seq = -1; /* this forward replaces a fed step's kept row */
     if (st == LC_OK) st = e->backend->ops->forward(e->backend, b, logits, err);
     finish_batch(e, b, st == LC_OK);
     return st;
@@ -251,10 +254,22 @@ lc_status engine_sample_and_feed(lc_engine *e, lc_sampler *sampler, int seq, lc_
                        e->n_ctx);
     const lc_sampler_params p = *sampler_params(sampler);
     const float coin = sampler_next_coin(sampler);
-    return e->backend->ops->sample_and_feed(e->backend, &p, coin, seq, pos, out, err);
+    e->fed_seq = -1;
+    lc_status st = e->backend->ops->sample_and_feed(e->backend, &p, coin, seq, pos, out, err);
+    if (st == LC_OK) e->fed_seq = seq, e->fed_pos = pos;
+    return st;
 }
 
-void engine_commit_fed(lc_engine *e, int seq) { e->seq_len[seq]++; }
+lc_status engine_commit_fed(lc_engine *e, int seq, lc_error *err) {
+    if (seq < 0 || seq >= e->n_seq || e->fed_seq != seq || e->seq_len[seq] != e->fed_pos)
+        return lc_fail(err, LC_ERR_ARG,
+                       "sequence %d changed while its next step ran (did on_token use the "
+                       "engine?)",
+                       seq);
+    e->seq_len[seq]++;
+    e->fed_seq = -1;
+    return LC_OK;
+}
 
 lc_status lc_engine_prefill(lc_engine *e, int seq, const lc_token *tokens, size_t n,
                             const float **logits, lc_error *err) {

@@ -19,6 +19,9 @@ struct lc_engine {
     float *logits;                 /* (vocab_size) the last row lc_engine_prefill produced */
     lc_sampler_params *row_params; /* (n_seq) engine_sample's per-row rules */
     float *row_coins;              /* (n_seq) and draws */
+    /* The step engine_sample_and_feed started and not yet committed:
+     * sequence and position, or -1 (a forward or reset in between voids it). */
+    int32_t fed_seq, fed_pos;
 };
 
 /* lc_engine_forward, where logits may be NULL: the rows then stay in the
@@ -40,9 +43,12 @@ bool engine_can_feed(const lc_engine *e);
  * of that row, and the next step of seq (the drawn token at its next
  * position) already started. The position joins the sequence only with
  * engine_commit_fed; until then the step's cache entry is outside it, so
- * dropping the step (a stop token) needs nothing. */
+ * dropping the step (a stop token) leaves the sequence as it was; the
+ * backend's kept row is then the dropped step's, which no caller samples. */
 lc_status engine_sample_and_feed(lc_engine *e, lc_sampler *sampler, int seq, lc_token *out,
                                  lc_error *err);
-void engine_commit_fed(lc_engine *e, int seq);
+/* Commits that step; an error if a forward or a reset of the sequence came
+ * in between (the step's row and cache entry no longer belong to it). */
+lc_status engine_commit_fed(lc_engine *e, int seq, lc_error *err);
 
 #endif

@@ -6,6 +6,14 @@
 #include "model/model.h"
 #include "sampler/sampler.h"
 
+/* Whether the token about to be drawn is fed back unless it is a stop token
+ * or the caller quits: the length limit and the context's end are known
+ * before the draw (they end the loop below exactly when this is false). */
+static bool feeds_back(const lc_engine *e, int seq, const lc_generate_params *p, int n_generated) {
+    return lc_engine_seq_pos(e, seq) < e->n_ctx &&
+           (p->max_new_tokens < 0 || n_generated + 1 < p->max_new_tokens);
+}
+
 static bool is_stop(const lc_generate_params *p, lc_token tok) {
     for (int i = 0; i < p->n_stop; i++)
         if (p->stop[i] == tok) return true;
@@ -38,13 +46,10 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
     double step_start = -1.0; /* a decoding step ends when its token is known */
     for (;;) {
         lc_token next;
-        /* Unless a stop token or the caller ends here, the drawn token is
-         * fed back: a backend that can starts that step before the host has
-         * read the token (a GPU then never waits for the host), and a stop
-         * drops it uncommitted. The limits are known before the draw. */
-        const bool fed = engine_can_feed(e) && lc_engine_seq_pos(e, seq) < e->n_ctx &&
-                         (params->max_new_tokens < 0 ||
-                          stats->n_generated + 1 < params->max_new_tokens);
+        /* A backend that can starts the step feeding the token back before
+         * the host has read it (a GPU then never waits for the host); a stop
+         * token or the caller quitting drops that step uncommitted. */
+        const bool fed = engine_can_feed(e) && feeds_back(e, seq, params, stats->n_generated);
         st = fed ? engine_sample_and_feed(e, sampler, seq, &next, err)
                  : engine_sample(e, &sampler, 1, &next, err);
         if (st) return st;
@@ -72,12 +77,8 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
             break;
         }
         step_start = lc_time_seconds();
-        if (fed) {
-            engine_commit_fed(e, seq);
-        } else {
-            st = engine_append(e, seq, &next, 1, logits, err);
-            if (st) return st;
-        }
+        st = fed ? engine_commit_fed(e, seq, err) : engine_append(e, seq, &next, 1, logits, err);
+        if (st) return st;
         stats->n_decoded++;
         stats->pending = -1;
     }

@@ -82,12 +82,12 @@ typedef struct cuda_backend {
      * for it). */
     cudaEvent_t token_drawn, token_copied;
     cudaStream_t copy_stream;
-    bool feed_steps;                 /* offer sample_and_feed (LLAMAC_CUDA_FEED=0: not) */
-    int n_logits;                    /* rows the last forward produced */
-    int64_t mv_max_stage;            /* bytes of shared memory a matvec may stage */
-    int64_t sample_max_smem;         /* bytes of shared memory a sampler block may use */
-    int n_sm;                        /* multiprocessors: matrix-vector grids are one wave */
-    int mv_blocks_per_sm; /* matrix-vector blocks per multiprocessor; 0: as many as fit */
+    bool feed_steps;         /* offer sample_and_feed (LLAMAC_CUDA_FEED=0: not) */
+    int n_logits;            /* rows the last forward produced */
+    int64_t mv_max_stage;    /* bytes of shared memory a matvec may stage */
+    int64_t sample_max_smem; /* bytes of shared memory a sampler block may use */
+    int n_sm;                /* multiprocessors: matrix-vector grids are one wave */
+    int mv_blocks_per_sm;    /* matrix-vector blocks per multiprocessor; 0: as many as fit */
     /* Programmatic dependent launch in decoding steps (LLAMAC_CUDA_PDL=0 turns
      * it off): on an H200 +25% on stories110M, +3% on 7B (docs/cuda-notes.md). */
     bool pdl;
@@ -118,8 +118,8 @@ static inline int32_t *in_rows(cuda_backend *cb) { return cb->in_dev + 3 * cb->b
 lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_error *err);
 lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float *coins,
                       lc_token *out, lc_error *err);
-lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq,
-                               int pos, lc_token *out, lc_error *err);
+lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq, int pos,
+                               lc_token *out, lc_error *err);
 /* Plans cb->step for this model when the step kernel can run it (else
  * leaves it unset; only a device failure is an error). */
 lc_status cuda_step_setup(cuda_backend *cb, lc_error *err);

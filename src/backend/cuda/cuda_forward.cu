@@ -468,11 +468,16 @@ lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float
  * host runs on a side stream after the draw, and the host waits for that
  * copy only. The next call's draw follows this wait, so token_dev and the
  * pinned token_host are never rewritten before the copy read them. */
-lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq,
-                               int pos, lc_token *out, lc_error *err) {
+lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coin, int seq, int pos,
+                               lc_token *out, lc_error *err) {
     cuda_backend *cb = (cuda_backend *)b;
     TRY(check_kept(cb, 1, err));
-    const sample_feed feed = {in_tokens(cb),  in_pos(cb), in_seq(cb), in_rows(cb), pos, seq,
+    const sample_feed feed = {in_tokens(cb),
+                              in_pos(cb),
+                              in_seq(cb),
+                              in_rows(cb),
+                              pos,
+                              seq,
                               {p->temperature, p->top_p, coin, p->top_k}};
     CU_TRY(cudaSetDevice(cb->device));
     TRY(launch_sample(cb->logits, cb->cfg->vocab_size, NULL, 1, cb->sample_scratch,
@@ -482,9 +487,12 @@ lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coi
     CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost,
                            cb->copy_stream));
     CU_TRY(cudaEventRecord(cb->token_copied, cb->copy_stream));
-    TRY(run_decode_graph(cb, 1, 1, pos + 1 < ATTN_SPLIT_FROM, err));
+    const lc_status st = run_decode_graph(cb, 1, 1, pos + 1 < ATTN_SPLIT_FROM, err);
+    /* Waited for even when the step failed: the next draw rewrites token_dev. */
+    const cudaError_t copied = cudaEventSynchronize(cb->token_copied);
+    if (st) return st;
+    CU_TRY(copied);
     cb->n_logits = 1;
-    CU_TRY(cudaEventSynchronize(cb->token_copied));
     *out = cb->token_host[0];
     return LC_OK;
 }

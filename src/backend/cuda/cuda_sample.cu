@@ -235,8 +235,8 @@ lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, 
     const sample_feed none = {};
     const size_t row_bytes = (size_t)vocab * sizeof(float);
     const bool in_smem = (int64_t)row_bytes <= max_smem_bytes;
-    sample_kernel<<<n, SAMPLE_THREADS, in_smem ? row_bytes : 0, s>>>(logits, vocab, rows, scratch,
-                                                                     in_smem, tokens, feed ? *feed : none);
+    sample_kernel<<<n, SAMPLE_THREADS, in_smem ? row_bytes : 0, s>>>(
+        logits, vocab, rows, scratch, in_smem, tokens, feed ? *feed : none);
     CU_LAUNCHED();
     return LC_OK;
 }
