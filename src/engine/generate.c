@@ -6,12 +6,14 @@
 #include "model/model.h"
 #include "sampler/sampler.h"
 
-/* Whether the token about to be drawn is fed back unless it is a stop token
- * or the caller quits: the length limit and the context's end are known
- * before the draw (they end the loop below exactly when this is false). */
-static bool feeds_back(const lc_engine *e, int seq, const lc_generate_params *p, int n_generated) {
-    return lc_engine_seq_pos(e, seq) < e->n_ctx &&
-           (p->max_new_tokens < 0 || n_generated + 1 < p->max_new_tokens);
+/* The two limits that end generation after a token: known before its draw,
+ * so the loop also asks them ahead to decide whether to feed it back. */
+static bool at_length(const lc_generate_params *p, int n_generated) {
+    return p->max_new_tokens > 0 && n_generated >= p->max_new_tokens;
+}
+
+static bool context_full(const lc_engine *e, int seq) {
+    return lc_engine_seq_pos(e, seq) >= e->n_ctx;
 }
 
 static bool is_stop(const lc_generate_params *p, lc_token tok) {
@@ -49,7 +51,8 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
         /* A backend that can starts the step feeding the token back before
          * the host has read it (a GPU then never waits for the host); a stop
          * token or the caller quitting drops that step uncommitted. */
-        const bool fed = engine_can_feed(e) && feeds_back(e, seq, params, stats->n_generated);
+        const bool fed = engine_can_feed(e) && !context_full(e, seq) &&
+                         !at_length(params, stats->n_generated + 1);
         st = fed ? engine_sample_and_feed(e, sampler, seq, &next, err)
                  : engine_sample(e, &sampler, 1, &next, err);
         if (st) return st;
@@ -68,11 +71,11 @@ lc_status lc_generate(lc_engine *e, int seq, const lc_token *prompt, size_t n_pr
             stats->stop = LC_STOP_CALLER;
             break;
         }
-        if (params->max_new_tokens > 0 && stats->n_generated >= params->max_new_tokens) {
+        if (at_length(params, stats->n_generated)) {
             stats->stop = LC_STOP_LENGTH;
             break;
         }
-        if (lc_engine_seq_pos(e, seq) >= e->n_ctx) {
+        if (context_full(e, seq)) {
             stats->stop = LC_STOP_CONTEXT;
             break;
         }

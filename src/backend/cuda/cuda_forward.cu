@@ -426,23 +426,6 @@ lc_status cuda_forward(backend *b, const lc_batch *batch, float *logits, lc_erro
     return LC_OK;
 }
 
-/* Enqueues the draw of n kept rows into cb->token_dev and the tokens' copy
- * to cb->token_host. */
-static lc_status enqueue_sample(cuda_backend *cb, int n, const lc_sampler_params *p,
-                                const float *coins, lc_error *err) {
-    for (int i = 0; i < n; i++)
-        cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
-    /* The pinned rows are rewritten by the next call, which comes after the
-     * caller's wait for the tokens. */
-    CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
-                           cudaMemcpyHostToDevice, cb->stream));
-    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
-                      cb->sample_max_smem, cb->token_dev, NULL, cb->stream, err));
-    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
-                           cudaMemcpyDeviceToHost, cb->stream));
-    return LC_OK;
-}
-
 static lc_status check_kept(const cuda_backend *cb, int n, lc_error *err) {
     if (n < 1 || n != cb->n_logits || n > cb->sample_rows)
         return lc_fail(err, LC_ERR_ARG,
@@ -455,8 +438,16 @@ lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float
                       lc_token *out, lc_error *err) {
     cuda_backend *cb = (cuda_backend *)b;
     TRY(check_kept(cb, n, err));
-    CU_TRY(cudaSetDevice(cb->device));
-    TRY(enqueue_sample(cb, n, p, coins, err));
+    for (int i = 0; i < n; i++)
+        cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
+    /* The pinned rows are rewritten by the next call, which comes after the
+     * synchronisation below. */
+    CU_TRY(cudaMemcpyAsync(cb->rows_dev, cb->rows_host, (size_t)n * sizeof(sample_row),
+                           cudaMemcpyHostToDevice, cb->stream));
+    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, cb->rows_dev, n, cb->sample_scratch,
+                      cb->sample_max_smem, cb->token_dev, NULL, cb->stream, err));
+    CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, (size_t)n * sizeof(int32_t),
+                           cudaMemcpyDeviceToHost, cb->stream));
     CU_TRY(cudaStreamSynchronize(cb->stream));
     for (int i = 0; i < n; i++) out[i] = cb->token_host[i];
     return LC_OK;
