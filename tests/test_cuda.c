@@ -154,6 +154,46 @@ static int cmp_double_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
+/* The spread greedy draw (sample_and_feed's) gives the first largest logit,
+ * also with the maximum tied at an earlier and a later index, and leaves
+ * its counter ready for the next draw. */
+static void check_argmax_spread(test_ctx *t, int vocab, const float *logits, int best) {
+    float *l = malloc((size_t)vocab * sizeof *l);
+    int32_t tok[2];
+    lc_error err;
+    for (int tie = 0; tie < 3; tie++) {
+        int expect = best;
+        memcpy(l, logits, (size_t)vocab * sizeof *l);
+        if (tie == 1 && best > 0) l[expect = best / 3] = l[best]; /* an earlier equal one */
+        if (tie == 2) l[vocab - 1] = l[best];                    /* a later equal one */
+        CHECK(t, cuda_test_argmax_spread(vocab, l, tok, &err) == LC_OK, "argmax: %s", err.msg);
+        CHECK(t, tok[0] == expect && tok[1] == expect,
+              "vocab %d tie %d: spread argmax %d then %d, expected %d", vocab, tie, tok[0], tok[1],
+              expect);
+    }
+    free(l);
+}
+
+/* The spread greedy draw on small handmade rows: slices shorter than a
+ * block or empty, the largest entry first or last, and rows with nothing
+ * above -inf, which give token 0 as the one-block draw and the host do. */
+static void check_argmax_spread_edges(test_ctx *t) {
+    const int vocabs[] = {1, 5, 33, 2000};
+    float l[2000];
+    for (size_t n = 0; n < sizeof vocabs / sizeof vocabs[0]; n++) {
+        const int vocab = vocabs[n];
+        for (int i = 0; i < vocab; i++) l[i] = -1.0f - (float)(i % 7);
+        l[0] = 2.0f;
+        check_argmax_spread(t, vocab, l, 0);
+        l[0] = -1.0f, l[vocab - 1] = 2.0f;
+        check_argmax_spread(t, vocab, l, vocab - 1);
+        for (int i = 0; i < vocab; i++) l[i] = -INFINITY;
+        check_argmax_spread(t, vocab, l, 0);
+        l[0] = NAN;
+        check_argmax_spread(t, vocab, l, 0);
+    }
+}
+
 /* The device sampler on random rows: the shared-memory and global-memory
  * paths draw the same tokens; greedy is the first argmax; every draw lies
  * inside its row's top-k and top-p nucleus (recomputed here in double). */
@@ -189,6 +229,7 @@ static void check_sample(test_ctx *t, int vocab, uint64_t *rng) {
         for (int i = 1; i < vocab; i++) best = l[i] > l[best] ? i : best;
         if (temperature[r] == 0.0f) {
             CHECK(t, tok == best, "vocab %d: greedy %d, argmax %d", vocab, tok, best);
+            check_argmax_spread(t, vocab, l, best);
             continue;
         }
         for (int i = 0; i < vocab; i++) above += l[i] > l[tok];
@@ -247,6 +288,7 @@ void test_cuda_ops(test_ctx *t) {
     check_sample(t, 32000, &rng);  /* the Llama 2 vocabulary: fits in shared memory */
     check_sample(t, 128256, &rng); /* Llama 3's: global memory only */
     check_sample(t, 1000, &rng);   /* spans shorter than a warp's 128-entry loads */
+    check_argmax_spread_edges(t);
     /* rmsnorm and RoPE through the prefill kernels */
     float *x = randn(3 * 288, &rng), *w = randn(288, &rng), *y = malloc(3 * 288 * sizeof *y),
           *ref = malloc(3 * 288 * sizeof *ref);

@@ -15,12 +15,17 @@ extern "C" {
  * LLAMAC_CUDA_PDL=0|1 forces programmatic dependent launch off or on,
  * LLAMAC_CUDA_MV_BLOCKS=N caps matrix-vector blocks per multiprocessor,
  * LLAMAC_CUDA_FEED=0 makes every decoding step wait for the host to read
- * the previous token (and LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
+ * the previous token, LLAMAC_CUDA_SPREAD=1 draws a fed greedy token over 32
+ * blocks (not yet run on a GPU, so off by default; and
+ * LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
 static void tuning_from_env(cuda_backend *cb) {
     const char *pdl = getenv("LLAMAC_CUDA_PDL"), *blocks = getenv("LLAMAC_CUDA_MV_BLOCKS");
     const char *feed = getenv("LLAMAC_CUDA_FEED");
     if (pdl && (pdl[0] == '0' || pdl[0] == '1') && !pdl[1]) cb->pdl = pdl[0] == '1';
     if (feed && strcmp(feed, "0") == 0) cb->feed_steps = false;
+    const char *spread = getenv("LLAMAC_CUDA_SPREAD");
+    if (spread && (spread[0] == '0' || spread[0] == '1') && !spread[1])
+        cb->draw_spread = spread[0] == '1';
     if (blocks) {
         const long n = strtol(blocks, NULL, 10);
         if (n > 0 && n <= 32) cb->mv_blocks_per_sm = (int)n;
@@ -83,6 +88,8 @@ static void cuda_destroy(backend *b) {
                    cb->attn_done,
                    cb->in_dev,
                    cb->token_dev,
+                   cb->draw_partial,
+                   cb->draw_done,
                    cb->w_f16,
                    cb->rows_dev,
                    cb->step.phases,
@@ -438,13 +445,17 @@ static lc_status allocate(cuda_backend *cb, lc_error *err) {
     DEV_ALLOC(cb->o_part, (size_t)nb * c->n_heads * cb->attn_max_splits * c->head_dim * 4);
     DEV_ALLOC(cb->ml_part, (size_t)nb * c->n_heads * cb->attn_max_splits * 2 * 4);
     DEV_ALLOC(cb->attn_done, (size_t)nb * c->n_kv_heads * sizeof(unsigned));
-    CU_TRY(cudaMemset(cb->attn_done, 0, (size_t)nb * c->n_kv_heads * sizeof(unsigned)));
+    CU_TRY(cudaMemsetAsync(cb->attn_done, 0, (size_t)nb * c->n_kv_heads * sizeof(unsigned),
+                           cb->stream));
 
     DEV_ALLOC(cb->in_dev, (size_t)4 * nb * sizeof(int32_t));
     DEV_ALLOC(cb->token_dev, (size_t)cb->sample_rows * sizeof(int32_t));
     CU_TRY(cudaMallocHost((void **)&cb->in_host, (size_t)4 * nb * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cb->token_host, (size_t)cb->sample_rows * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cb->rows_host, (size_t)cb->sample_rows * sizeof(sample_row)));
+    DEV_ALLOC(cb->draw_partial, ARGMAX_BLOCKS * sizeof(int2));
+    DEV_ALLOC(cb->draw_done, sizeof(unsigned));
+    CU_TRY(cudaMemsetAsync(cb->draw_done, 0, sizeof(unsigned), cb->stream));
     CU_TRY(cudaEventCreateWithFlags(&cb->token_drawn, cudaEventDisableTiming));
     CU_TRY(cudaEventCreateWithFlags(&cb->token_copied, cudaEventDisableTiming));
     CU_TRY(cudaStreamCreateWithFlags(&cb->copy_stream, cudaStreamNonBlocking));
@@ -529,6 +540,7 @@ extern "C" lc_status cuda_backend_create(const lc_model *model, const lc_engine_
     cb->weights = a.base;
     cb->pdl = true; /* measured: +25% on stories110M, +3% on 7B (docs/cuda-notes.md, run 6) */
     cb->feed_steps = true;
+    cb->draw_spread = false; /* until argmax_spread_kernel has run on a GPU */
     tuning_from_env(cb);
     if (!cb->feed_steps) cb->base.ops = &CUDA_OPS_UNFED;
     TRY_CU(cudaMemset(a.base, 0, a.used + 256));

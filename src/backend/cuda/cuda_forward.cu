@@ -471,8 +471,12 @@ lc_status cuda_sample_and_feed(backend *b, const lc_sampler_params *p, float coi
                               seq,
                               {p->temperature, p->top_p, coin, p->top_k}};
     CU_TRY(cudaSetDevice(cb->device));
-    TRY(launch_sample(cb->logits, cb->cfg->vocab_size, NULL, 1, cb->sample_scratch,
-                      cb->sample_max_smem, cb->token_dev, &feed, cb->stream, err));
+    if (p->temperature == 0.0f && cb->draw_spread)
+        TRY(launch_argmax_spread(cb->logits, cb->cfg->vocab_size, cb->draw_partial, cb->draw_done,
+                                 cb->token_dev, &feed, cb->stream, err));
+    else
+        TRY(launch_sample(cb->logits, cb->cfg->vocab_size, NULL, 1, cb->sample_scratch,
+                          cb->sample_max_smem, cb->token_dev, &feed, cb->stream, err));
     CU_TRY(cudaEventRecord(cb->token_drawn, cb->stream));
     CU_TRY(cudaStreamWaitEvent(cb->copy_stream, cb->token_drawn, 0));
     CU_TRY(cudaMemcpyAsync(cb->token_host, cb->token_dev, sizeof(int32_t), cudaMemcpyDeviceToHost,

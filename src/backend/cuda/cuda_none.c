@@ -46,4 +46,8 @@ lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *t
                            bool shared_memory, int32_t *tokens, lc_error *err) {
     return no_cuda(err);
 }
+lc_status cuda_test_argmax_spread(int vocab, const float *logits, int32_t tokens[2],
+                                  lc_error *err) {
+    return no_cuda(err);
+}
 lc_status cuda_test_step_supported(lc_error *err) { return no_cuda(err); }

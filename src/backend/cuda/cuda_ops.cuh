@@ -321,5 +321,14 @@ lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err);
 lc_status launch_sample(const float *logits, int vocab, const sample_row *rows, int n,
                         float *scratch, int64_t max_smem_bytes, int32_t *tokens,
                         const sample_feed *feed, cudaStream_t s, lc_error *err);
+/* The greedy draw of one row (the lowest index of its largest logit) by
+ * ARGMAX_BLOCKS blocks: `partial` holds ARGMAX_BLOCKS int2 (a slice's
+ * largest value as bits, its index), `done` one counter at 0 (left at 0).
+ * With `feed`, also writes its slots. */
+#define ARGMAX_BLOCKS  32
+#define ARGMAX_THREADS 256
+lc_status launch_argmax_spread(const float *logits, int vocab, int2 *partial, unsigned *done,
+                               int32_t *tokens, const sample_feed *feed, cudaStream_t s,
+                               lc_error *err);
 
 #endif

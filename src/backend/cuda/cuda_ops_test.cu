@@ -385,4 +385,29 @@ done:
     return st;
 }
 
+extern "C" lc_status cuda_test_argmax_spread(int vocab, const float *logits, int32_t tokens[2],
+                                             lc_error *err) {
+    scratch s = {{0}, 0};
+    lc_status st = LC_OK;
+    void *dl, *dp, *dd, *dt;
+    TRY(put(&s, logits, (size_t)vocab, LC_DTYPE_F32, &dl, err));
+    TRY(put(&s, NULL, 2 * ARGMAX_BLOCKS, LC_DTYPE_F32, &dp, err));
+    TRY(put(&s, NULL, 1, LC_DTYPE_F32, &dd, err));
+    TRY(put(&s, NULL, 2, LC_DTYPE_F32, &dt, err));
+    /* tokens start as -1, so a second draw that wrote nothing shows */
+    if (cudaMemset(dd, 0, sizeof(unsigned)) || cudaMemset(dt, 0xff, 2 * sizeof(int32_t))) {
+        st = lc_fail(err, LC_ERR_DEVICE, "clearing the counter");
+        goto done;
+    }
+    for (int k = 0; k < 2; k++)
+        TRY(launch_argmax_spread((const float *)dl, vocab, (int2 *)dp, (unsigned *)dd,
+                                 (int32_t *)dt + k, NULL, 0, err));
+    if (cudaDeviceSynchronize() ||
+        cudaMemcpy(tokens, dt, 2 * sizeof(int32_t), cudaMemcpyDeviceToHost))
+        st = lc_fail(err, LC_ERR_DEVICE, "argmax: %s", cudaGetErrorString(cudaGetLastError()));
+done:
+    scratch_free(&s);
+    return st;
+}
+
 extern "C" lc_status cuda_test_step_supported(lc_error *err) { return step_supported(0, err); }

@@ -13,7 +13,8 @@
  * 19 us for a greedy draw over 32 000 logits, 600 us at T 0.8 with the
  * bisection's passes; now 6-7 and 75 us, docs/cuda-notes.md, runs 28-29).
  * The probabilities stay in shared memory when the row fits, so those passes
- * do not go to L2. */
+ * do not go to L2. A fed greedy draw (sample_and_feed) is instead spread
+ * over 32 blocks (argmax_spread_kernel), since it stands between two steps. */
 #include "backend/cuda/cuda_ops.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -102,10 +103,16 @@ __device__ __forceinline__ void keep_max(float &v, int &i, float v2, int i2) {
     if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
 }
 
-/* Thread 0's answer for the block's row: its token, and the next step's
- * inputs when the draw feeds one. */
-__device__ __forceinline__ void put_token(int32_t *tokens, const sample_feed &feed, int t) {
-    tokens[blockIdx.x] = t;
+/* keep_max over the 32 lanes of a warp: every lane ends with the answer. */
+__device__ __forceinline__ void warp_keep_max(float &v, int &i) {
+    for (int o = 16; o > 0; o >>= 1)
+        keep_max(v, i, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, i, o));
+}
+
+/* The answer for row `row`: its token, and the next step's inputs when the
+ * draw feeds one. */
+__device__ __forceinline__ void put_token(int32_t *tokens, int row, const sample_feed &feed, int t) {
+    tokens[row] = t;
     if (feed.token) {
         *feed.token = t;
         *feed.pos = feed.next_pos;
@@ -136,23 +143,20 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     for_span(logits, sp, am);
     float bv = am.v;
     int bi = am.i;
-    for (int o = 16; o > 0; o >>= 1)
-        keep_max(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
+    warp_keep_max(bv, bi);
     if (lane == 0) red_v[warp] = bv, red_i[warp] = bi;
     __syncthreads();
     if (warp == 0) {
         bv = red_v[lane];
         bi = red_i[lane];
-        for (int o = 16; o > 0; o >>= 1)
-            keep_max(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o),
-                     __shfl_xor_sync(0xffffffffu, bi, o));
+        warp_keep_max(bv, bi);
         if (lane == 0) red_v[0] = bv, red_i[0] = bi < vocab ? bi : 0, picked = -1;
     }
     __syncthreads();
     const int best = red_i[0];
     const float max = logits[best];
     if (temperature == 0.0f) {
-        if (threadIdx.x == 0) put_token(tokens, feed, best);
+        if (threadIdx.x == 0) put_token(tokens, blockIdx.x, feed, best);
         return;
     }
 
@@ -160,7 +164,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
     for_span(logits, sp, ex);
     const float sum = block_sum(ex.sum, red); /* its barriers also publish e */
     if (!(sum > 0.0f) || !isfinite(sum)) {    /* no distribution to draw from */
-        if (threadIdx.x == 0) put_token(tokens, feed, best);
+        if (threadIdx.x == 0) put_token(tokens, blockIdx.x, feed, best);
         return;
     }
 
@@ -215,7 +219,61 @@ __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
         if (lane == 0 && choice >= 0) atomicCAS(&picked, -1, choice);
     }
     __syncthreads();
-    if (threadIdx.x == 0) put_token(tokens, feed, picked >= 0 ? picked : best);
+    if (threadIdx.x == 0) put_token(tokens, blockIdx.x, feed, picked >= 0 ? picked : best);
+}
+
+/* A greedy draw of one row spread over ARGMAX_BLOCKS blocks: each finds its
+ * slice's largest entry (the lowest index on a tie), and the last block to
+ * finish (a counter) merges the slices. The same token as sample_kernel at
+ * temperature 0, without one block reading the whole row alone (5-6 us for
+ * 32 000 logits); used by sample_and_feed, where the draw is the only thing
+ * between two decoding steps. */
+__global__ void __launch_bounds__(ARGMAX_THREADS)
+    argmax_spread_kernel(const float *logits, int vocab, int2 *partial, unsigned *done,
+                         int32_t *tokens, const sample_feed feed) {
+    __shared__ float red_v[ARGMAX_THREADS / 32];
+    __shared__ int red_i[ARGMAX_THREADS / 32];
+    __shared__ bool last;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    /* slices of whole 128-byte lines, so no warp load straddles two */
+    const int per = (vocab + 32 * ARGMAX_BLOCKS - 1) / (32 * ARGMAX_BLOCKS) * 32;
+    const int begin = min(vocab, (int)blockIdx.x * per), end = min(vocab, begin + per);
+    argmax_of am;
+    am.i = vocab; /* none yet (a row of NaN or -inf): loses every tie, token 0 */
+#pragma unroll 4
+    for (int j = begin + threadIdx.x; j < end; j += ARGMAX_THREADS) am(j, logits[j]);
+    float v = am.v;
+    int i = am.i;
+    warp_keep_max(v, i);
+    if (lane == 0) red_v[warp] = v, red_i[warp] = i;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < ARGMAX_THREADS / 32; w++) keep_max(v, i, red_v[w], red_i[w]);
+        partial[blockIdx.x] = make_int2(__float_as_int(v), i);
+        __threadfence(); /* the partial is visible before the count says so */
+        /* atomicInc wraps to 0 at the last arrival, ready for the next draw */
+        last = atomicInc(done, ARGMAX_BLOCKS - 1) == ARGMAX_BLOCKS - 1;
+    }
+    __syncthreads();
+    if (!last || warp != 0) return;
+    __threadfence();
+    v = -INFINITY, i = vocab;
+    for (int b = lane; b < ARGMAX_BLOCKS; b += 32) {
+        const int2 pb = __ldcg(partial + b); /* from L2: other SMs wrote it */
+        keep_max(v, i, __int_as_float(pb.x), pb.y);
+    }
+    warp_keep_max(v, i);
+    if (lane == 0) put_token(tokens, 0, feed, i < vocab ? i : 0);
+}
+
+lc_status launch_argmax_spread(const float *logits, int vocab, int2 *partial, unsigned *done,
+                               int32_t *tokens, const sample_feed *feed, cudaStream_t s,
+                               lc_error *err) {
+    const sample_feed none = {};
+    argmax_spread_kernel<<<ARGMAX_BLOCKS, ARGMAX_THREADS, 0, s>>>(logits, vocab, partial, done,
+                                                                   tokens, feed ? *feed : none);
+    CU_LAUNCHED();
+    return LC_OK;
 }
 
 lc_status sample_setup(int device, int64_t *max_smem_bytes, lc_error *err) {
