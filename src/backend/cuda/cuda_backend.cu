@@ -18,14 +18,16 @@ extern "C" {
  * the previous token, LLAMAC_CUDA_SPREAD=1 draws a fed greedy token over 32
  * blocks (not yet run on a GPU, so off by default; and
  * LLAMAC_CUDA_HANDOFF=0, handoff_wanted). */
+static void env_switch(const char *name, bool *on) { /* "0" or "1"; else left as is */
+    const char *v = getenv(name);
+    if (v && (v[0] == '0' || v[0] == '1') && !v[1]) *on = v[0] == '1';
+}
+
 static void tuning_from_env(cuda_backend *cb) {
-    const char *pdl = getenv("LLAMAC_CUDA_PDL"), *blocks = getenv("LLAMAC_CUDA_MV_BLOCKS");
-    const char *feed = getenv("LLAMAC_CUDA_FEED");
-    if (pdl && (pdl[0] == '0' || pdl[0] == '1') && !pdl[1]) cb->pdl = pdl[0] == '1';
-    if (feed && strcmp(feed, "0") == 0) cb->feed_steps = false;
-    const char *spread = getenv("LLAMAC_CUDA_SPREAD");
-    if (spread && (spread[0] == '0' || spread[0] == '1') && !spread[1])
-        cb->draw_spread = spread[0] == '1';
+    const char *blocks = getenv("LLAMAC_CUDA_MV_BLOCKS");
+    env_switch("LLAMAC_CUDA_PDL", &cb->pdl);
+    env_switch("LLAMAC_CUDA_FEED", &cb->feed_steps);
+    env_switch("LLAMAC_CUDA_SPREAD", &cb->draw_spread);
     if (blocks) {
         const long n = strtol(blocks, NULL, 10);
         if (n > 0 && n <= 32) cb->mv_blocks_per_sm = (int)n;

@@ -396,7 +396,7 @@ extern "C" lc_status cuda_test_argmax_spread(int vocab, const float *logits, int
     TRY(put(&s, NULL, 2, LC_DTYPE_F32, &dt, err));
     /* tokens start as -1, so a second draw that wrote nothing shows */
     if (cudaMemset(dd, 0, sizeof(unsigned)) || cudaMemset(dt, 0xff, 2 * sizeof(int32_t))) {
-        st = lc_fail(err, LC_ERR_DEVICE, "clearing the counter");
+        st = lc_fail(err, LC_ERR_DEVICE, "clearing the counter and the tokens");
         goto done;
     }
     for (int k = 0; k < 2; k++)
