@@ -211,8 +211,11 @@ static void check_dtype(test_ctx *t, const cpu_kernels *kern, lc_dtype dt, int64
     block_q8_act *xq = calloc((size_t)(MATVEC_MAX_TOKENS * (k / QK) + 1), sizeof *xq);
     float *xdq = malloc((size_t)(MATVEC_MAX_TOKENS * k) * sizeof *xdq); /* xq as floats */
     for (int tok = 0; tok < MATVEC_MAX_TOKENS && int8; tok++) {
-        quantize_row(LC_DTYPE_Q8_RUNQ, x + tok * k, xq + tok * (k / QK), k);
-        dequantize_row(LC_DTYPE_Q8_RUNQ, xq + tok * (k / QK), xdq + tok * k, k);
+        cpu_quantize_activations(x + tok * k, xq + tok * (k / QK), k);
+        for (int64_t i = 0; i < k; i++) {
+            const block_q8_act *xb = xq + tok * (k / QK) + i / QK;
+            xdq[tok * k + i] = xb->d * (float)xb->qs[i % QK];
+        }
     }
     const void *input = int8 ? (const void *)xq : (const void *)x;
     float got[MATVEC_MAX_TOKENS * 16], want[MATVEC_MAX_TOKENS * 16];
@@ -275,4 +278,28 @@ void test_kernels_dtypes_match_reference(test_ctx *t) {
         }
     CHECK(t, n >= 2 || cpu_kernels_select("auto") == &cpu_kernels_scalar,
           "a SIMD table exists but none was tested");
+}
+
+/* The activation blocks hold runq.c's quantization unchanged (the runq golden
+ * text depends on it) plus the negated sum Q4_0's x86 dot product uses. */
+void test_kernels_activation_blocks(test_ctx *t) {
+    enum { K = 256 };
+    uint64_t rng = 99;
+    float *x = random_floats(K, &rng);
+    for (int i = 0; i < QK; i++) x[i] = 1.0f;       /* a block at +127 throughout */
+    for (int i = QK; i < 2 * QK; i++) x[i] = -2.0f; /* and one at -127 */
+    block_q8_act act[K / QK];
+    block_q8_runq want[K / QK];
+    cpu_quantize_activations(x, act, K);
+    quantize_row(LC_DTYPE_Q8_RUNQ, x, want, K);
+    for (int b = 0; b < K / QK; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QK; i++) sum += want[b].qs[i];
+        CHECK(t, act[b].d == want[b].d && memcmp(act[b].qs, want[b].qs, QK) == 0,
+              "block %d: scale or values differ from quantize_row(Q8_RUNQ)", b);
+        CHECK(t, act[b].neg_sum == -sum, "block %d: neg_sum %d, want %d", b, act[b].neg_sum, -sum);
+    }
+    CHECK(t, act[0].neg_sum == -127 * QK && act[1].neg_sum == 127 * QK,
+          "constant blocks: neg_sum %d and %d", act[0].neg_sum, act[1].neg_sum);
+    free(x);
 }

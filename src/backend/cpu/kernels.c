@@ -37,3 +37,16 @@ void cpu_pack_block(const cpu_kernels *kern, const float *x, int64_t x_stride, i
         for (int64_t i = 0; i < k; i++) block[i * nt + t] = row[i];
     }
 }
+
+void cpu_quantize_activations(const float *x, block_q8_act *out, int64_t k) {
+    assert(k % QK == 0);
+    for (int64_t b = 0; b < k / QK; b++) {
+        block_q8_runq q;
+        quantize_row(LC_DTYPE_Q8_RUNQ, x + b * QK, &q, QK);
+        int32_t sum = 0;
+        for (int i = 0; i < QK; i++) sum += q.qs[i];
+        out[b].d = q.d;
+        out[b].neg_sum = -sum;
+        memcpy(out[b].qs, q.qs, sizeof q.qs);
+    }
+}

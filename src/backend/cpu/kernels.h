@@ -4,6 +4,7 @@
 #ifndef LLAMAC_BACKEND_CPU_KERNELS_H
 #define LLAMAC_BACKEND_CPU_KERNELS_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,8 +15,19 @@
 
 /* Activations of a product with int8 weights (Q8_0, Q4_0, Q8_RUNQ) are
  * quantized once per product to these blocks: runq.c's scheme, d = max|x| / 127,
- * q = round(x / d), one f32 scale per 32 (quantize_row(LC_DTYPE_Q8_RUNQ)). */
-typedef block_q8_runq block_q8_act;
+ * q = round(x / d), one f32 scale per 32 (d and qs exactly as
+ * quantize_row(LC_DTYPE_Q8_RUNQ) writes them). neg_sum lets x86 multiply
+ * Q4_0's nibbles 0..15 as they are stored: sum (n - 8) q = sum n q + 8 neg_sum. */
+typedef struct block_q8_act {
+    float d;
+    int32_t neg_sum; /* -(qs[0] + ... + qs[31]) */
+    int8_t qs[QK];
+} block_q8_act;
+
+static_assert(sizeof(block_q8_act) == 40, "activation blocks: scale, sum and 32 int8");
+
+/* k floats (a multiple of QK) into k / QK activation blocks. */
+void cpu_quantize_activations(const float *x, block_q8_act *out, int64_t k);
 
 /* True when a product with weights of `dtype` takes block_q8_act inputs
  * rather than floats. */
