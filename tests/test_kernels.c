@@ -301,5 +301,22 @@ void test_kernels_activation_blocks(test_ctx *t) {
     }
     CHECK(t, act[0].neg_sum == -127 * QK && act[1].neg_sum == 127 * QK,
           "constant blocks: neg_sum %d and %d", act[0].neg_sum, act[1].neg_sum);
+    /* Every table's quantize equals the reference bit for bit, also on
+     * halves (block 2: d = 0.25 exactly, x / d = +-(j + 0.5)) and an all-zero block. */
+    for (int i = 0; i < QK; i++)
+        x[2 * QK + i] = (i % 2 ? -0.25f : 0.25f) * ((float)(i % 16) + 0.5f);
+    x[2 * QK + 7] = 31.75f; /* max|x| = 127 * 0.25 */
+    for (int i = 0; i < QK; i++) x[3 * QK + i] = 0.0f;
+    cpu_quantize_activations(x, act, K);
+    CHECK(t, act[2].d == 0.25f && act[3].d == 0.0f, "test blocks: d %g and %g", act[2].d, act[3].d);
+    const cpu_kernels *tables[8] = {&cpu_kernels_scalar};
+    const int n = 1 + simd_tables(tables + 1);
+    for (int i = 0; i < n; i++) {
+        block_q8_act got[K / QK];
+        memset(got, 0x55, sizeof got);
+        tables[i]->quantize(x, got, K);
+        CHECK(t, memcmp(got, act, sizeof got) == 0, "%s quantize differs from the reference",
+              tables[i]->name);
+    }
     free(x);
 }

@@ -60,6 +60,9 @@ typedef struct cpu_kernels {
     int gemm_rows;   /* A rows per tile */
     int gemm_tokens; /* B lanes per tile: tokens per packed block */
     float (*dot)(const float *a, const float *b, int64_t n);
+    /* cpu_quantize_activations, bit for bit: runs once per int8 product on
+     * the calling thread while the workers wait. */
+    void (*quantize)(const float *x, block_q8_act *out, int64_t k);
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_scalar;

@@ -109,4 +109,5 @@ const cpu_kernels cpu_kernels_scalar = {
     .gemm_rows = 4,
     .gemm_tokens = SCALAR_GEMM_TOKENS,
     .dot = dot_scalar,
+    .quantize = cpu_quantize_activations,
 };

@@ -6,6 +6,7 @@
  * parameter of one generic matvec; only loading a vector of weights (f32,
  * f16, bf16) or the integer dot product of one 32-element block (int8
  * types) differs per dtype and ISA. */
+#include <assert.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -347,6 +348,62 @@ INLINE void matvec_row_int8(const void *w, int64_t k, const block_q8_act *x, flo
     }
 }
 
+/* ---- activations to int8 blocks ----------------------------------------- */
+
+#if VL >= 8
+/* roundf of 8 floats below 2^23 in magnitude, as int32: truncate, then step
+ * away from zero where the dropped fraction is at least one half (halves
+ * round away from zero, as runq.c's round()). Every step is exact. */
+INLINE __m256i round_half_away(__m256 v) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 dropped = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(v, t));
+    const __m256 away = _mm256_or_ps(_mm256_and_ps(v, sign_bit), _mm256_set1_ps(1.0f));
+    const __m256 half_or_more = _mm256_cmp_ps(dropped, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half_or_more, away)));
+}
+
+/* The scalar quantize_int8's arithmetic (max|x| / 127, x / d, roundf) on 8
+ * lanes at a time; MAXPS with |x| first skips a NaN as fmaxf does. */
+static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
+    assert(k % QK == 0);
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < k / QK; b++) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + b * QK + 8 * i);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign_bit, v[i]), m);
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float d = _mm_cvtss_f32(h) / 127.0f;
+        out[b].d = d;
+        if (d == 0.0f) {
+            memset(out[b].qs, 0, sizeof out[b].qs);
+            out[b].neg_sum = 0;
+            continue;
+        }
+        __m256i q[4];
+        for (int i = 0; i < 4; i++) q[i] = round_half_away(_mm256_div_ps(v[i], _mm256_set1_ps(d)));
+        /* The packs work per 128-bit half: dword j of their result holds
+         * elements 4 (j / 4) to 4 (j / 4) + 3 of q[j % 4]; the permutation
+         * puts the 32 bytes back in element order. */
+        __m256i bytes =
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].qs, bytes);
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+        out[b].neg_sum = -_mm_cvtsi128_si32(s4);
+    }
+}
+#else
+#define quantize_simd cpu_quantize_activations /* NEON: the reference */
+#endif
+
 /* ---- the generic matvec ------------------------------------------------- */
 
 INLINE void matvec_tokens(const void *w, int64_t k, int64_t rows, const void *x, float *out,
@@ -472,4 +529,5 @@ const cpu_kernels TABLE = {
     .gemm_rows = GEMM_ROWS,
     .gemm_tokens = GEMM_TOKENS,
     .dot = dot_simd,
+    .quantize = quantize_simd,
 };

@@ -102,7 +102,7 @@ void cpu_matmul(cpu_backend *cb, const float *x, int64_t n_tok, const matmul_job
         /* Every int8 dtype takes the same quantized activations: once per call. */
         assert(c.k % QK == 0 && n_tok * (c.k / QK) <= cb->xq_blocks);
         for (int64_t t = 0; t < n_tok; t++)
-            cpu_quantize_activations(x + t * c.k, cb->xq + t * (c.k / QK), c.k);
+            cb->kern->quantize(x + t * c.k, cb->xq + t * (c.k / QK), c.k);
         c.xq = cb->xq;
     }
     if (gemm) {
