@@ -401,7 +401,34 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
     }
 }
 #else
-#define quantize_simd cpu_quantize_activations /* NEON: the reference */
+/* NEON has roundf's rounding as an instruction (vcvtaq: to nearest, halves
+ * away from zero) and fmaxf's NaN rule in vmaxnmq. */
+static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
+    assert(k % QK == 0);
+    for (int64_t b = 0; b < k / QK; b++) {
+        float32x4_t v[8], m = vdupq_n_f32(0.0f);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(x + b * QK + 4 * i);
+            m = vmaxnmq_f32(m, vabsq_f32(v[i]));
+        }
+        const float d = vmaxnmvq_f32(m) / 127.0f;
+        out[b].d = d;
+        if (d == 0.0f) {
+            memset(out[b].qs, 0, sizeof out[b].qs);
+            out[b].neg_sum = 0;
+            continue;
+        }
+        int32x4_t sum = vdupq_n_s32(0);
+        for (int i = 0; i < 8; i += 2) {
+            const int32x4_t q0 = vcvtaq_s32_f32(vdivq_f32(v[i], vdupq_n_f32(d)));
+            const int32x4_t q1 = vcvtaq_s32_f32(vdivq_f32(v[i + 1], vdupq_n_f32(d)));
+            sum = vaddq_s32(sum, vaddq_s32(q0, q1));
+            const int16x8_t q16 = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
+            vst1_s8(out[b].qs + 4 * i, vmovn_s16(q16));
+        }
+        out[b].neg_sum = -vaddvq_s32(sum);
+    }
+}
 #endif
 
 /* ---- the generic matvec ------------------------------------------------- */
