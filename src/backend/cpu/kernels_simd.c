@@ -350,6 +350,16 @@ INLINE void matvec_row_int8(const void *w, int64_t k, const block_q8_act *x, flo
 
 /* ---- activations to int8 blocks ----------------------------------------- */
 
+/* Sets a block's scale from its largest magnitude, as quantize_row does;
+ * false, with the block zeroed, when that is 0. */
+INLINE bool set_block_scale(block_q8_act *blk, float max_abs) {
+    blk->d = max_abs / 127.0f;
+    if (blk->d != 0.0f) return true;
+    memset(blk->qs, 0, sizeof blk->qs);
+    blk->neg_sum = 0;
+    return false;
+}
+
 #if VL >= 8
 /* roundf of 8 floats below 2^23 in magnitude, as int32: truncate, then step
  * away from zero where the dropped fraction is at least one half (halves
@@ -377,15 +387,10 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        const float d = _mm_cvtss_f32(h) / 127.0f;
-        out[b].d = d;
-        if (d == 0.0f) {
-            memset(out[b].qs, 0, sizeof out[b].qs);
-            out[b].neg_sum = 0;
-            continue;
-        }
+        if (!set_block_scale(&out[b], _mm_cvtss_f32(h))) continue;
+        const __m256 d = _mm256_set1_ps(out[b].d);
         __m256i q[4];
-        for (int i = 0; i < 4; i++) q[i] = round_half_away(_mm256_div_ps(v[i], _mm256_set1_ps(d)));
+        for (int i = 0; i < 4; i++) q[i] = round_half_away(_mm256_div_ps(v[i], d));
         /* The packs work per 128-bit half: dword j of their result holds
          * elements 4 (j / 4) to 4 (j / 4) + 3 of q[j % 4]; the permutation
          * puts the 32 bytes back in element order. */
@@ -411,17 +416,12 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
             v[i] = vld1q_f32(x + b * QK + 4 * i);
             m = vmaxnmq_f32(m, vabsq_f32(v[i]));
         }
-        const float d = vmaxnmvq_f32(m) / 127.0f;
-        out[b].d = d;
-        if (d == 0.0f) {
-            memset(out[b].qs, 0, sizeof out[b].qs);
-            out[b].neg_sum = 0;
-            continue;
-        }
+        if (!set_block_scale(&out[b], vmaxnmvq_f32(m))) continue;
+        const float32x4_t d = vdupq_n_f32(out[b].d);
         int32x4_t sum = vdupq_n_s32(0);
         for (int i = 0; i < 8; i += 2) {
-            const int32x4_t q0 = vcvtaq_s32_f32(vdivq_f32(v[i], vdupq_n_f32(d)));
-            const int32x4_t q1 = vcvtaq_s32_f32(vdivq_f32(v[i + 1], vdupq_n_f32(d)));
+            const int32x4_t q0 = vcvtaq_s32_f32(vdivq_f32(v[i], d));
+            const int32x4_t q1 = vcvtaq_s32_f32(vdivq_f32(v[i + 1], d));
             sum = vaddq_s32(sum, vaddq_s32(q0, q1));
             const int16x8_t q16 = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
             vst1_s8(out[b].qs + 4 * i, vmovn_s16(q16));
