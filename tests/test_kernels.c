@@ -281,42 +281,69 @@ void test_kernels_dtypes_match_reference(test_ctx *t) {
 }
 
 /* The activation blocks hold runq.c's quantization unchanged (the runq golden
- * text depends on it) plus the negated sum Q4_0's x86 dot product uses. */
+ * text depends on it) plus the negated sum Q4_0's x86 dot product uses; every
+ * table's quantize gives them bit for bit. */
 void test_kernels_activation_blocks(test_ctx *t) {
-    enum { K = 256 };
+    enum { K = 12 * QK };
     uint64_t rng = 99;
     float *x = random_floats(K, &rng);
-    for (int i = 0; i < QK; i++) x[i] = 1.0f;       /* a block at +127 throughout */
-    for (int i = QK; i < 2 * QK; i++) x[i] = -2.0f; /* and one at -127 */
-    block_q8_act act[K / QK];
-    block_q8_runq want[K / QK];
-    cpu_quantize_activations(x, act, K);
-    quantize_row(LC_DTYPE_Q8_RUNQ, x, want, K);
-    for (int b = 0; b < K / QK; b++) {
-        int32_t sum = 0;
-        for (int i = 0; i < QK; i++) sum += want[b].qs[i];
-        CHECK(t, act[b].d == want[b].d && memcmp(act[b].qs, want[b].qs, QK) == 0,
-              "block %d: scale or values differ from quantize_row(Q8_RUNQ)", b);
-        CHECK(t, act[b].neg_sum == -sum, "block %d: neg_sum %d, want %d", b, act[b].neg_sum, -sum);
-    }
-    CHECK(t, act[0].neg_sum == -127 * QK && act[1].neg_sum == 127 * QK,
-          "constant blocks: neg_sum %d and %d", act[0].neg_sum, act[1].neg_sum);
-    /* Every table's quantize equals the reference bit for bit, also on
-     * halves (block 2: d = 0.25 exactly, x / d = +-(j + 0.5)) and an all-zero block. */
+    for (int i = 0; i < QK; i++) x[i] = 1.0f;       /* block 0 at +127 throughout */
+    for (int i = QK; i < 2 * QK; i++) x[i] = -2.0f; /* block 1 at -127 */
+    /* Block 2: d = 0.25 exactly, x / d = +-(j + 0.5): halves round away from zero. */
+    float *b2 = x + 2 * QK;
+    for (int i = 0; i < QK; i++) b2[i] = (i % 2 ? -0.25f : 0.25f) * ((float)(i % 16) + 0.5f);
+    b2[7] = 31.75f; /* max|x| = 127 * 0.25 */
+    b2[8] =
+        0.25f * 0.49999997f; /* just below a half: 0, not 1 (adding 0.5 then truncating gives 1) */
+    for (int i = 0; i < QK; i++) x[3 * QK + i] = 0.0f; /* block 3: all zero */
+    /* Block 4: d = 1/127; these x divide to 4.5 and 87.5 exactly, while x
+     * times 1 / d lands just below (llama.cpp's way, not runq.c's). */
+    float *b4 = x + 4 * QK;
+    b4[0] = 1.0f;
+    b4[1] = 0x1.224488p-5f;
+    b4[2] = 0x1.60c182p-1f;
+    b4[3] = -0.0f;
+    /* Block 5: a NaN, skipped by the max and 0 as a value, in the lane of the
+     * block's largest magnitude (a max that kept the NaN there would lose it). */
+    x[5 * QK + 5] = 5.0f;
+    x[5 * QK + 29] = NAN;
+    x[6 * QK + 9] = INFINITY; /* block 6: d = inf, every value 0 */
     for (int i = 0; i < QK; i++)
-        x[2 * QK + i] = (i % 2 ? -0.25f : 0.25f) * ((float)(i % 16) + 0.5f);
-    x[2 * QK + 7] = 31.75f; /* max|x| = 127 * 0.25 */
-    for (int i = 0; i < QK; i++) x[3 * QK + i] = 0.0f;
-    cpu_quantize_activations(x, act, K);
-    CHECK(t, act[2].d == 0.25f && act[3].d == 0.0f, "test blocks: d %g and %g", act[2].d, act[3].d);
+        x[7 * QK + i] = ldexpf((float)(5 * i), -149); /* block 7: denormals */
+    block_q8_act want[K / QK];
+    cpu_quantize_activations(x, want, K);
+    block_q8_runq runq[K / QK];
+    quantize_row(LC_DTYPE_Q8_RUNQ, x, runq, K);
+    for (int b = 0; b < K / QK; b++)
+        CHECK(t, want[b].d == runq[b].d && memcmp(want[b].qs, runq[b].qs, QK) == 0,
+              "block %d: scale or values differ from quantize_row(Q8_RUNQ)", b);
+    CHECK(t, want[0].neg_sum == -127 * QK && want[1].neg_sum == 127 * QK,
+          "constant blocks: neg_sum %d and %d", want[0].neg_sum, want[1].neg_sum);
+    CHECK(t,
+          want[2].d == 0.25f && want[2].qs[7] == 127 && want[2].qs[0] == 1 && want[2].qs[1] == -2 &&
+              want[2].qs[8] == 0,
+          "halves: d %g, values %d %d %d %d", want[2].d, want[2].qs[7], want[2].qs[0],
+          want[2].qs[1], want[2].qs[8]);
+    CHECK(t, want[3].d == 0.0f && want[4].qs[1] == 5 && want[4].qs[2] == 88 && want[4].qs[3] == 0,
+          "zero block d %g; block 4 values %d %d %d", want[3].d, want[4].qs[1], want[4].qs[2],
+          want[4].qs[3]);
+    CHECK(t, want[5].qs[29] == 0 && isinf(want[6].d) && want[7].qs[QK - 1] == 127,
+          "NaN value %d, infinite block d %g, clamped denormal value %d", want[5].qs[29], want[6].d,
+          want[7].qs[QK - 1]);
     const cpu_kernels *tables[8] = {&cpu_kernels_scalar};
     const int n = 1 + simd_tables(tables + 1);
     for (int i = 0; i < n; i++) {
         block_q8_act got[K / QK];
         memset(got, 0x55, sizeof got);
         tables[i]->quantize(x, got, K);
-        CHECK(t, memcmp(got, act, sizeof got) == 0, "%s quantize differs from the reference",
-              tables[i]->name);
+        for (int b = 0; b < K / QK; b++) {
+            int32_t sum = 0;
+            for (int j = 0; j < QK; j++) sum += got[b].qs[j];
+            CHECK(t, memcmp(&got[b], &want[b], sizeof got[b]) == 0 && got[b].neg_sum == -sum,
+                  "%s quantize, block %d: differs from the reference (d %g / %g, neg_sum %d / %d, "
+                  "-sum %d)",
+                  tables[i]->name, b, got[b].d, want[b].d, got[b].neg_sum, want[b].neg_sum, -sum);
+        }
     }
     free(x);
 }

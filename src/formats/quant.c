@@ -58,14 +58,22 @@ static float max_abs(const float *x, int n) {
     return m;
 }
 
+/* v rounded half away from zero, kept in [-127, 127] (a scale rounded into
+ * the denormals can put x / d past 127); NaN, from a NaN or an infinity in
+ * the block, gives 0 rather than an undefined conversion. */
+static int8_t round_int8(float v) {
+    if (isnan(v)) return 0;
+    const float r = roundf(v);
+    return (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r);
+}
+
 /* Symmetric int8 of one block: d = max|x| / 127 (zero block: d = 0, q = 0),
  * q rounded half away from zero. llama.cpp multiplies by 1 / d, runq.c
  * divides by d: the two differ in the last bit now and then, and runq's
  * golden text is reproduced only by dividing. */
 static float quantize_int8(const float *x, int8_t *q, bool divide) {
     const float d = max_abs(x, QK) / 127.0f, inv = d ? 1.0f / d : 0.0f;
-    for (int i = 0; i < QK; i++)
-        q[i] = (int8_t)(d == 0.0f ? 0 : divide ? roundf(x[i] / d) : roundf(x[i] * inv));
+    for (int i = 0; i < QK; i++) q[i] = d == 0.0f ? 0 : round_int8(divide ? x[i] / d : x[i] * inv);
     return d;
 }
 

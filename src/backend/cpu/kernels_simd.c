@@ -165,7 +165,7 @@ INLINE void matvec_row_float(const void *w, int64_t k, const float *x, float *ou
 
 /* ---- int8 weights: integer dot products of 32-element blocks ------------ */
 
-/* A block's 32 weights as signed bytes, and its scale. */
+/* A block's 32 weights as bytes: signed, except Q4_0's nibbles on x86 (0..15). */
 #if VL >= 8
 typedef __m256i vq; /* 32 int8 */
 #else
@@ -218,10 +218,11 @@ INLINE vq wblock(const void *w, int64_t b, const lc_dtype DT) {
 /* Integer partial sums of w . x over one block, as float lanes whose sum is
  * the exact dot product. x86 multiplies unsigned by signed bytes (maddubs,
  * or VNNI's dpbusd): Q4_0's nibbles go in as they are, and the 8 they are
- * offset by comes off as -sum(x) added to each of the 8 lanes (neg_sum),
- * three instructions a block fewer than the other types' way, which puts
- * |w| in unsigned and moves w's sign onto x. Pair sums stay below
- * 2 * 128 * 127 < 2^15 because activations are in [-127, 127]. */
+ * offset by comes off as -sum(x) added to each of the 8 lanes (neg_sum; with
+ * VNNI as the accumulator's start, three instructions a block fewer than the
+ * other types' way, which puts |w| in unsigned and moves w's sign onto x).
+ * Pair sums stay below 2 * 128 * 127 < 2^15 because activations are in
+ * [-127, 127]. */
 #if VL >= 8
 typedef __m256 vdot;
 #else
@@ -361,11 +362,14 @@ INLINE bool set_block_scale(block_q8_act *blk, float max_abs) {
 }
 
 #if VL >= 8
-/* roundf of 8 floats below 2^23 in magnitude, as int32: truncate, then step
- * away from zero where the dropped fraction is at least one half (halves
- * round away from zero, as runq.c's round()). Every step is exact. */
-INLINE __m256i round_half_away(__m256 v) {
+/* The reference's round_int8 on 8 lanes, as int32: NaN to 0, clamped to
+ * [-127, 127] (before rounding: the bounds are whole), then truncated and
+ * stepped away from zero where the dropped fraction is at least one half
+ * (halves round away from zero, as runq.c's round()). Every step is exact. */
+INLINE __m256i round_int8_lanes(__m256 v) {
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
     const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __m256 dropped = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(v, t));
     const __m256 away = _mm256_or_ps(_mm256_and_ps(v, sign_bit), _mm256_set1_ps(1.0f));
@@ -373,8 +377,8 @@ INLINE __m256i round_half_away(__m256 v) {
     return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half_or_more, away)));
 }
 
-/* The scalar quantize_int8's arithmetic (max|x| / 127, x / d, roundf) on 8
- * lanes at a time; MAXPS with |x| first skips a NaN as fmaxf does. */
+/* The scalar quantize_int8's arithmetic (max|x| / 127, x / d, round_int8)
+ * on 8 lanes at a time; MAXPS with |x| first skips a NaN as fmaxf does. */
 static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
     assert(k % QK == 0);
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
@@ -390,7 +394,7 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
         if (!set_block_scale(&out[b], _mm_cvtss_f32(h))) continue;
         const __m256 d = _mm256_set1_ps(out[b].d);
         __m256i q[4];
-        for (int i = 0; i < 4; i++) q[i] = round_half_away(_mm256_div_ps(v[i], d));
+        for (int i = 0; i < 4; i++) q[i] = round_int8_lanes(_mm256_div_ps(v[i], d));
         /* The packs work per 128-bit half: dword j of their result holds
          * elements 4 (j / 4) to 4 (j / 4) + 3 of q[j % 4]; the permutation
          * puts the 32 bytes back in element order. */
@@ -407,7 +411,8 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
 }
 #else
 /* NEON has roundf's rounding as an instruction (vcvtaq: to nearest, halves
- * away from zero) and fmaxf's NaN rule in vmaxnmq. */
+ * away from zero, NaN to 0) and fmaxf's NaN rule in vmaxnmq; the clamp to
+ * [-127, 127] follows the conversion, as in round_int8. */
 static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
     assert(k % QK == 0);
     for (int64_t b = 0; b < k / QK; b++) {
@@ -420,8 +425,10 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
         const float32x4_t d = vdupq_n_f32(out[b].d);
         int32x4_t sum = vdupq_n_s32(0);
         for (int i = 0; i < 8; i += 2) {
-            const int32x4_t q0 = vcvtaq_s32_f32(vdivq_f32(v[i], d));
-            const int32x4_t q1 = vcvtaq_s32_f32(vdivq_f32(v[i + 1], d));
+            const int32x4_t lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
+            const int32x4_t q0 = vminq_s32(vmaxq_s32(vcvtaq_s32_f32(vdivq_f32(v[i], d)), lo), hi);
+            const int32x4_t q1 =
+                vminq_s32(vmaxq_s32(vcvtaq_s32_f32(vdivq_f32(v[i + 1], d)), lo), hi);
             sum = vaddq_s32(sum, vaddq_s32(q0, q1));
             const int16x8_t q16 = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
             vst1_s8(out[b].qs + 4 * i, vmovn_s16(q16));
