@@ -237,13 +237,18 @@ models:
 	curl -fL -o models/tokenizer.bin https://github.com/karpathy/llama2.c/raw/master/tokenizer.bin
 
 # Prompt (pp256) and generation (tg128) speed on random-weight stories15M and
-# stories110M checkpoints, against the measured memory bandwidth. Not a test.
+# stories110M checkpoints, then stories110M's generation with its matrices in
+# f16, q8_0 and q4_0 (issue 4's CPU bar), against the measured memory
+# bandwidth. Not a test.
 BENCH_MODELS = $(BUILD)/bench-models
 bench: $(BUILD)/llamac
 	@mkdir -p $(BENCH_MODELS)
 	@for shape in stories15M stories110M; do \
 	    [ -f $(BENCH_MODELS)/$$shape.bin ] || $(BUILD)/llamac mkmodel --shape $$shape --out $(BENCH_MODELS)/$$shape.bin || exit 1; \
 	    $(BUILD)/llamac bench -m $(BENCH_MODELS)/$$shape.bin -p 256 -n 128 -r 5 --membw || exit 1; echo; \
+	done
+	@for dtype in f16 q8_0 q4_0; do \
+	    $(BUILD)/llamac bench -m $(BENCH_MODELS)/stories110M.bin --dtype $$dtype -p 0 -n 128 -r 5 --membw || exit 1; echo; \
 	done
 
 format:
