@@ -438,6 +438,7 @@ lc_status cuda_sample(backend *b, int n, const lc_sampler_params *p, const float
                       lc_token *out, lc_error *err) {
     cuda_backend *cb = (cuda_backend *)b;
     TRY(check_kept(cb, n, err));
+    CU_TRY(cudaSetDevice(cb->device));
     for (int i = 0; i < n; i++)
         cb->rows_host[i] = (sample_row){p[i].temperature, p[i].top_p, coins[i], p[i].top_k};
     /* The pinned rows are rewritten by the next call, which comes after the
