@@ -188,11 +188,15 @@ INLINE float f16_scale(uint16_t h) {
 #endif
 }
 
-/* The scale of weight block b. Q8_0 and Q4_0 both begin with an f16. */
+/* The f16 scale of Q8_0 or Q4_0 block b, as stored. */
+INLINE uint16_t wscale_f16(const void *w, int64_t b, const lc_dtype DT) {
+    return DT == LC_DTYPE_Q8_0 ? ((const block_q8_0 *)w)[b].d : ((const block_q4_0 *)w)[b].d;
+}
+
+/* The scale of weight block b. */
 INLINE float wscale(const void *w, int64_t b, const lc_dtype DT) {
     if (DT == LC_DTYPE_Q8_RUNQ) return ((const block_q8_runq *)w)[b].d;
-    if (DT == LC_DTYPE_Q8_0) return f16_scale(((const block_q8_0 *)w)[b].d);
-    return f16_scale(((const block_q4_0 *)w)[b].d);
+    return f16_scale(wscale_f16(w, b, DT));
 }
 
 INLINE vq wblock(const void *w, int64_t b, const lc_dtype DT) {
@@ -265,10 +269,8 @@ INLINE vdot block_dot(vq w, const block_q8_act *xb, const lc_dtype DT) {
 INLINE vdot block_scale(const void *w, int64_t b, float xd, const lc_dtype DT) {
 #if VL >= 8
     if (DT != LC_DTYPE_Q8_RUNQ) {
-        /* Q8_0 and Q4_0 blocks both begin with their f16 scale. */
-        const uint16_t h =
-            DT == LC_DTYPE_Q8_0 ? ((const block_q8_0 *)w)[b].d : ((const block_q4_0 *)w)[b].d;
-        return _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)h)), _mm256_set1_ps(xd));
+        const __m128i h = _mm_set1_epi16((short)wscale_f16(w, b, DT));
+        return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(xd));
     }
     return _mm256_set1_ps(wscale(w, b, DT) * xd);
 #else
@@ -410,9 +412,14 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
     }
 }
 #else
-/* NEON has roundf's rounding as an instruction (vcvtaq: to nearest, halves
- * away from zero, NaN to 0) and fmaxf's NaN rule in vmaxnmq; the clamp to
- * [-127, 127] follows the conversion, as in round_int8. */
+/* The reference's round_int8 on 4 lanes: NEON has roundf's rounding as an
+ * instruction (vcvtaq: to nearest, halves away from zero, NaN to 0); the
+ * clamp to [-127, 127] follows the conversion. */
+INLINE int32x4_t round_int8_lanes(float32x4_t v) {
+    return vminq_s32(vmaxq_s32(vcvtaq_s32_f32(v), vdupq_n_s32(-127)), vdupq_n_s32(127));
+}
+
+/* As the x86 version; vmaxnmq skips a NaN as fmaxf does. */
 static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
     assert(k % QK == 0);
     for (int64_t b = 0; b < k / QK; b++) {
@@ -425,10 +432,8 @@ static void quantize_simd(const float *x, block_q8_act *out, int64_t k) {
         const float32x4_t d = vdupq_n_f32(out[b].d);
         int32x4_t sum = vdupq_n_s32(0);
         for (int i = 0; i < 8; i += 2) {
-            const int32x4_t lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
-            const int32x4_t q0 = vminq_s32(vmaxq_s32(vcvtaq_s32_f32(vdivq_f32(v[i], d)), lo), hi);
-            const int32x4_t q1 =
-                vminq_s32(vmaxq_s32(vcvtaq_s32_f32(vdivq_f32(v[i + 1], d)), lo), hi);
+            const int32x4_t q0 = round_int8_lanes(vdivq_f32(v[i], d));
+            const int32x4_t q1 = round_int8_lanes(vdivq_f32(v[i + 1], d));
             sum = vaddq_s32(sum, vaddq_s32(q0, q1));
             const int16x8_t q16 = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
             vst1_s8(out[b].qs + 4 * i, vmovn_s16(q16));
