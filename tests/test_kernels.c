@@ -280,6 +280,57 @@ void test_kernels_dtypes_match_reference(test_ctx *t) {
           "a SIMD table exists but none was tested");
 }
 
+/* runq blocks are added in runq.c's order by every table: each block's exact
+ * integer sum times d_w, then fma'd with d_x into one float, block after
+ * block. x86 finds eight blocks' sums at once and reduces them together; a
+ * lane taken from the wrong block or the chain reordered changes the bits.
+ * Rows of 9 and 65 blocks leave a tail after the groups of eight. */
+void test_kernels_runq_block_order(test_ctx *t) {
+    const cpu_kernels *tables[8] = {&cpu_kernels_scalar};
+    const int n = 1 + simd_tables(tables + 1);
+    static const int64_t ks[] = {9 * QK, 24 * QK, 65 * QK};
+    enum { ROWS = 5 };
+    uint64_t rng = 4321;
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const int64_t k = ks[ki], nb = k / QK;
+        float *wf = random_floats((size_t)(ROWS * k), &rng);
+        float *x = random_floats((size_t)(MATVEC_MAX_TOKENS * k), &rng);
+        for (int64_t i = 0; i < ROWS * k; i += 7) wf[i] *= 40; /* scales far apart */
+        block_q8_runq *w = malloc((size_t)(ROWS * nb) * sizeof *w);
+        block_q8_act *xq = malloc((size_t)(MATVEC_MAX_TOKENS * nb) * sizeof *xq);
+        for (int r = 0; r < ROWS; r++) quantize_row(LC_DTYPE_Q8_RUNQ, wf + r * k, w + r * nb, k);
+        for (int tok = 0; tok < MATVEC_MAX_TOKENS; tok++)
+            cpu_quantize_activations(x + tok * k, xq + tok * nb, k);
+        float want[MATVEC_MAX_TOKENS * ROWS], got[MATVEC_MAX_TOKENS * ROWS];
+        for (int tok = 0; tok < MATVEC_MAX_TOKENS; tok++)
+            for (int r = 0; r < ROWS; r++) {
+                float sum = 0.0f;
+                for (int64_t b = 0; b < nb; b++) {
+                    const block_q8_runq *wb = w + r * nb + b;
+                    const block_q8_act *xb = xq + tok * nb + b;
+                    int32_t isum = 0;
+                    for (int i = 0; i < QK; i++) isum += wb->qs[i] * xb->qs[i];
+                    sum = fmaf((float)isum * wb->d, xb->d, sum);
+                }
+                want[tok * ROWS + r] = sum;
+            }
+        for (int i = 0; i < n; i++)
+            for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
+                tables[i]->matvec[LC_DTYPE_Q8_RUNQ](w, k, ROWS, xq, nt, got, ROWS);
+                int bad = 0;
+                for (int tok = 0; tok < nt; tok++)
+                    for (int r = 0; r < ROWS; r++)
+                        bad += memcmp(&got[tok * ROWS + r], &want[tok * ROWS + r], sizeof(float)) != 0;
+                CHECK(t, bad == 0, "%s q8_runq k=%lld tokens=%d: %d of %d outputs differ in bits",
+                      tables[i]->name, (long long)k, nt, bad, nt * ROWS);
+            }
+        free(wf);
+        free(x);
+        free(w);
+        free(xq);
+    }
+}
+
 /* The activation blocks hold runq.c's quantization unchanged (the runq golden
  * text depends on it) plus the negated sum Q4_0's x86 dot product uses; every
  * table's quantize gives them bit for bit. */

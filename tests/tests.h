@@ -37,6 +37,7 @@
     X(test_kernels_simd_match_scalar)                                                              \
     X(test_kernels_scalar_gemm)                                                                    \
     X(test_kernels_dtypes_match_reference)                                                         \
+    X(test_kernels_runq_block_order)                                                               \
     X(test_kernels_activation_blocks)                                                              \
     X(test_model_bad_files)                                                                        \
     X(test_model_mkmodel_round_trip)                                                               \
@@ -125,6 +126,7 @@
     X(test_kernels_simd_match_scalar)                                                              \
     X(test_kernels_scalar_gemm)                                                                    \
     X(test_kernels_dtypes_match_reference)                                                         \
+    X(test_kernels_runq_block_order)                                                               \
     X(test_kernels_activation_blocks)
 
 #define X(name) void name(test_ctx *t);

@@ -2,6 +2,8 @@
  * kernel is tested against these, so they stay simple rather than fast. */
 #include "backend/cpu/kernels.h"
 
+#include <math.h>
+
 #include "formats/tensor.h"
 
 static float dot_scalar(const float *a, const float *b, int64_t n) {
@@ -41,7 +43,8 @@ static float int8_block(lc_dtype dtype, const void *w, int64_t b, int32_t q[QK])
 }
 
 /* One row against one token. Int8 types: an exact integer sum per block,
- * then sum += isum * d_w * d_x block after block, in runq.c's order. */
+ * then sum = fma(isum * d_w, d_x, sum) block after block, in runq.c's order
+ * (the SIMD tables keep it exactly for runq blocks; a test checks). */
 static float row_dot(lc_dtype dtype, const void *w, const void *x, int64_t k) {
     float sum = 0.0f;
     if (dtype == LC_DTYPE_F32) return dot_scalar(w, x, k);
@@ -54,7 +57,7 @@ static float row_dot(lc_dtype dtype, const void *w, const void *x, int64_t k) {
         int32_t q[QK], isum = 0;
         const float d = int8_block(dtype, w, b, q);
         for (int i = 0; i < QK; i++) isum += q[i] * xb[b].qs[i];
-        sum += (float)isum * d * xb[b].d;
+        sum = fmaf((float)isum * d, xb[b].d, sum);
     }
     return sum;
 }

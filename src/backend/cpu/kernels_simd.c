@@ -7,6 +7,7 @@
  * f16, bf16) or the integer dot product of one 32-element block (int8
  * types) differs per dtype and ISA. */
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -233,25 +234,43 @@ typedef __m256 vdot;
 typedef float32x4_t vdot;
 #endif
 
-INLINE vdot block_dot(vq w, const block_q8_act *xb, const lc_dtype DT) {
-    const vq x = qload(xb->qs);
 #if VL >= 8
+/* The same as 8 int32 lanes. */
+INLINE __m256i block_isum(vq w, const block_q8_act *xb, const lc_dtype DT) {
+    const vq x = qload(xb->qs);
     const bool nibbles = DT == LC_DTYPE_Q4_0;
     const __m256i bias = nibbles ? _mm256_set1_epi32(xb->neg_sum) : _mm256_setzero_si256();
     const __m256i u = nibbles ? w : _mm256_sign_epi8(w, w);
     const __m256i s = nibbles ? x : _mm256_sign_epi8(x, w);
 #if defined(SIMD_VNNI)
-    const __m256i sum = _mm256_dpbusd_epi32(bias, u, s);
+    return _mm256_dpbusd_epi32(bias, u, s);
 #else
-    const __m256i sum =
-        _mm256_add_epi32(bias, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(bias,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 #endif
-    return _mm256_cvtepi32_ps(sum);
+}
+
+/* Lane j: the sum of s[j]'s 8 lanes (a transposing reduction; integer, so exact). */
+INLINE __m256i isum8(const __m256i s[8]) {
+    const __m256i s01 = _mm256_hadd_epi32(s[0], s[1]), s23 = _mm256_hadd_epi32(s[2], s[3]);
+    const __m256i s45 = _mm256_hadd_epi32(s[4], s[5]), s67 = _mm256_hadd_epi32(s[6], s[7]);
+    /* Each 128-bit half: the four sums of s[0..3] (s[4..7]) over that half's lanes. */
+    const __m256i a = _mm256_hadd_epi32(s01, s23), b = _mm256_hadd_epi32(s45, s67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+#endif
+
+INLINE vdot block_dot(vq w, const block_q8_act *xb, const lc_dtype DT) {
+#if VL >= 8
+    return _mm256_cvtepi32_ps(block_isum(w, xb, DT));
 #elif defined(__ARM_FEATURE_DOTPROD)
+    const vq x = qload(xb->qs);
     /* NEON multiplies signed by signed: wblock gave Q4_0's weights as n - 8. */
     int32x4_t sum = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w.val[0], x.val[0]), w.val[1], x.val[1]);
     return vcvtq_f32_s32(sum);
 #else
+    const vq x = qload(xb->qs);
     int16x8_t p0 = vmull_s8(vget_low_s8(w.val[0]), vget_low_s8(x.val[0]));
     int16x8_t p1 = vmull_s8(vget_high_s8(w.val[0]), vget_high_s8(x.val[0]));
     int16x8_t p2 = vmull_s8(vget_low_s8(w.val[1]), vget_low_s8(x.val[1]));
@@ -296,27 +315,59 @@ INLINE float vdot_sum(vdot v) {
 #endif
 }
 
-/* One int8 weight row against NT quantized tokens: per block, the integer
- * dot product scaled by d_w * d_x, accumulated in f32 (two chains per token,
- * even and odd blocks, to hide the FMA latency). Q8_RUNQ adds the blocks in
- * runq.c's order instead, each block's exact integer sum times d_w times
- * d_x added to one float in turn: the lanes' own order changed rounding
- * enough that greedy text left runq.c's after 192 bytes on stories260K
- * (its golden text is a test). */
+/* One row of runq int8 weights against NT quantized tokens, in runq.c's
+ * order: each block's exact integer sum times d_w, times d_x added to one
+ * float in turn (one fma, as runq.c's -Ofast -march=native build contracts
+ * it). The lanes' own order changed rounding enough that greedy text left
+ * runq.c's after 192 bytes on stories260K (its golden text is a test). x86
+ * finds eight blocks' integer sums together, reduced in one transpose
+ * instead of a horizontal sum each; only the float chain stays serial. */
+INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, float *out,
+                            int64_t os, const int NT) {
+    const lc_dtype DT = LC_DTYPE_Q8_RUNQ;
+    const int64_t nb = k / QK;
+    float val[MATVEC_MAX_TOKENS] = {0};
+    int64_t b = 0;
+#if VL >= 8
+    for (; b + 8 <= nb; b += 8) {
+        /* Without it the Intel VM of docs/performance.md streamed this at
+         * 9 GB/s instead of 22 (its hardware prefetcher barely helps). */
+        vq wq[8];
+        for (int j = 0; j < 8; j++) {
+            __builtin_prefetch((const char *)w + (b + j) * sizeof(block_q8_runq) + PREFETCH_BYTES, 0, 3);
+            wq[j] = wblock(w, b + j, DT);
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_act *xb = x + t * nb + b;
+            __m256i s[8];
+            for (int j = 0; j < 8; j++) s[j] = block_isum(wq[j], xb + j, DT);
+            float isum[8];
+            _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(isum8(s)));
+            for (int j = 0; j < 8; j++)
+                val[t] = fmaf(isum[j] * wscale(w, b + j, DT), xb[j].d, val[t]);
+        }
+    }
+#endif
+    for (; b < nb; b++) {
+        __builtin_prefetch((const char *)w + b * sizeof(block_q8_runq) + PREFETCH_BYTES, 0, 3);
+        const float d = wscale(w, b, DT);
+        const vq wq = wblock(w, b, DT);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_act *xb = x + t * nb + b;
+            val[t] = fmaf(vdot_sum(block_dot(wq, xb, DT)) * d, xb->d, val[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * os] = val[t];
+}
+
+/* One Q8_0 / Q4_0 weight row against NT quantized tokens: per block, the
+ * integer dot product scaled by d_w * d_x, accumulated in f32 (two chains per
+ * token, even and odd blocks, to hide the FMA latency). */
 INLINE void matvec_row_int8(const void *w, int64_t k, const block_q8_act *x, float *out, int64_t os,
                             const int NT, const lc_dtype DT) {
     const int64_t nb = k / QK;
     if (DT == LC_DTYPE_Q8_RUNQ) {
-        float val[MATVEC_MAX_TOKENS] = {0};
-        for (int64_t b = 0; b < nb; b++) {
-            const float d = wscale(w, b, DT);
-            const vq wq = wblock(w, b, DT);
-            for (int t = 0; t < NT; t++) {
-                const block_q8_act *xb = x + t * nb + b;
-                val[t] += vdot_sum(block_dot(wq, xb, DT)) * d * xb->d;
-            }
-        }
-        for (int t = 0; t < NT; t++) out[t * os] = val[t];
+        matvec_row_runq(w, k, x, out, os, NT);
         return;
     }
     const size_t bb = DT == LC_DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
