@@ -320,7 +320,8 @@ void test_kernels_runq_block_order(test_ctx *t) {
                 int bad = 0;
                 for (int tok = 0; tok < nt; tok++)
                     for (int r = 0; r < ROWS; r++)
-                        bad += memcmp(&got[tok * ROWS + r], &want[tok * ROWS + r], sizeof(float)) != 0;
+                        bad +=
+                            memcmp(&got[tok * ROWS + r], &want[tok * ROWS + r], sizeof(float)) != 0;
                 CHECK(t, bad == 0, "%s q8_runq k=%lld tokens=%d: %d of %d outputs differ in bits",
                       tables[i]->name, (long long)k, nt, bad, nt * ROWS);
             }

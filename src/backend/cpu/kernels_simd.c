@@ -322,19 +322,22 @@ INLINE float vdot_sum(vdot v) {
  * runq.c's after 192 bytes on stories260K (its golden text is a test). x86
  * finds eight blocks' integer sums together, reduced in one transpose
  * instead of a horizontal sum each; only the float chain stays serial. */
-INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, float *out,
-                            int64_t os, const int NT) {
+INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, float *out, int64_t os,
+                            const int NT) {
     const lc_dtype DT = LC_DTYPE_Q8_RUNQ;
     const int64_t nb = k / QK;
     float val[MATVEC_MAX_TOKENS] = {0};
     int64_t b = 0;
 #if VL >= 8
     for (; b + 8 <= nb; b += 8) {
-        /* Without it the Intel VM of docs/performance.md streamed this at
-         * 9 GB/s instead of 22 (its hardware prefetcher barely helps). */
+        /* A prefetch beside each block's load: without them the Intel VM of
+         * docs/performance.md streamed runq rows at 9 GB/s instead of 22
+         * (its hardware prefetcher barely helps), and the group's five lines
+         * asked in one burst ran 15-20% slower on one thread. */
+        const char *ahead = (const char *)w + PREFETCH_BYTES;
         vq wq[8];
         for (int j = 0; j < 8; j++) {
-            __builtin_prefetch((const char *)w + (b + j) * sizeof(block_q8_runq) + PREFETCH_BYTES, 0, 3);
+            __builtin_prefetch(ahead + (b + j) * sizeof(block_q8_runq), 0, 3);
             wq[j] = wblock(w, b + j, DT);
         }
         for (int t = 0; t < NT; t++) {
