@@ -39,11 +39,26 @@
 #else
 #error "compile with -DSIMD_ISA_avx2, -DSIMD_ISA_avx512 or -DSIMD_ISA_neon"
 #endif
-#define GEMM_TOKENS    (2 * VL)
-#define PREFETCH_BYTES 8192 /* how far ahead the matvec prefetches weights */
-#define INLINE         static inline __attribute__((always_inline))
+#define GEMM_TOKENS (2 * VL)
+/* How far ahead the matvecs ask for weights (docs/performance.md, session 20):
+ * float rows 4 KiB, int8 rows 8 KiB, which measured best on the Intel VM
+ * (f32 +11% over 8 KiB; int8 rows lost 11% at 4 KiB). */
+#define PREFETCH_FLOAT_BYTES 4096
+#define PREFETCH_INT8_BYTES  8192
+#define INLINE               static inline __attribute__((always_inline))
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+
+/* Weights are read once per step, so most rows are asked into L2
+ * (prefetcht1 on x86), not L1: on the Intel VM that decoded q8_0 15-21% and
+ * runq 14% faster than prefetcht0. Q4_0, whose blocks take the most
+ * instructions per byte, lost 2-7% that way and still asks into L1. */
+INLINE void prefetch_weights(const void *p, const lc_dtype DT) {
+    if (DT == LC_DTYPE_Q4_0)
+        __builtin_prefetch(p, 0, 3);
+    else
+        __builtin_prefetch(p, 0, 2);
+}
 
 INLINE vf vload(const float *p) {
     vf v;
@@ -142,10 +157,11 @@ INLINE void matvec_row_float(const void *w, int64_t k, const float *x, float *ou
     const char *wb = w;
     int64_t i = 0;
     for (; i + 2 * VL <= k; i += 2 * VL) {
-        /* Both cache lines 8 KiB ahead: +16% decode on the stories15M shape,
-         * +7% on stories42M, neutral on stories110M (alternating runs). */
-        __builtin_prefetch(wb + i * ELEM_BYTES(DT) + PREFETCH_BYTES, 0, 3);
-        __builtin_prefetch(wb + i * ELEM_BYTES(DT) + PREFETCH_BYTES + 64, 0, 3);
+        /* Both cache lines ahead: at 8 KiB into L1, +16% decode on the
+         * stories15M shape, +7% on stories42M, neutral on stories110M
+         * (alternating runs on the AMD VM). */
+        prefetch_weights(wb + i * ELEM_BYTES(DT) + PREFETCH_FLOAT_BYTES, DT);
+        prefetch_weights(wb + i * ELEM_BYTES(DT) + PREFETCH_FLOAT_BYTES + 64, DT);
         vf w0 = wload(w, i, DT), w1 = wload(w, i + VL, DT);
         for (int t = 0; t < NT; t++) {
             acc[t][0] += w0 * vload(x + t * k + i);
@@ -334,10 +350,10 @@ INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, flo
          * docs/performance.md streamed runq rows at 9 GB/s instead of 22
          * (its hardware prefetcher barely helps), and the group's five lines
          * asked in one burst ran 15-20% slower on one thread. */
-        const char *ahead = (const char *)w + PREFETCH_BYTES;
+        const char *ahead = (const char *)w + PREFETCH_INT8_BYTES;
         vq wq[8];
         for (int j = 0; j < 8; j++) {
-            __builtin_prefetch(ahead + (b + j) * sizeof(block_q8_runq), 0, 3);
+            prefetch_weights(ahead + (b + j) * sizeof(block_q8_runq), DT);
             wq[j] = wblock(w, b + j, DT);
         }
         for (int t = 0; t < NT; t++) {
@@ -352,7 +368,7 @@ INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, flo
     }
 #endif
     for (; b < nb; b++) {
-        __builtin_prefetch((const char *)w + b * sizeof(block_q8_runq) + PREFETCH_BYTES, 0, 3);
+        prefetch_weights((const char *)w + b * sizeof(block_q8_runq) + PREFETCH_INT8_BYTES, DT);
         const float d = wscale(w, b, DT);
         const vq wq = wblock(w, b, DT);
         for (int t = 0; t < NT; t++) {
@@ -380,7 +396,7 @@ INLINE void matvec_row_int8(const void *w, int64_t k, const block_q8_act *x, flo
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = (vdot){0};
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        __builtin_prefetch((const char *)w + b * bb + PREFETCH_BYTES, 0, 3);
+        prefetch_weights((const char *)w + b * bb + PREFETCH_INT8_BYTES, DT);
         vq w0 = wblock(w, b, DT), w1 = wblock(w, b + 1, DT);
         for (int t = 0; t < NT; t++) {
             const block_q8_act *xb = x + t * nb + b;
