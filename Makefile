@@ -247,7 +247,7 @@ bench: $(BUILD)/llamac
 	    [ -f $(BENCH_MODELS)/$$shape.bin ] || $(BUILD)/llamac mkmodel --shape $$shape --out $(BENCH_MODELS)/$$shape.bin || exit 1; \
 	    $(BUILD)/llamac bench -m $(BENCH_MODELS)/$$shape.bin -p 256 -n 128 -r 5 --membw || exit 1; echo; \
 	done
-	@for dtype in f16 q8_0 q4_0; do \
+	@for dtype in f16 q8_0 q4_0 q8_runq; do \
 	    $(BUILD)/llamac bench -m $(BENCH_MODELS)/stories110M.bin --dtype $$dtype -p 0 -n 128 -r 5 --membw || exit 1; echo; \
 	done
 
