@@ -284,18 +284,19 @@ void test_kernels_dtypes_match_reference(test_ctx *t) {
  * integer sum times d_w, then fma'd with d_x into one float, block after
  * block. x86 finds eight blocks' sums at once and reduces them together; a
  * lane taken from the wrong block or the chain reordered changes the bits.
- * Rows of 9 and 65 blocks leave a tail after the groups of eight. */
+ * Rows of 3 blocks have no group of eight; 9, 15 and 65 leave a tail. */
 void test_kernels_runq_block_order(test_ctx *t) {
     const cpu_kernels *tables[8] = {&cpu_kernels_scalar};
     const int n = 1 + simd_tables(tables + 1);
-    static const int64_t ks[] = {9 * QK, 24 * QK, 65 * QK};
+    static const int64_t ks[] = {3 * QK, 9 * QK, 15 * QK, 24 * QK, 65 * QK};
     enum { ROWS = 5 };
     uint64_t rng = 4321;
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         const int64_t k = ks[ki], nb = k / QK;
         float *wf = random_floats((size_t)(ROWS * k), &rng);
         float *x = random_floats((size_t)(MATVEC_MAX_TOKENS * k), &rng);
-        for (int64_t i = 0; i < ROWS * k; i += 7) wf[i] *= 40; /* scales far apart */
+        /* Block scales 2^-6 to 2^6 apart, so the order of the float sum shows. */
+        for (int64_t i = 0; i < ROWS * k; i++) wf[i] = ldexpf(wf[i], (int)((i / QK) * 5 % 13) - 6);
         block_q8_runq *w = malloc((size_t)(ROWS * nb) * sizeof *w);
         block_q8_act *xq = malloc((size_t)(MATVEC_MAX_TOKENS * nb) * sizeof *xq);
         for (int r = 0; r < ROWS; r++) quantize_row(LC_DTYPE_Q8_RUNQ, wf + r * k, w + r * nb, k);
@@ -316,6 +317,7 @@ void test_kernels_runq_block_order(test_ctx *t) {
             }
         for (int i = 0; i < n; i++)
             for (int nt = 1; nt <= MATVEC_MAX_TOKENS; nt++) {
+                memset(got, 0xff, sizeof got); /* NaNs: an output not written fails */
                 tables[i]->matvec[LC_DTYPE_Q8_RUNQ](w, k, ROWS, xq, nt, got, ROWS);
                 int bad = 0;
                 for (int tok = 0; tok < nt; tok++)

@@ -40,24 +40,28 @@
 #error "compile with -DSIMD_ISA_avx2, -DSIMD_ISA_avx512 or -DSIMD_ISA_neon"
 #endif
 #define GEMM_TOKENS (2 * VL)
-/* How far ahead the matvecs ask for weights (docs/performance.md, session 20):
- * float rows 4 KiB, int8 rows 8 KiB, which measured best on the Intel VM
- * (f32 +11% over 8 KiB; int8 rows lost 11% at 4 KiB). */
+/* How far ahead the matvecs ask for weights: float rows 4 KiB, int8 rows
+ * 8 KiB, the best of 2-16 KiB for each on the Intel VM (docs/performance.md,
+ * session 20; 8 KiB for all was tuned on an AMD VM before). */
 #define PREFETCH_FLOAT_BYTES 4096
 #define PREFETCH_INT8_BYTES  8192
 #define INLINE               static inline __attribute__((always_inline))
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-/* Weights are read once per step, so most rows are asked into L2
- * (prefetcht1 on x86), not L1: on the Intel VM that decoded q8_0 15-21% and
- * runq 14% faster than prefetcht0. Q4_0, whose blocks take the most
- * instructions per byte, lost 2-7% that way and still asks into L1. */
+/* Weights are read once per step, so on x86 most rows are asked into L2
+ * (prefetcht1), not L1: on the Intel VM q8_0, runq and f32 decoded faster
+ * that way (docs/performance.md, session 20). Q4_0, whose blocks take the
+ * most instructions per byte, lost a little and still asks into L1, as
+ * NEON does for all (not measured there). */
 INLINE void prefetch_weights(const void *p, const lc_dtype DT) {
-    if (DT == LC_DTYPE_Q4_0)
-        __builtin_prefetch(p, 0, 3);
-    else
+#if VL >= 8
+    if (DT != LC_DTYPE_Q4_0) {
         __builtin_prefetch(p, 0, 2);
+        return;
+    }
+#endif
+    __builtin_prefetch(p, 0, 3);
 }
 
 INLINE vf vload(const float *p) {
@@ -157,9 +161,10 @@ INLINE void matvec_row_float(const void *w, int64_t k, const float *x, float *ou
     const char *wb = w;
     int64_t i = 0;
     for (; i + 2 * VL <= k; i += 2 * VL) {
-        /* Both cache lines ahead: at 8 KiB into L1, +16% decode on the
-         * stories15M shape, +7% on stories42M, neutral on stories110M
-         * (alternating runs on the AMD VM). */
+        /* Both cache lines of the iteration ahead (with f16, or f32 on
+         * AVX2, the second repeats the next iteration's first; harmless).
+         * On the AMD VM, 8 KiB into L1 gave +16% decode on the stories15M
+         * shape, +7% on stories42M, neutral on stories110M. */
         prefetch_weights(wb + i * ELEM_BYTES(DT) + PREFETCH_FLOAT_BYTES, DT);
         prefetch_weights(wb + i * ELEM_BYTES(DT) + PREFETCH_FLOAT_BYTES + 64, DT);
         vf w0 = wload(w, i, DT), w1 = wload(w, i + VL, DT);
