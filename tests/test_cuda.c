@@ -165,7 +165,7 @@ static void check_argmax_spread(test_ctx *t, int vocab, const float *logits, int
         int expect = best;
         memcpy(l, logits, (size_t)vocab * sizeof *l);
         if (tie == 1 && best > 0) l[expect = best / 3] = l[best]; /* an earlier equal one */
-        if (tie == 2) l[vocab - 1] = l[best];                    /* a later equal one */
+        if (tie == 2) l[vocab - 1] = l[best];                     /* a later equal one */
         CHECK(t, cuda_test_argmax_spread(vocab, l, tok, &err) == LC_OK, "argmax: %s", err.msg);
         CHECK(t, tok[0] == expect && tok[1] == expect,
               "vocab %d tie %d: spread argmax %d then %d, expected %d", vocab, tie, tok[0], tok[1],

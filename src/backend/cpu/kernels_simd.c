@@ -338,11 +338,12 @@ INLINE float vdot_sum(vdot v) {
 
 /* One row of runq int8 weights against NT quantized tokens, in runq.c's
  * order: each block's exact integer sum times d_w, times d_x added to one
- * float in turn (one fma, as runq.c's -Ofast -march=native build contracts
- * it). The lanes' own order changed rounding enough that greedy text left
- * runq.c's after 192 bytes on stories260K (its golden text is a test). x86
- * finds eight blocks' integer sums together, reduced in one transpose
- * instead of a horizontal sum each; only the float chain stays serial. */
+ * float in turn (one fma: GCC contracted the same line so in our x86 build
+ * before it was written out, and the golden text holds with it). The lanes'
+ * own order changed rounding enough that greedy text left runq.c's after
+ * 192 bytes on stories260K (its golden text is a test). x86 finds eight
+ * blocks' integer sums together, reduced in one transpose instead of a
+ * horizontal sum each; only the float chain stays serial. */
 INLINE void matvec_row_runq(const void *w, int64_t k, const block_q8_act *x, float *out, int64_t os,
                             const int NT) {
     const lc_dtype DT = LC_DTYPE_Q8_RUNQ;

@@ -82,9 +82,9 @@ typedef struct cuda_backend {
      * for it). */
     cudaEvent_t token_drawn, token_copied;
     cudaStream_t copy_stream;
-    int2 *draw_partial;   /* (ARGMAX_BLOCKS) a spread greedy draw's slices */
-    unsigned *draw_done;  /* its counter, 0 between draws */
-    bool draw_spread;     /* fed greedy draws by 32 blocks (LLAMAC_CUDA_SPREAD=1) */
+    int2 *draw_partial;      /* (ARGMAX_BLOCKS) a spread greedy draw's slices */
+    unsigned *draw_done;     /* its counter, 0 between draws */
+    bool draw_spread;        /* fed greedy draws by 32 blocks (LLAMAC_CUDA_SPREAD=1) */
     bool feed_steps;         /* offer sample_and_feed (LLAMAC_CUDA_FEED=0: not) */
     int n_logits;            /* rows the last forward produced */
     int64_t mv_max_stage;    /* bytes of shared memory a matvec may stage */

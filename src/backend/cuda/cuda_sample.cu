@@ -111,7 +111,8 @@ __device__ __forceinline__ void warp_keep_max(float &v, int &i) {
 
 /* The answer for row `row`: its token, and the next step's inputs when the
  * draw feeds one. */
-__device__ __forceinline__ void put_token(int32_t *tokens, int row, const sample_feed &feed, int t) {
+__device__ __forceinline__ void put_token(int32_t *tokens, int row, const sample_feed &feed,
+                                          int t) {
     tokens[row] = t;
     if (feed.token) {
         *feed.token = t;
@@ -271,7 +272,7 @@ lc_status launch_argmax_spread(const float *logits, int vocab, int2 *partial, un
                                lc_error *err) {
     const sample_feed none = {};
     argmax_spread_kernel<<<ARGMAX_BLOCKS, ARGMAX_THREADS, 0, s>>>(logits, vocab, partial, done,
-                                                                   tokens, feed ? *feed : none);
+                                                                  tokens, feed ? *feed : none);
     CU_LAUNCHED();
     return LC_OK;
 }

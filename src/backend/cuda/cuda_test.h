@@ -45,8 +45,7 @@ lc_status cuda_test_sample(int vocab, int n, const float *logits, const float *t
 
 /* The spread greedy draw of one row of vocab logits (sample_and_feed's), run
  * twice to check that its counter is left at 0. */
-lc_status cuda_test_argmax_spread(int vocab, const float *logits, int32_t tokens[2],
-                                  lc_error *err);
+lc_status cuda_test_argmax_spread(int vocab, const float *logits, int32_t tokens[2], lc_error *err);
 
 /* Whether device 0 runs the decoding step kernel (cuda_step.cuh); err says why not. */
 lc_status cuda_test_step_supported(lc_error *err);
